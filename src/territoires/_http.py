@@ -1,0 +1,270 @@
+"""Network access: downloads and data.gouv.fr resource resolution.
+
+Every request of the library goes through this module, so that the retry policy,
+the timeout, the user agent and the offline switch are applied in one place (see
+:mod:`territoires.settings`).
+
+Downloads are atomic: the body is written into a temporary file next to the
+destination, checked, then moved onto the destination in one step. A failed or
+interrupted download never leaves a partial file and never replaces a good one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, TypeVar
+from urllib.parse import urlparse
+
+import requests
+from tqdm.auto import tqdm
+
+from territoires import settings
+from territoires._errors import ChecksumError, DownloadError
+
+T = TypeVar("T")
+
+_CHUNK_SIZE = 1 << 16
+_session = requests.Session()
+
+
+class _TransientError(Exception):
+    """A failure worth another attempt: HTTP 5xx or 429, or a truncated body."""
+
+
+_RETRYABLE = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    _TransientError,
+)
+
+
+def _mirror_hint(url: str) -> str:
+    """Return the advice given when a file cannot be downloaded."""
+    return (
+        f"Download {url} elsewhere and put it in the mirror folder named by "
+        f"{settings.DATA_DIR_ENV}, or set {settings.DATA_DIR_ENV} to a folder that "
+        "already holds it."
+    )
+
+
+def _get(url: str, consume: Callable[[requests.Response], T]) -> T:
+    """Send a GET request with the retry policy and hand the response to `consume`.
+
+    The request is retried (up to ``settings.retries`` attempts, with a backoff
+    starting at ``settings.backoff`` seconds and doubling) on connection errors,
+    timeouts, HTTP 5xx and 429 answers, and on :class:`_TransientError` raised by
+    `consume` (e.g. a body shorter than announced). Other HTTP errors fail at once.
+
+    Parameters
+    ----------
+    url : str
+        URL to fetch.
+    consume : callable
+        Called with the streamed, successful response; its result is returned. It
+        runs again on each attempt, so it must start its work from scratch.
+
+    Returns
+    -------
+    T
+        What `consume` returned.
+
+    Raises
+    ------
+    DownloadError
+        When network access is forbidden, on a non-retryable HTTP error, or when
+        every attempt failed.
+    """
+    if settings.offline():
+        raise DownloadError(
+            f"network access is forbidden ({settings.OFFLINE_ENV} is set): cannot "
+            f"download {url}. {_mirror_hint(url)}"
+        )
+    host = urlparse(url).netloc or url
+    attempts = max(1, settings.retries)
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(settings.backoff * 2 ** (attempt - 1))
+        try:
+            with _session.get(
+                url,
+                stream=True,
+                timeout=settings.timeout,
+                headers={"User-Agent": settings.user_agent},
+            ) as response:
+                status = response.status_code
+                if status == 429 or status >= 500:
+                    raise _TransientError(f"HTTP {status} {response.reason} for {url}")
+                if status >= 400:
+                    raise DownloadError(f"HTTP {status} {response.reason} for {url}")
+                return consume(response)
+        except _RETRYABLE as exc:
+            last_error = exc
+    if isinstance(last_error, requests.Timeout):
+        reason = f"{host} did not answer within {settings.timeout:g} s"
+    elif isinstance(last_error, requests.ConnectionError):
+        reason = f"cannot reach {host} (network unreachable or offline)"
+    else:
+        reason = f"download of {url} failed: {last_error}"
+    raise DownloadError(
+        f"{reason}, after {attempts} attempt(s). {_mirror_hint(url)}"
+    ) from last_error
+
+
+def sha256sum(path: Path) -> str:
+    """Return the SHA-256 digest of a file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        File to hash, read in chunks.
+
+    Returns
+    -------
+    str
+        Lower-case hexadecimal digest.
+    """
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_body(response: requests.Response, *, fh: BinaryIO, desc: str, progress: bool) -> str:
+    """Write a streamed response body into `fh` and return its SHA-256 digest.
+
+    Parameters
+    ----------
+    response : requests.Response
+        Successful, streamed response.
+    fh : binary file
+        Open file, emptied first so that a retried attempt starts afresh.
+    desc : str
+        Label of the progress bar.
+    progress : bool
+        Show a progress bar sized from the ``Content-Length`` header.
+
+    Returns
+    -------
+    str
+        Lower-case hexadecimal SHA-256 digest of the body.
+
+    Raises
+    ------
+    _TransientError
+        When fewer bytes arrived than announced by ``Content-Length``.
+    """
+    fh.seek(0)
+    fh.truncate()
+    digest = hashlib.sha256()
+    announced = response.headers.get("Content-Length", "")
+    total = int(announced) if announced.isdigit() else None
+    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+        for chunk in response.iter_content(_CHUNK_SIZE):
+            fh.write(chunk)
+            digest.update(chunk)
+            bar.update(len(chunk))
+    received = response.raw.tell()  # bytes on the wire, before any decompression
+    if total is not None and received < total:
+        raise _TransientError(f"interrupted transfer: received {received} of {total} bytes")
+    return digest.hexdigest()
+
+
+def download(url: str, dest: Path, *, sha256: str | None = None, progress: bool = False) -> Path:
+    """Download `url` into `dest` atomically, with retries and checksum check.
+
+    Parameters
+    ----------
+    url : str
+        URL of the file.
+    dest : pathlib.Path
+        Destination file; its folder is created if needed. It is replaced only once
+        the whole body has been received and checked.
+    sha256 : str, optional
+        Expected SHA-256 hexadecimal digest of the file.
+    progress : bool, default False
+        Show a progress bar sized from the ``Content-Length`` header.
+
+    Returns
+    -------
+    pathlib.Path
+        `dest`.
+
+    Raises
+    ------
+    DownloadError
+        When network access is forbidden, the server answers an HTTP error, or
+        every attempt failed (unreachable host, timeout, interrupted transfer).
+    ChecksumError
+        When the received file does not match `sha256`.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp_path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            actual = _get(url, partial(_write_body, fh=fh, desc=dest.name, progress=progress))
+            fh.flush()
+            os.fsync(fh.fileno())
+        if sha256 is not None and actual != sha256.strip().lower():
+            raise ChecksumError(
+                f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}"
+            )
+        os.replace(tmp_path, dest)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def resolve_datagouv(dataset: str, resource: str) -> str:
+    """Return the download URL of a data.gouv.fr resource, through the official API.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset slug or identifier on data.gouv.fr.
+    resource : str
+        Resource title. An exact title match wins; otherwise the first resource
+        whose title or URL file name starts with `resource` (case-insensitive).
+
+    Returns
+    -------
+    str
+        URL of the resource.
+
+    Raises
+    ------
+    DownloadError
+        When the API cannot be reached or answers garbage, or when no resource
+        matches (the message lists the available titles).
+    """
+    api_url = f"{settings.datagouv_api()}/datasets/{dataset}/"
+    try:
+        resources = _get(api_url, lambda response: response.json())["resources"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DownloadError(
+            f"unexpected answer from the data.gouv.fr API at {api_url}: {exc!r}"
+        ) from exc
+    for res in resources:
+        if res.get("title") == resource:
+            return res["url"]
+    prefix = resource.lower()
+    for res in resources:
+        title = (res.get("title") or "").lower()
+        filename = PurePosixPath(urlparse(res.get("url") or "").path).name.lower()
+        if title.startswith(prefix) or filename.startswith(prefix):
+            return res["url"]
+    titles = ", ".join(repr(res.get("title")) for res in resources) or "none"
+    raise DownloadError(
+        f"no resource titled {resource!r} in data.gouv.fr dataset {dataset!r} "
+        f"({api_url}). Available titles: {titles}"
+    )

@@ -1,0 +1,294 @@
+"""Catalogue of official sources, kept as data in ``data/*/catalogue.json``.
+
+Each entry names one file of one publisher at one vintage: where it is published, its
+checksum when known, its format, CRS, licence, territorial coverage and the mapping from
+the publisher's column names to ours. This module turns entries into :class:`Dataset`
+objects and finds the file of a dataset: in the offline mirror first, then in the
+download cache, then by downloading it from the publisher.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import _http, settings
+from ._errors import CatalogueError, DataNotFoundError, DownloadError
+
+_REQUIRED = ("kind", "vintage", "title", "publisher", "filename", "format", "licence", "columns")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One official file at one vintage, as described by the catalogue.
+
+    Attributes
+    ----------
+    name : str
+        Catalogue key, e.g. ``"qpv2024"``.
+    kind : str
+        What the file holds (``qpv``, ``communes_contours``, ``densite``, ``zonages``,
+        ``populations``, ``departements``, ``regions``…); loaders ask for a kind.
+    vintage : int
+        Year of the geography or of the classification.
+    title, publisher, licence, coverage : str
+        Human-readable provenance.
+    filename : str
+        Name of the file in the download cache.
+    format : str
+        ``geojson``, ``gpkg``, ``csv``, ``json`` or ``xlsx``.
+    columns : dict
+        Publisher column name → normalised column name.
+    url : str or None
+        Direct download URL, when the publisher gives a stable one.
+    datagouv : dict or None
+        ``{"dataset": slug, "resource": title}`` resolved through the data.gouv.fr API.
+    mirror : tuple of str
+        Paths, relative to the mirror folder, where the file may lie.
+    sha256 : str or None
+        Expected checksum of the file; ``None`` when the publisher changes it in place.
+    crs : str or None
+        CRS of the geometries, for spatial formats.
+    departements : tuple of str or None
+        Départements covered when the file is a regional extract; ``None`` for France.
+    priority : int
+        Lower is preferred when several datasets of a kind and vintage are available.
+    values : dict
+        Per normalised column, publisher value → normalised value (e.g. density labels).
+    member, sheet : str or None
+        File inside a zip archive, and spreadsheet sheet, to read.
+    page : str or None
+        Publisher's web page describing the dataset.
+    """
+
+    name: str
+    kind: str
+    vintage: int
+    title: str
+    publisher: str
+    licence: str
+    filename: str
+    format: str
+    columns: dict[str, str]
+    coverage: str = "France"
+    url: str | None = None
+    datagouv: dict[str, str] | None = None
+    mirror: tuple[str, ...] = ()
+    sha256: str | None = None
+    crs: str | None = None
+    departements: tuple[str, ...] | None = None
+    priority: int = 100
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    member: str | None = None
+    sheet: str | None = None
+    page: str | None = None
+
+    @property
+    def downloadable(self) -> bool:
+        """True when the publisher gives a URL or a data.gouv.fr resource."""
+        return bool(self.url or self.datagouv)
+
+    @property
+    def cache_path(self) -> Path:
+        """Where the downloaded file lives in the cache."""
+        return settings.cache_dir() / self.kind / self.filename
+
+    def mirror_path(self, data_dir: Path | None = None) -> Path | None:
+        """Return the first existing mirror path of this dataset, or None.
+
+        Parameters
+        ----------
+        data_dir : pathlib.Path, optional
+            Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        """
+        folder = data_dir if data_dir is not None else settings.data_dir()
+        if folder is None:
+            return None
+        for relative in self.mirror:
+            candidate = Path(folder) / relative
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def local_path(self, data_dir: Path | None = None) -> Path | None:
+        """Return the file if it is already on disk (mirror, then cache), else None."""
+        found = self.mirror_path(data_dir)
+        if found is not None:
+            return found
+        return self.cache_path if self.cache_path.is_file() else None
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{key}</th><td>{value}</td></tr>"
+            for key, value in (
+                ("jeu", self.name),
+                ("titre", self.title),
+                ("millésime", self.vintage),
+                ("éditeur", self.publisher),
+                ("couverture", self.coverage),
+                ("licence", self.licence),
+                ("source", self.url or self.datagouv or "miroir seulement"),
+            )
+        )
+        return f"<table>{rows}</table>"
+
+
+def _catalogue_dirs() -> list[Path]:
+    """Folders holding ``*/catalogue.json``: in the installed package, else the repository."""
+    packaged = resources.files("territoires") / "catalogue"
+    if packaged.is_dir():
+        return [Path(str(packaged))]
+    return [Path(__file__).resolve().parents[2] / "data"]
+
+
+@cache
+def datasets() -> dict[str, Dataset]:
+    """Return every dataset of the catalogue, by name.
+
+    Returns
+    -------
+    dict of str to Dataset
+        Sorted by kind, vintage (newest first) and priority.
+
+    Raises
+    ------
+    CatalogueError
+        When a catalogue file is malformed or an entry lacks a required field.
+    """
+    found: dict[str, Dataset] = {}
+    for folder in _catalogue_dirs():
+        for path in sorted(folder.glob("*/catalogue.json")):
+            try:
+                entries = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as error:
+                raise CatalogueError(f"{path}: JSON invalide ({error})") from error
+            for name, entry in entries.items():
+                missing = [key for key in _REQUIRED if key not in entry]
+                if missing:
+                    raise CatalogueError(f"{path}: l'entrée {name!r} n'a pas {missing}")
+                if name in found:
+                    raise CatalogueError(f"{path}: l'entrée {name!r} est déjà définie")
+                entry = dict(entry)
+                entry["mirror"] = tuple(entry.get("mirror", ()))
+                if entry.get("departements") is not None:
+                    entry["departements"] = tuple(entry["departements"])
+                found[name] = Dataset(name=name, **entry)
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].kind, -kv[1].vintage, kv[1].priority)))
+
+
+def get(name: str) -> Dataset:
+    """Return the dataset called ``name``.
+
+    Raises
+    ------
+    CatalogueError
+        When no dataset has that name; the message lists the known names.
+    """
+    try:
+        return datasets()[name]
+    except KeyError:
+        raise CatalogueError(
+            f"jeu de données inconnu : {name!r}. Jeux connus : {', '.join(datasets())}"
+        ) from None
+
+
+def candidates(kind: str, vintage: int | None = None) -> list[Dataset]:
+    """Return the datasets of a kind (and vintage), most preferred first."""
+    return [
+        ds
+        for ds in datasets().values()
+        if ds.kind == kind and (vintage is None or ds.vintage == vintage)
+    ]
+
+
+def choose(kind: str, vintage: int | None = None, data_dir: Path | None = None) -> Dataset:
+    """Pick the dataset of a kind to read: one already on disk, else one to download.
+
+    Parameters
+    ----------
+    kind : str
+        Kind of dataset (``qpv``, ``densite``…).
+    vintage : int, optional
+        Required vintage; any vintage (newest first) when omitted.
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+
+    Raises
+    ------
+    DataNotFoundError
+        When no dataset of that kind and vintage is on disk and none can be downloaded.
+    """
+    options = candidates(kind, vintage)
+    for dataset in options:
+        if dataset.local_path(data_dir) is not None:
+            return dataset
+    for dataset in options:
+        if dataset.downloadable and not settings.offline():
+            return dataset
+    wanted = f"{kind}" + (f" millésime {vintage}" if vintage is not None else "")
+    if not options:
+        raise DataNotFoundError(f"aucun jeu de données {wanted} dans le catalogue")
+    folder = data_dir if data_dir is not None else settings.data_dir()
+    expected = "; ".join(f"{ds.name}: {', '.join(ds.mirror)}" for ds in options)
+    raise DataNotFoundError(
+        f"données {wanted} introuvables hors ligne. Miroir : {folder or 'non défini'} "
+        f"({settings.DATA_DIR_ENV}). Fichiers attendus dans le miroir : {expected}"
+    )
+
+
+def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool = False) -> Path:
+    """Return the local file of a dataset, downloading it into the cache if needed.
+
+    The mirror is read first; then the cache; then the publisher's URL (resolved through
+    the data.gouv.fr API when the catalogue names a data.gouv.fr resource). Downloads
+    are atomic and checked against the catalogue's checksum.
+
+    Parameters
+    ----------
+    dataset : Dataset or str
+        The dataset or its catalogue name.
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+    progress : bool, default False
+        Show a progress bar while downloading.
+
+    Returns
+    -------
+    pathlib.Path
+        Path of the file on disk.
+
+    Raises
+    ------
+    DataNotFoundError
+        When the file is not on disk and the dataset cannot be downloaded.
+    DownloadError, ChecksumError
+        When the download fails.
+    """
+    ds = get(dataset) if isinstance(dataset, str) else dataset
+    mirrored = ds.mirror_path(data_dir)
+    if mirrored is not None:
+        if ds.sha256 and _http.sha256sum(mirrored) != ds.sha256:
+            warnings.warn(
+                f"{mirrored} : somme de contrôle différente de celle du catalogue ({ds.name}) ; "
+                "le fichier du miroir est lu tel quel, son empreinte est notée dans la provenance",
+                stacklevel=2,
+            )
+        return mirrored
+    if ds.cache_path.is_file():
+        return ds.cache_path
+    if not ds.downloadable:
+        raise DataNotFoundError(
+            f"{ds.name} n'est publié qu'hors ligne : placez {' ou '.join(ds.mirror)} dans le "
+            f"dossier miroir ({settings.DATA_DIR_ENV}={data_dir or settings.data_dir() or ''})"
+        )
+    url = ds.url or _http.resolve_datagouv(ds.datagouv["dataset"], ds.datagouv["resource"])
+    ds.cache_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _http.download(url, ds.cache_path, sha256=ds.sha256, progress=progress)
+    except DownloadError as error:
+        raise DownloadError(f"{ds.name} : {error}") from error

@@ -1,0 +1,142 @@
+"""The one place that chooses coordinate reference systems.
+
+Distances are measured in metres in the legal projected CRS of each territory:
+Lambert-93 (EPSG:2154) for métropole and Corsica, RGAF09 / UTM 20N (EPSG:5490) for the
+Antilles, RGFG95 / UTM 22N (EPSG:2972) for Guyane, RGR92 / UTM 40S (EPSG:2975) for
+La Réunion and RGM04 / UTM 38S (EPSG:4471) for Mayotte. Geographic coordinates are
+WGS84 longitude/latitude (EPSG:4326).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+
+#: CRS of every loaded layer and of longitude/latitude input.
+GEOGRAPHIC = "EPSG:4326"
+
+
+@dataclass(frozen=True)
+class Territory:
+    """A territory with its own legal projected CRS.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier (``metropole``, ``antilles``, ``guyane``, ``reunion``, ``mayotte``).
+    label : str
+        French name for messages.
+    epsg : int
+        Legal projected CRS, in metres.
+    departements : tuple of str
+        Département codes of the territory (empty for métropole: every other code).
+    boxes : tuple of (lon_min, lat_min, lon_max, lat_max)
+        Generous bounding boxes in longitude/latitude, used to route points.
+    """
+
+    name: str
+    label: str
+    epsg: int
+    departements: tuple[str, ...]
+    boxes: tuple[tuple[float, float, float, float], ...]
+
+
+TERRITORIES: tuple[Territory, ...] = (
+    Territory("metropole", "France métropolitaine", 2154, (), ((-5.8, 41.2, 9.9, 51.3),)),
+    Territory(
+        "antilles",
+        "Guadeloupe et Martinique",
+        5490,
+        ("971", "972"),
+        ((-61.9, 15.8, -60.9, 16.6), (-61.3, 14.3, -60.7, 14.95)),
+    ),
+    Territory("guyane", "Guyane", 2972, ("973",), ((-54.7, 2.0, -51.5, 5.9),)),
+    Territory("reunion", "La Réunion", 2975, ("974",), ((55.1, -21.5, 55.9, -20.8),)),
+    Territory("mayotte", "Mayotte", 4471, ("976",), ((44.9, -13.1, 45.35, -12.5),)),
+)
+_BY_NAME = {territory.name: territory for territory in TERRITORIES}
+
+
+def territory(name: str) -> Territory:
+    """Return the territory called ``name``.
+
+    Raises
+    ------
+    KeyError
+        With the list of known names.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"territoire inconnu {name!r} ; connus : {', '.join(_BY_NAME)}") from None
+
+
+def territory_of_departement(dep: str) -> Territory:
+    """Return the territory of a département code (``"75"``, ``"2A"``, ``"974"``…)."""
+    for candidate in TERRITORIES[1:]:
+        if dep in candidate.departements:
+            return candidate
+    return TERRITORIES[0]
+
+
+def metric_crs(dep: str) -> int:
+    """Return the EPSG code of the legal projected CRS for a département.
+
+    Parameters
+    ----------
+    dep : str
+        Département code, e.g. ``"31"``, ``"2B"``, ``"973"``.
+
+    Returns
+    -------
+    int
+        2154 for métropole and Corsica, else the local overseas CRS.
+    """
+    return territory_of_departement(dep).epsg
+
+
+def territory_names(departements: np.ndarray | list[str]) -> np.ndarray:
+    """Vectorised :func:`territory_of_departement`, returning territory names."""
+    deps = np.asarray(departements, dtype=object)
+    names = np.full(deps.shape, TERRITORIES[0].name, dtype=object)
+    for candidate in TERRITORIES[1:]:
+        names[np.isin(deps, candidate.departements)] = candidate.name
+    return names
+
+
+def locate(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Return the territory name of each longitude/latitude pair, ``""`` when outside all.
+
+    Parameters
+    ----------
+    lon, lat : numpy.ndarray
+        WGS84 coordinates in degrees; NaN gives ``""``.
+
+    Returns
+    -------
+    numpy.ndarray of str
+    """
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    names = np.full(lon.shape, "", dtype=object)
+    for candidate in TERRITORIES:
+        inside = np.zeros(lon.shape, dtype=bool)
+        for lon_min, lat_min, lon_max, lat_max in candidate.boxes:
+            inside |= (lon >= lon_min) & (lon <= lon_max) & (lat >= lat_min) & (lat <= lat_max)
+        names[inside & (names == "")] = candidate.name
+    return names
+
+
+def to_metric(frame: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
+    """Project a GeoDataFrame to the metric CRS of territory ``name``.
+
+    Raises
+    ------
+    ValueError
+        When the frame has no CRS: it is never guessed.
+    """
+    if frame.crs is None:
+        raise ValueError("la couche n'a pas de CRS déclaré ; il n'est jamais deviné")
+    return frame.to_crs(epsg=territory(name).epsg)

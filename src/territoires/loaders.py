@@ -1,0 +1,481 @@
+"""Turn any catalogued source into one normalised schema.
+
+``load_qpv`` gives one row per QPV, ``load_communes`` one row per commune with its
+density level, zonings and population, ``load_admin`` the outlines of départements and
+régions. Every frame records its provenance in ``frame.attrs["sources"]`` (dataset,
+vintage, file, sha256, licence, coverage) so that a result can always say what it used.
+Commune codes of different COG vintages are bridged through the ``anciensCodes`` of
+the populations file; what cannot be matched is reported in ``frame.attrs["jointures"]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import warnings
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from . import _http, catalogue, settings
+from ._errors import CatalogueError
+from .catalogue import Dataset
+from .crs import GEOGRAPHIC
+from .nomenclatures import DENSITE7_TO_4
+
+#: Columns of ``load_qpv``.
+QPV_COLUMNS = ["code_qpv", "nom_qpv", "communes", "insee_com", "dep", "geometry"]
+#: Columns of ``load_communes``.
+COMMUNE_COLUMNS = [
+    "code_insee",
+    "nom",
+    "population",
+    "population_source",
+    "dep",
+    "reg",
+    "densite7",
+    "densite4",
+    "aav2020",
+    "cateaav2020",
+    "taav2017",
+    "uu2020",
+    "tuu2017",
+    "geometry",
+]
+_ZONAGES = ["aav2020", "cateaav2020", "taav2017", "uu2020", "tuu2017"]
+_INTEGER_ZONAGES = ["cateaav2020", "taav2017", "tuu2017"]
+
+
+def provenance(dataset: Dataset, path: Path, rows: int) -> dict[str, Any]:
+    """Describe what was read, for ``frame.attrs["sources"]``."""
+    return {
+        "jeu": dataset.name,
+        "titre": dataset.title,
+        "millesime": dataset.vintage,
+        "editeur": dataset.publisher,
+        "licence": dataset.licence,
+        "couverture": dataset.coverage,
+        "departements": list(dataset.departements) if dataset.departements else None,
+        "fichier": str(path),
+        "sha256": _http.sha256sum(path),
+        "lignes": rows,
+    }
+
+
+def _sniff_separator(path: Path, encoding: str) -> str:
+    with open(path, encoding=encoding, newline="") as handle:
+        sample = handle.read(20_000)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _read_excel(source: Any, dataset: Dataset) -> pd.DataFrame:
+    """Read a sheet whose header row is found by looking for the catalogue's columns."""
+    raw = pd.read_excel(source, sheet_name=dataset.sheet or 0, header=None, dtype=str)
+    wanted = {name.lower() for name in dataset.columns}
+    for row in range(min(len(raw), 30)):
+        labels = {str(value).strip().lower() for value in raw.iloc[row]}
+        if wanted <= labels:
+            table = raw.iloc[row + 1 :].reset_index(drop=True)
+            table.columns = [str(value).strip() for value in raw.iloc[row]]
+            return table
+    raise CatalogueError(
+        f"{dataset.name} : aucune ligne d'en-tête ne contient les colonnes "
+        f"{sorted(dataset.columns)}"
+    )
+
+
+def read_raw(dataset: Dataset, path: Path) -> pd.DataFrame | gpd.GeoDataFrame:
+    """Read a catalogued file as published, by format.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Catalogue entry describing the file.
+    path : pathlib.Path
+        The file on disk.
+
+    Returns
+    -------
+    pandas.DataFrame or geopandas.GeoDataFrame
+        Attribute columns as strings; geometries in the file's CRS.
+    """
+    if dataset.format in {"geojson", "gpkg"}:
+        prefix = "/vsigzip/" if path.suffix == ".gz" else ""
+        frame = pyogrio.read_dataframe(f"{prefix}{path}", use_arrow=True)
+        if frame.crs is None and dataset.crs:
+            frame = frame.set_crs(dataset.crs)
+        return frame
+    if dataset.format == "csv":
+        separator = _sniff_separator(path, "utf-8-sig")
+        return pd.read_csv(
+            path, sep=separator, dtype=str, encoding="utf-8-sig", keep_default_na=False
+        )
+    if dataset.format == "json":
+        return pd.DataFrame.from_records(json.loads(path.read_text(encoding="utf-8")))
+    if dataset.format == "xlsx":
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                member = dataset.member or next(
+                    name for name in archive.namelist() if name.lower().endswith(".xlsx")
+                )
+                return _read_excel(io.BytesIO(archive.read(member)), dataset)
+        return _read_excel(path, dataset)
+    raise CatalogueError(f"{dataset.name} : format inconnu {dataset.format!r}")
+
+
+def normalise(frame: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """Rename the publisher's columns to ours and keep only those (and the geometry).
+
+    Column names are matched case-insensitively. Catalogued columns absent from the file
+    are added empty and listed in ``attrs["colonnes_absentes"]``; the first catalogued
+    column is the key and must be present.
+
+    Raises
+    ------
+    CatalogueError
+        When the key column is missing; the message lists the columns found.
+    """
+    by_lower = {str(column).lower(): column for column in frame.columns}
+    renames, missing = {}, []
+    for source, target in dataset.columns.items():
+        if source.lower() in by_lower:
+            renames[by_lower[source.lower()]] = target
+        else:
+            missing.append(source)
+    key = next(iter(dataset.columns))
+    if key in missing:
+        raise CatalogueError(
+            f"{dataset.name} : colonne clé {key!r} absente ; "
+            f"colonnes trouvées : {list(frame.columns)}"
+        )
+    keep = list(renames) + (["geometry"] if "geometry" in frame.columns else [])
+    out = frame[keep].rename(columns=renames)
+    for source in missing:
+        out[dataset.columns[source]] = pd.NA
+    for column, mapping in dataset.values.items():
+        out[column] = out[column].map(lambda value, m=mapping: m.get(value, value))
+    out.attrs = {"colonnes_absentes": missing}
+    return out
+
+
+@lru_cache(maxsize=32)
+def _read_cached(name: str, path: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    dataset = catalogue.get(name)
+    frame = normalise(read_raw(dataset, Path(path)), dataset)
+    source = provenance(dataset, Path(path), len(frame))
+    source["colonnes_absentes"] = frame.attrs.pop("colonnes_absentes")
+    return frame, source
+
+
+def read(
+    dataset: Dataset | str, data_dir: Path | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fetch (mirror, cache or download) and read a dataset in our column names.
+
+    Parameters
+    ----------
+    dataset : Dataset or str
+        Catalogue entry or name.
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+
+    Returns
+    -------
+    frame : pandas.DataFrame or geopandas.GeoDataFrame
+        A fresh copy, safe to modify.
+    source : dict
+        Provenance of the file read.
+    """
+    ds = catalogue.get(dataset) if isinstance(dataset, str) else dataset
+    path = catalogue.fetch(ds, data_dir)
+    frame, source = _read_cached(ds.name, str(path))
+    return frame.copy(), dict(source)
+
+
+def repair(geometries: gpd.GeoSeries) -> tuple[gpd.GeoSeries, int]:
+    """Make polygons valid without dropping any, keeping only their polygonal part.
+
+    Returns
+    -------
+    geometries : geopandas.GeoSeries
+        Valid (multi)polygons, same index and CRS.
+    repaired : int
+        How many geometries were invalid.
+    """
+    values = geometries.values
+    invalid = ~shapely.is_valid(values)
+    if not invalid.any():
+        return geometries, 0
+    fixed = np.array(values, dtype=object)
+    fixed[invalid] = shapely.make_valid(fixed[invalid], method="structure", keep_collapsed=False)
+    return gpd.GeoSeries(fixed, index=geometries.index, crs=geometries.crs), int(invalid.sum())
+
+
+def _departement_from_qpv_code(codes: pd.Series) -> pd.Series:
+    """Département of a QPV from its code: ``QP075001`` → ``75``, ``QN97101M`` → ``971``."""
+    part = codes.str[2:5]
+    return part.where(part.str.startswith("97"), part.str[1:])
+
+
+def load_qpv(
+    vintage: int = 2024, *, dataset: str | None = None, data_dir: Path | None = None
+) -> gpd.GeoDataFrame:
+    """Load the QPV of one geography, one row per QPV.
+
+    Parameters
+    ----------
+    vintage : {2015, 2024}, default 2024
+        Geography of the QPV (codes ``QP…`` for 2015, ``QN…`` for 2024).
+    dataset : str, optional
+        Catalogue name to read; by default the preferred dataset of that vintage found
+        in the mirror or the cache, else downloaded from the publisher.
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``code_qpv``, ``nom_qpv``, ``communes`` (names), ``insee_com`` (codes, ``;``
+        separated when several), ``dep`` and valid (multi)polygon geometry in
+        EPSG:4326. Features sharing a code are merged. ``attrs["sources"]`` holds the
+        provenance, with the départements covered when the file is a regional extract;
+        ``attrs["geometries_reparees"]`` the number of invalid polygons repaired.
+    """
+    ds = catalogue.get(dataset) if dataset else catalogue.choose("qpv", vintage, data_dir)
+    frame, source = read(ds, data_dir)
+    frame = frame.to_crs(GEOGRAPHIC)
+    frame["geometry"], repaired = repair(frame.geometry)
+    frame["code_qpv"] = frame["code_qpv"].astype(str).str.strip()
+    dep = _departement_from_qpv_code(frame["code_qpv"])
+    frame["dep"] = frame["dep"].astype("string").fillna(dep) if "dep" in frame else dep
+    for column in ("communes", "insee_com", "nom_qpv"):
+        frame[column] = frame[column].astype("string")
+    if frame["code_qpv"].duplicated().any():
+        frame = frame.dissolve(
+            by="code_qpv",
+            aggfunc={
+                "nom_qpv": "first",
+                "dep": "first",
+                "communes": lambda s: ";".join(dict.fromkeys(s.dropna())),
+                "insee_com": lambda s: ";".join(dict.fromkeys(s.dropna())),
+            },
+            as_index=False,
+        )
+    out = gpd.GeoDataFrame(frame[QPV_COLUMNS].reset_index(drop=True), crs=GEOGRAPHIC)
+    out.attrs = {"sources": [source], "geometries_reparees": repaired, "millesime_qpv": ds.vintage}
+    return out
+
+
+def bridge(populations: pd.DataFrame) -> pd.Series:
+    """Map every known commune code (old or current) to its current code.
+
+    Parameters
+    ----------
+    populations : pandas.DataFrame
+        The populations dataset (``code_insee``, ``type``, ``anciens_codes``,
+        ``chef_lieu``), whose COG vintage defines "current".
+
+    Returns
+    -------
+    pandas.Series
+        Index: any code (current codes, ``anciensCodes``, delegated and associated
+        communes); values: the current commune code.
+    """
+    current = populations[populations["type"] == "commune-actuelle"]
+    pairs = [pd.Series(current["code_insee"].values, index=current["code_insee"].values)]
+    olds = current[["code_insee", "anciens_codes"]].explode("anciens_codes").dropna()
+    pairs.append(pd.Series(olds["code_insee"].values, index=olds["anciens_codes"].values))
+    parts = populations[populations["type"] != "commune-actuelle"].dropna(subset=["chef_lieu"])
+    pairs.append(pd.Series(parts["chef_lieu"].values, index=parts["code_insee"].values))
+    mapping = pd.concat(pairs)
+    return mapping[~mapping.index.duplicated(keep="first")]
+
+
+def bridged_join(
+    codes: pd.Series, table: pd.DataFrame, mapping: pd.Series, name: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Attach ``table`` rows to commune ``codes``, bridging COG vintages.
+
+    A code is matched directly when ``table`` has it; otherwise both sides are mapped
+    to current codes through ``mapping`` and matched there ("passerelle").
+
+    Parameters
+    ----------
+    codes : pandas.Series
+        Commune codes of the base vintage, in the base's order.
+    table : pandas.DataFrame
+        Keyed by ``code_insee`` in its own vintage.
+    mapping : pandas.Series
+        Output of :func:`bridge`.
+    name : str
+        Dataset name, for the report.
+
+    Returns
+    -------
+    joined : pandas.DataFrame
+        ``table``'s columns aligned on ``codes`` (same index), NA where unmatched.
+    report : dict
+        Counts of direct and bridged matches, and the codes bridged, missing
+        (base codes with no row) and unused (table codes matching no base code).
+    """
+    table = table.drop_duplicates("code_insee").set_index("code_insee")
+    direct = codes.isin(table.index)
+    keys = codes.where(direct)
+    current_of_table = pd.Series(table.index.map(lambda c: mapping.get(c, c)), index=table.index)
+    by_current = pd.Series(table.index, index=current_of_table.values)
+    by_current = by_current[~by_current.index.duplicated(keep="first")]
+    current_of_base = codes[~direct].map(lambda c: mapping.get(c, c))
+    keys[~direct] = current_of_base.map(by_current)
+    joined = table.reindex(keys.values)
+    joined.index = codes.index
+    bridged = ~direct & keys.notna()
+    used = set(keys.dropna())
+    report = {
+        "jeu": name,
+        "directes": int(direct.sum()),
+        "passerelles": sorted(codes[bridged]),
+        "absentes": sorted(codes[keys.isna()]),
+        "non_utilisees": sorted(set(table.index) - used),
+    }
+    return joined, report
+
+
+def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd.GeoDataFrame:
+    """Load every commune with its density level, zonings and population.
+
+    Parameters
+    ----------
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+    geometry : bool, default True
+        Keep the boundaries (EPSG:4326); ``False`` returns a plain DataFrame.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per commune of the boundaries' COG, columns :data:`COMMUNE_COLUMNS`.
+        ``densite7`` is an integer 1–7 (nullable), ``densite4`` its 4-level grouping,
+        ``cateaav2020``/``taav2017``/``tuu2017`` integers, ``aav2020``/``uu2020`` zone
+        codes. ``population`` comes from the populations dataset when the commune maps
+        to exactly one current commune, else from the boundaries file
+        (``population_source`` says which). ``attrs["jointures"]`` reports, per joined
+        dataset, the codes matched directly, bridged, missing and unused;
+        ``attrs["sources"]`` the provenance of every file read.
+    """
+    contours_ds = catalogue.choose("communes_contours", data_dir=data_dir)
+    communes, contours_source = read(contours_ds, data_dir)
+    communes = communes.to_crs(GEOGRAPHIC)
+    communes["geometry"], repaired = repair(communes.geometry)
+    communes["code_insee"] = communes["code_insee"].astype(str).str.strip()
+    sources, reports = [contours_source], []
+
+    populations, source = read(catalogue.choose("populations", data_dir=data_dir), data_dir)
+    sources.append(source)
+    mapping = bridge(populations)
+    current = populations[populations["type"] == "commune-actuelle"][["code_insee", "population"]]
+    joined, report = bridged_join(communes["code_insee"], current, mapping, source["jeu"])
+    reports.append(report)
+    target = communes["code_insee"].map(lambda c: mapping.get(c, c))
+    shared = target.map(target.value_counts()) > 1
+    from_populations = joined["population"].notna() & ~shared
+    communes["population"] = (
+        pd.to_numeric(joined["population"], errors="coerce")
+        .where(from_populations, pd.to_numeric(communes["population"], errors="coerce"))
+        .round()
+        .astype("Int64")
+    )
+    communes["population_source"] = np.where(
+        from_populations, source["jeu"], contours_source["jeu"]
+    )
+
+    density, source = read(catalogue.choose("densite", data_dir=data_dir), data_dir)
+    sources.append(source)
+    joined, report = bridged_join(communes["code_insee"], density, mapping, source["jeu"])
+    reports.append(report)
+    communes["densite7"] = pd.to_numeric(joined["densite7"], errors="coerce").astype("Int64")
+    communes["densite4"] = (
+        communes["densite7"].map(DENSITE7_TO_4, na_action="ignore").astype("Int64")
+    )
+
+    for column in _ZONAGES:
+        communes[column] = pd.Series(pd.NA, index=communes.index, dtype="object")
+    for ds in _zoning_datasets(data_dir):
+        zonings, source = read(ds, data_dir)
+        sources.append(source)
+        provided = [c for c in _ZONAGES if c in zonings and c not in source["colonnes_absentes"]]
+        joined, report = bridged_join(communes["code_insee"], zonings, mapping, source["jeu"])
+        reports.append(report)
+        for column in provided:
+            communes[column] = communes[column].fillna(joined[column])
+    for column in _INTEGER_ZONAGES:
+        communes[column] = pd.to_numeric(communes[column], errors="coerce").astype("Int64")
+    for column in ("aav2020", "uu2020", "dep", "reg", "nom"):
+        communes[column] = communes[column].astype("string")
+
+    for report in reports:
+        if report["absentes"]:
+            warnings.warn(
+                f"{report['jeu']} : {len(report['absentes'])} commune(s) sans correspondance "
+                f"(ex. {', '.join(report['absentes'][:5])}) ; voir attrs['jointures']",
+                stacklevel=2,
+            )
+    columns = COMMUNE_COLUMNS if geometry else COMMUNE_COLUMNS[:-1]
+    out = communes[columns].reset_index(drop=True)
+    out = gpd.GeoDataFrame(out, crs=GEOGRAPHIC) if geometry else pd.DataFrame(out)
+    out.attrs = {"sources": sources, "jointures": reports, "geometries_reparees": repaired}
+    return out
+
+
+def _zoning_datasets(data_dir: Path | None) -> list[Dataset]:
+    """Zoning datasets to read so that every zoning column is provided, preferred first."""
+    chosen: list[Dataset] = []
+    needed = set(_ZONAGES)
+    options = [ds for ds in catalogue.candidates("zonages")]
+    available = [ds for ds in options if ds.local_path(data_dir) is not None]
+    if not settings.offline():
+        available += [ds for ds in options if ds.downloadable and ds not in available]
+    for ds in sorted(available, key=lambda d: (d.local_path(data_dir) is None, d.priority)):
+        provides = needed & set(ds.columns.values())
+        if provides:
+            chosen.append(ds)
+            needed -= provides
+        if not needed:
+            return chosen
+    if not chosen:
+        catalogue.choose("zonages", data_dir=data_dir)  # raises with the expected files
+    return chosen
+
+
+def load_admin(level: str = "departements", *, data_dir: Path | None = None) -> gpd.GeoDataFrame:
+    """Load the outlines of départements or régions.
+
+    Parameters
+    ----------
+    level : {"departements", "regions"}
+        Which outlines.
+    data_dir : pathlib.Path, optional
+        Mirror folder.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``dep`` or ``reg``, ``nom`` and the outline geometry (lines or polygons as
+        published) in EPSG:4326.
+    """
+    if level not in {"departements", "regions"}:
+        raise ValueError(f"niveau inconnu {level!r} : 'departements' ou 'regions'")
+    frame, source = read(catalogue.choose(level, data_dir=data_dir), data_dir)
+    out = gpd.GeoDataFrame(frame, crs=frame.crs).to_crs(GEOGRAPHIC)
+    out.attrs = {"sources": [source]}
+    return out

@@ -1,0 +1,43 @@
+"""Shared fixtures: the offline mirror of real official data.
+
+Tests read real data from ``TERRITOIRES_DATA_DIR`` when set, else from ``../shared/data``
+beside the project root. When the folder is missing the tests that need it FAIL (they
+never skip): CI must always run them on the real files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from territoires import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _mirror() -> Path:
+    value = os.environ.get(settings.DATA_DIR_ENV, "").strip()
+    return Path(value) if value else (ROOT.parent / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real-data mirror; fails the test when it is missing."""
+    folder = _mirror()
+    if not (folder / "communes" / "communes_cog2024.gpkg").is_file():
+        pytest.fail(
+            f"real data mirror not found at {folder}: set {settings.DATA_DIR_ENV} or place "
+            "the shared data beside the project (../shared/data)"
+        )
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch, tmp_path_factory) -> None:
+    """Every test reads the mirror, caches into a private folder and never goes online."""
+    monkeypatch.setenv(settings.DATA_DIR_ENV, str(_mirror()))
+    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv(settings.OFFLINE_ENV, "1")
