@@ -1,0 +1,542 @@
+"""Read and validate the places to classify.
+
+:func:`read_places` turns a CSV, XLSX, GeoJSON or GeoPackage file, a DataFrame or a
+GeoDataFrame into one GeoDataFrame that the eligibility engine can classify. The contract:
+
+* exactly the input rows, in input order, with the input index (a ``RangeIndex`` for a
+  file), every original column left as read; the input object is never modified;
+* five columns are added: ``lon`` and ``lat`` (float WGS84 degrees), ``probleme``
+  (pandas ``string`` dtype: ``<NA>`` for a usable row, else a French message naming the
+  line and what was expected), ``territoire`` (:func:`territoires.crs.locate` name, ``""``
+  for an unusable row) and ``geometry`` (points, the active geometry, EPSG:4326). Columns
+  ``lon``/``lat`` that hold the coordinates are replaced by their float values, and the
+  geometry column of a layer, renamed ``geometry``, by the points; any other input
+  column with one of these names raises :class:`InputError`;
+* ``lon``, ``lat``, ``territoire`` and the geometry are filled for usable rows only: an
+  unusable row has NaN, ``""`` and ``None``, and its ``probleme`` says why. Nothing is
+  silently corrected: swapped coordinates, points outside France, coordinates in the
+  wrong CRS and duplicated rows are reported, never fixed;
+* messages start with ``ligne N : ``, the line of the file for CSV and XLSX (the header
+  is line 1, so the first data row is line 2), the 1-based position for tables and
+  layers; a later row identical to an earlier one on every input column (coordinates
+  compared as numbers) is a ``doublon``. When the CRS is unknown (a layer without CRS,
+  ``x``/``y`` columns without ``crs``), every row gets the same message, without line;
+* an input that cannot be used at all (missing file, unknown format, no row, no
+  coordinate column, unknown CRS, column name clash) raises :class:`InputError`.
+
+Everything is vectorised: messages are built for the flagged rows only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+import unicodedata
+import zipfile
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+from . import crs as _crs
+from ._errors import InputError
+
+#: Accepted names of coordinate columns, compared without case, accents or punctuation.
+COORDINATE_NAMES: dict[str, tuple[str, ...]] = {
+    "lon": ("lon", "lng", "long", "longitude", "x_wgs84", "lon_wgs84", "longitude_wgs84"),
+    "lat": ("lat", "latitude", "y_wgs84", "lat_wgs84", "latitude_wgs84"),
+    "x": ("x",),
+    "y": ("y",),
+}
+
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+_XLSX_SUFFIXES = (".xlsx", ".xlsm")
+_LAYER_SUFFIXES = (".geojson", ".json", ".gpkg")
+_SEPARATORS = (";", "\t", ",")
+_ENCODINGS = ("utf-8-sig", "cp1252")
+_SNIFF_LINES = 50
+_WGS84 = CRS.from_user_input(_crs.GEOGRAPHIC)
+_CRS_ABSENT = "CRS absent : la couche n'a pas de système de coordonnées déclaré"
+_CRS_XY = "CRS non précisé pour les colonnes x/y"
+
+Source = str | PathLike[str] | pd.DataFrame
+
+
+@dataclass(frozen=True)
+class _Coordinates:
+    """Coordinates read from the input, before any check on their values.
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray
+        Floats in the source CRS, NaN where no number could be read.
+    problems : numpy.ndarray
+        Object array: message without line number, or None when the values were read.
+    source_crs : pyproj.CRS or None
+        CRS of ``x``/``y``; None when unknown, then every row gets ``crs_missing``.
+    crs_missing : str
+        Message given to every row when ``source_crs`` is None.
+    columns : dict
+        Output column → input column it is read from: ``lon`` and ``lat`` for a table,
+        ``geometry`` for a layer.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    problems: np.ndarray
+    source_crs: CRS | None
+    crs_missing: str
+    columns: dict[str, Hashable]
+
+
+def read_places(
+    source: Source,
+    *,
+    lon: str | None = None,
+    lat: str | None = None,
+    crs: str | int | None = None,
+    sheet: str | int | None = None,
+) -> gpd.GeoDataFrame:
+    """Read places and check their coordinates, row by row.
+
+    Parameters
+    ----------
+    source : str, path-like, pandas.DataFrame or geopandas.GeoDataFrame
+        A CSV (``,``, ``;`` or tab separated, UTF-8 or Windows-1252, decimal commas
+        accepted), XLSX, GeoJSON or GeoPackage file, or a table. A GeoDataFrame (and a
+        GeoJSON or GeoPackage file) is located by its point geometry and its CRS.
+    lon, lat : str, optional
+        Coordinate columns of a table; detected when omitted, without case or accents,
+        among :data:`COORDINATE_NAMES` (``x``/``y`` require ``crs``).
+    crs : str or int, optional
+        CRS of the coordinate columns (``2154``, ``"EPSG:2154"``); WGS84 when omitted for
+        longitude/latitude columns. For a layer, only used when the layer declares none.
+    sheet : str or int, optional
+        Sheet of an XLSX workbook or layer of a GeoPackage; the first one when omitted.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The input rows and columns plus ``lon``, ``lat``, ``probleme``, ``territoire``
+        and a point geometry, in EPSG:4326 (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        When no row can be used: missing or unreadable file, no row, coordinate columns
+        not found or ambiguous, unknown CRS, or an input column named like an added one.
+    """
+    frame, first_line = _read(source, sheet)
+    if isinstance(frame, gpd.GeoDataFrame) and frame.active_geometry_name is not None:
+        coordinates = _from_geometry(frame, lon, lat, crs)
+    else:
+        coordinates = _from_columns(frame, lon, lat, crs)
+    _check_clashes(frame.columns, coordinates)
+    lon_values, lat_values, problems, territoire = _validate(
+        frame, coordinates, np.arange(len(frame)) + first_line
+    )
+    return _assemble(frame, coordinates, lon_values, lat_values, problems, territoire)
+
+
+def _read(source: Source, sheet: str | int | None) -> tuple[pd.DataFrame, int]:
+    """Return the table to validate and the line number of its first row."""
+    if isinstance(source, pd.DataFrame):
+        return source, 1
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"fichier introuvable : {path}")
+    suffix = path.suffix.lower()
+    if suffix in _CSV_SUFFIXES:
+        frame, first_line = _read_csv(path), 2
+    elif suffix in _XLSX_SUFFIXES:
+        frame, first_line = _read_xlsx(path, sheet), 2
+    elif suffix in _LAYER_SUFFIXES:
+        frame, first_line = _read_layer(path, sheet), 1
+    else:
+        accepted = ", ".join(_CSV_SUFFIXES + _XLSX_SUFFIXES + _LAYER_SUFFIXES)
+        raise InputError(
+            f"format non reconnu pour {path} (extension {suffix or 'absente'}) ; "
+            f"formats acceptés : {accepted}"
+        )
+    if len(frame) == 0:
+        raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
+    return frame, first_line
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV as text columns, sniffing its encoding and separator."""
+    text = _decode(path.read_bytes(), path).rstrip()
+    if not text:
+        raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
+    try:
+        return pd.read_csv(
+            io.StringIO(text),
+            sep=_sniff_separator(text),
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+        )
+    except (pd.errors.ParserError, ValueError) as error:
+        raise InputError(f"CSV illisible : {path} ({error})") from error
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """Decode UTF-8 (with or without BOM), else Windows-1252."""
+    for encoding in _ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"encodage non reconnu pour {path} : attendu UTF-8 ou Windows-1252")
+
+
+def _sniff_separator(text: str) -> str:
+    """Return the separator giving the same number (> 1) of fields on the first lines.
+
+    ``csv.Sniffer`` is not used: decimal commas fool it on ``;``-separated files.
+    """
+    lines = list(itertools.islice(io.StringIO(text), _SNIFF_LINES))
+
+    def score(separator: str) -> tuple[bool, int]:
+        widths = [len(row) for row in csv.reader(lines, delimiter=separator) if row]
+        return len(set(widths)) == 1 and widths[0] > 1, widths[0]
+
+    return max(_SEPARATORS, key=score)
+
+
+def _read_xlsx(path: Path, sheet: str | int | None) -> pd.DataFrame:
+    """Read one sheet of a workbook, the first one by default."""
+    try:
+        with pd.ExcelFile(path, engine="openpyxl") as book:
+            names = book.sheet_names
+            position = isinstance(sheet, int) and 0 <= sheet < len(names)
+            if sheet is not None and sheet not in names and not position:
+                raise InputError(
+                    f"feuille {sheet!r} absente de {path} ; feuilles : {', '.join(names)}"
+                )
+            return pd.read_excel(book, sheet_name=0 if sheet is None else sheet)
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as error:
+        raise InputError(f"classeur XLSX illisible : {path} ({error})") from error
+
+
+def _read_layer(path: Path, layer: str | int | None) -> pd.DataFrame:
+    """Read a GeoJSON or GeoPackage layer (the first one by default)."""
+    try:
+        return gpd.read_file(path, layer=layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
+        raise InputError(f"couche géographique illisible : {path} ({error})") from error
+
+
+def _from_columns(
+    frame: pd.DataFrame, lon: str | None, lat: str | None, crs: str | int | None
+) -> _Coordinates:
+    """Read coordinates from two columns of a table."""
+    lon_column, lat_column, projected = _coordinate_columns(frame.columns, lon, lat)
+    labels = ("coordonnée x", "coordonnée y") if projected else ("longitude", "latitude")
+    x, x_problems = _parse_numbers(frame[lon_column], labels[0])
+    y, y_problems = _parse_numbers(frame[lat_column], labels[1])
+    default_crs = None if projected else _WGS84
+    source_crs = _parse_crs(crs) if crs is not None else default_crs
+    return _Coordinates(
+        x=x,
+        y=y,
+        problems=_join(x_problems, y_problems),
+        source_crs=source_crs,
+        crs_missing=_CRS_XY,
+        columns={"lon": lon_column, "lat": lat_column},
+    )
+
+
+def _from_geometry(
+    frame: gpd.GeoDataFrame, lon: str | None, lat: str | None, crs: str | int | None
+) -> _Coordinates:
+    """Read coordinates from the point geometry of a layer."""
+    if lon is not None or lat is not None:
+        raise InputError(
+            "lon= et lat= ne s'appliquent qu'aux tableaux (CSV, XLSX, DataFrame) : une "
+            "couche géographique est localisée par sa géométrie"
+        )
+    source_crs = frame.crs
+    if crs is not None:
+        given = _parse_crs(crs)
+        if source_crs is not None and not given.equals(source_crs):
+            raise InputError(
+                f"la couche déclare le CRS {source_crs.to_string()} mais crs={crs!r} est "
+                "précisé : retirez crs= ou corrigez la couche"
+            )
+        source_crs = given
+    geometries = frame.geometry.to_numpy()
+    type_ids = shapely.get_type_id(geometries)
+    missing = (type_ids < 0) | shapely.is_empty(geometries)
+    points = ~missing & (type_ids == shapely.GeometryType.POINT)
+    x = np.full(len(frame), np.nan)
+    y = np.full(len(frame), np.nan)
+    x[points] = shapely.get_x(geometries[points])
+    y[points] = shapely.get_y(geometries[points])
+    problems = np.full(len(frame), None, dtype=object)
+    problems[missing] = "géométrie manquante"
+    other = ~missing & ~points
+    problems[other] = [
+        f"géométrie non ponctuelle ({kind})" for kind in frame.geom_type.to_numpy()[other]
+    ]
+    return _Coordinates(
+        x=x,
+        y=y,
+        problems=problems,
+        source_crs=source_crs,
+        crs_missing=_CRS_ABSENT,
+        columns={"geometry": frame.active_geometry_name},
+    )
+
+
+def _normalise(name: Hashable) -> str:
+    """Lower-case ``name`` without accents, punctuation runs turned into ``_``."""
+    decomposed = unicodedata.normalize("NFKD", str(name))
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return re.sub(r"[^0-9a-z]+", "_", plain.lower()).strip("_")
+
+
+def _coordinate_columns(
+    columns: pd.Index, lon: str | None, lat: str | None
+) -> tuple[Hashable, Hashable, bool]:
+    """Return the longitude (or x) column, the latitude (or y) one, and if projected."""
+    found = {
+        role: [column for column in columns if _normalise(column) in names]
+        for role, names in COORDINATE_NAMES.items()
+    }
+    for role, given in (("lon", lon), ("lat", lat)):
+        if given is not None:
+            found[role] = [_given_column(columns, given, role)]
+    pairs = [("lon", "lat", False)]
+    if lon is None and lat is None:
+        pairs.append(("x", "y", True))
+    for first, second, projected in pairs:
+        if found[first] and found[second]:
+            for role in (first, second):
+                if len(found[role]) > 1:
+                    names = ", ".join(repr(column) for column in found[role])
+                    raise InputError(
+                        f"plusieurs colonnes possibles pour {role} ({names}) : "
+                        f"précisez {'lon' if role in ('lon', 'x') else 'lat'}="
+                    )
+            return found[first][0], found[second][0], projected
+    raise InputError(
+        "aucune paire de colonnes de coordonnées trouvée ; colonnes présentes : "
+        f"{_listing(columns)} ; noms acceptés (sans casse ni accents) : longitude = "
+        f"{', '.join(COORDINATE_NAMES['lon'])} ; latitude = "
+        f"{', '.join(COORDINATE_NAMES['lat'])} ; ou x et y projetés avec crs= (ex. 2154). "
+        "Précisez les colonnes avec lon= et lat="
+    )
+
+
+def _given_column(columns: pd.Index, name: str, role: str) -> Hashable:
+    """Return the column named ``name``, exactly or else without case and accents."""
+    for matches in (
+        [column for column in columns if column == name],
+        [column for column in columns if _normalise(column) == _normalise(name)],
+    ):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InputError(
+                f"colonne {role}={name!r} ambiguë : {', '.join(map(repr, matches))} correspondent"
+            )
+    raise InputError(f"colonne {role}={name!r} absente ; colonnes présentes : {_listing(columns)}")
+
+
+def _listing(columns: pd.Index) -> str:
+    """Columns for a message."""
+    return ", ".join(repr(str(column)) for column in columns) or "(aucune)"
+
+
+def _parse_numbers(values: pd.Series, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return floats (decimal commas accepted) and a problem per row (None when read)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(numbers)
+        wrong = np.zeros(len(values), dtype=bool)
+    else:
+        text = values.astype("string").str.strip()
+        missing = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+        cleaned = text.str.replace(",", ".", regex=False).str.replace("\u2212", "-", regex=False)
+        numbers = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        wrong = ~missing & np.isnan(numbers)
+    problems = np.full(len(values), None, dtype=object)
+    problems[missing] = f"{label} manquante"
+    problems[wrong] = [f"{label} non numérique ({str(value)!r})" for value in values[wrong]]
+    return numbers, problems
+
+
+def _join(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Join two object arrays of optional messages with `` ; ``."""
+    both = pd.notna(first) & pd.notna(second)
+    joined = np.where(pd.notna(first), first, second)
+    joined[both] = [f"{a} ; {b}" for a, b in zip(first[both], second[both], strict=True)]
+    return joined
+
+
+def _parse_crs(crs: str | int) -> CRS:
+    """Return the CRS given by the user (``2154``, ``"2154"``, ``"EPSG:2154"``…)."""
+    code = int(crs) if isinstance(crs, str) and crs.strip().isdigit() else crs
+    try:
+        return CRS.from_user_input(code)
+    except CRSError as error:
+        raise InputError(
+            f"CRS non reconnu : {crs!r} ; attendu un code EPSG, par exemple 2154 ou 'EPSG:2154'"
+        ) from error
+
+
+def _check_clashes(columns: pd.Index, coordinates: _Coordinates) -> None:
+    """Refuse an input column that the output would overwrite.
+
+    Only the columns the coordinates are read from may be replaced: ``lon``/``lat`` by
+    their float values, a layer's geometry column by the WGS84 points.
+    """
+    added = ["lon", "lat", "probleme", "territoire", "geometry"]
+    for name in added:
+        read = coordinates.columns.get(name)
+        if name in columns and read != name:
+            detail = f" (les coordonnées sont lues dans {read!r})" if read is not None else ""
+            raise InputError(
+                f"la colonne {name!r} existe déjà dans les données{detail} ; la sortie ajoute "
+                f"les colonnes {', '.join(added)} : renommez-la"
+            )
+
+
+def _validate(
+    frame: pd.DataFrame, coordinates: _Coordinates, lines: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return lon, lat, problem and territory of each row (NaN, NaN, text, '' if unusable)."""
+    if coordinates.source_crs is None:
+        unknown = np.full(len(frame), np.nan)
+        problems = np.full(len(frame), coordinates.crs_missing, dtype=object)
+        return unknown, unknown, problems, np.full(len(frame), "", dtype=object)
+    lon, lat = _to_wgs84(coordinates.x, coordinates.y, coordinates.source_crs)
+    problems = coordinates.problems.copy()
+    pending = pd.isna(problems)
+    out_of_bounds = pending & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90))
+    _describe(problems, out_of_bounds, lon, lat, _out_of_bounds)
+    territoire = _crs.locate(lon, lat)
+    nowhere = pending & ~out_of_bounds & (territoire == "")
+    swapped = nowhere.copy()
+    swapped[nowhere] = _crs.locate(lat[nowhere], lon[nowhere]) != ""
+    _describe(problems, swapped, lon, lat, _swapped)
+    _describe(problems, nowhere & ~swapped, lon, lat, _outside)
+    first = _first_occurrences(frame, coordinates)
+    duplicate = pending & (territoire != "") & (first >= 0)
+    problems[duplicate] = [f"doublon de la ligne {line}" for line in lines[first[duplicate]]]
+    flagged = pd.notna(problems)
+    problems[flagged] = [
+        f"ligne {line} : {text}"
+        for line, text in zip(lines[flagged], problems[flagged], strict=True)
+    ]
+    territoire[flagged] = ""
+    return np.where(flagged, np.nan, lon), np.where(flagged, np.nan, lat), problems, territoire
+
+
+def _to_wgs84(x: np.ndarray, y: np.ndarray, source_crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Transform finite coordinates to WGS84 longitude/latitude (inf outside the domain)."""
+    if source_crs.equals(_WGS84, ignore_axis_order=True):
+        return x, y
+    finite = np.isfinite(x) & np.isfinite(y)
+    lon = np.full(x.shape, np.nan)
+    lat = np.full(y.shape, np.nan)
+    transformer = Transformer.from_crs(source_crs, _WGS84, always_xy=True)
+    lon[finite], lat[finite] = transformer.transform(x[finite], y[finite])
+    return lon, lat
+
+
+def _first_occurrences(frame: pd.DataFrame, coordinates: _Coordinates) -> np.ndarray:
+    """Position of the first identical earlier row for each duplicate, -1 elsewhere.
+
+    Rows are compared on every input column, coordinates by their parsed value so that
+    ``2,35`` and ``2.350`` are equal. Row hashes find the candidates quickly; rows are
+    then compared exactly among the candidates only.
+    """
+    keys = pd.DataFrame(frame.drop(columns=list(coordinates.columns.values())))
+    keys.columns = range(keys.shape[1])
+    keys[keys.shape[1]] = coordinates.x
+    keys[keys.shape[1]] = coordinates.y
+    first = np.full(len(keys), -1)
+    candidates = np.flatnonzero(
+        pd.util.hash_pandas_object(keys, index=False).duplicated(keep=False).to_numpy()
+    )
+    if candidates.size:
+        subset = keys.iloc[candidates]
+        later = subset.duplicated(keep="first").to_numpy()
+        groups = subset.groupby(list(keys.columns), dropna=False, sort=False).ngroup().to_numpy()
+        _, first_of_group = np.unique(groups, return_index=True)
+        first[candidates[later]] = candidates[first_of_group[groups[later]]]
+    return first
+
+
+def _describe(
+    problems: np.ndarray,
+    mask: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    message: Callable[[float, float], str],
+) -> None:
+    """Write ``message(lon, lat)`` into ``problems`` for the rows of ``mask``."""
+    problems[mask] = [message(x, y) for x, y in zip(lon[mask], lat[mask], strict=True)]
+
+
+def _number(value: float) -> str:
+    """A coordinate for a message: ``652000.0``, ``-74.006``."""
+    return repr(round(float(value), 6))
+
+
+def _out_of_bounds(lon: float, lat: float) -> str:
+    """Message for coordinates that are not degrees."""
+    parts = [f"lon={_number(lon)}"] if not abs(lon) <= 180 else []
+    parts += [f"lat={_number(lat)}"] if not abs(lat) <= 90 else []
+    return (
+        f"coordonnées hors des bornes WGS84 ({', '.join(parts)}) : CRS erroné ? "
+        "attendu : degrés décimaux, ou précisez --crs"
+    )
+
+
+def _swapped(lon: float, lat: float) -> str:
+    """Message for a point that would be in France with lon and lat exchanged."""
+    return (
+        f"latitude et longitude semblent inversées (lon={_number(lon)}, lat={_number(lat)}) : "
+        "corrigez le fichier"
+    )
+
+
+def _outside(lon: float, lat: float) -> str:
+    """Message for a point in no territory."""
+    return f"point hors de France (lon={_number(lon)}, lat={_number(lat)})"
+
+
+def _assemble(
+    frame: pd.DataFrame,
+    coordinates: _Coordinates,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    problems: np.ndarray,
+    territoire: np.ndarray,
+) -> gpd.GeoDataFrame:
+    """Copy the input and add the output columns (the input object is left untouched)."""
+    out = pd.DataFrame(frame).copy(deep=False)
+    if "geometry" in coordinates.columns:
+        out = out.rename(columns={coordinates.columns["geometry"]: "geometry"})
+    out["lon"] = lon
+    out["lat"] = lat
+    out["probleme"] = pd.array(problems, dtype="string")
+    out["territoire"] = pd.array(territoire, dtype="string")
+    points = gpd.points_from_xy(lon, lat, crs=_crs.GEOGRAPHIC)
+    points[np.isnan(lon)] = None
+    out["geometry"] = points
+    return gpd.GeoDataFrame(out, geometry="geometry")

@@ -1,0 +1,402 @@
+"""Tests of territoires.places: reading and validating the places to classify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from territoires import InputError
+from territoires.places import read_places
+
+PLACES = Path(__file__).resolve().parent / "fixtures" / "places"
+ADDED = ["lon", "lat", "probleme", "territoire", "geometry"]
+#: Toulouse (lon 1.4442, lat 43.6047) in Lambert-93.
+TOULOUSE_L93 = (574357.82, 6279642.97)
+
+
+def _problems(frame: gpd.GeoDataFrame) -> list[str | None]:
+    """``probleme`` as a list, None for usable rows."""
+    return [None if pd.isna(text) else text for text in frame["probleme"]]
+
+
+@pytest.fixture
+def bad_table() -> pd.DataFrame:
+    """One row per case, with a non-default index and mixed-type coordinate columns."""
+    rows = [
+        ("Paris", 2.3522, 48.8566),
+        ("manquante", np.nan, 48.0),
+        ("texte", 2.0, "abc"),
+        ("inversée", 48.8566, 2.3522),
+        ("New York", -74.006, 40.7128),
+        ("Lambert", 652000.0, 48.85),
+        ("Paris", 2.3522, 48.8566),
+        ("Saint-Denis", 55.4504, -20.8823),
+        ("Cayenne", -52.326, 4.9224),
+        ("Mamoudzou", 45.2279, -12.7806),
+        ("Pointe-à-Pitre", -61.5331, 16.2411),
+        ("Fort-de-France", -61.0588, 14.6161),
+        ("Ajaccio", 8.7369, 41.9192),
+        ("virgule", "1,4442", "43,6047"),
+    ]
+    return pd.DataFrame(
+        {
+            "nom": [row[0] for row in rows],
+            "Longitude": np.array([row[1] for row in rows], dtype=object),
+            "LAT": np.array([row[2] for row in rows], dtype=object),
+        },
+        index=[100 - 3 * position for position in range(len(rows))],
+    )
+
+
+def test_each_bad_row_is_reported_and_rows_are_kept(bad_table: pd.DataFrame) -> None:
+    before = bad_table.copy(deep=True)
+    out = read_places(bad_table)
+
+    pd.testing.assert_frame_equal(bad_table, before)
+    assert out.index.equals(bad_table.index)
+    assert list(out.columns) == ["nom", "Longitude", "LAT", *ADDED]
+    pd.testing.assert_frame_equal(pd.DataFrame(out[["nom", "Longitude", "LAT"]]), before)
+    assert _problems(out) == [
+        None,
+        "ligne 2 : longitude manquante",
+        "ligne 3 : latitude non numérique ('abc')",
+        "ligne 4 : latitude et longitude semblent inversées (lon=48.8566, lat=2.3522) : "
+        "corrigez le fichier",
+        "ligne 5 : point hors de France (lon=-74.006, lat=40.7128)",
+        "ligne 6 : coordonnées hors des bornes WGS84 (lon=652000.0) : CRS erroné ? "
+        "attendu : degrés décimaux, ou précisez --crs",
+        "ligne 7 : doublon de la ligne 1",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+    assert list(out["territoire"]) == [
+        "metropole",
+        *[""] * 6,
+        "reunion",
+        "guyane",
+        "mayotte",
+        "antilles",
+        "antilles",
+        "metropole",
+        "metropole",
+    ]
+
+
+def test_output_types_and_geometry(bad_table: pd.DataFrame) -> None:
+    out = read_places(bad_table)
+
+    assert isinstance(out, gpd.GeoDataFrame)
+    assert out.crs == "EPSG:4326"
+    assert out["lon"].dtype == np.float64 and out["lat"].dtype == np.float64
+    assert isinstance(out["probleme"].dtype, pd.StringDtype)
+    usable = out["probleme"].isna().to_numpy()
+    assert out["lon"].notna().to_numpy().tolist() == usable.tolist()
+    assert out.geometry.notna().to_numpy().tolist() == usable.tolist()
+    assert out.geometry.iloc[-1].equals(shapely.Point(1.4442, 43.6047))
+    assert out["lon"].iloc[-1] == pytest.approx(1.4442)
+    assert out["lat"].iloc[-1] == pytest.approx(43.6047)
+
+
+def test_both_coordinates_wrong_are_reported_together() -> None:
+    table = pd.DataFrame({"lon": ["", "x"], "lat": [None, "48,1,2"]})
+
+    out = read_places(table)
+
+    assert _problems(out) == [
+        "ligne 1 : longitude manquante ; latitude manquante",
+        "ligne 2 : longitude non numérique ('x') ; latitude non numérique ('48,1,2')",
+    ]
+
+
+def test_lon_lat_coordinate_columns_are_replaced_in_the_copy_only() -> None:
+    table = pd.DataFrame({"lat": ["48,8566"], "id": [7], "lon": ["2,3522"]})
+    before = table.copy(deep=True)
+
+    out = read_places(table)
+
+    pd.testing.assert_frame_equal(table, before)
+    assert list(out.columns) == ["lat", "id", "lon", "probleme", "territoire", "geometry"]
+    assert out["lon"].tolist() == [2.3522] and out["lat"].tolist() == [48.8566]
+
+
+@pytest.mark.parametrize("clash", ["lon", "territoire", "probleme", "geometry"])
+def test_unrelated_column_with_an_output_name_is_refused(clash: str) -> None:
+    table = pd.DataFrame({"Longitude": [2.35], "Latitude": [48.85], clash: ["autre"]})
+
+    with pytest.raises(InputError, match=f"colonne '{clash}' existe déjà"):
+        read_places(table, lon="Longitude", lat="Latitude")
+
+
+def test_semicolon_csv_with_decimal_commas() -> None:
+    out = read_places(PLACES / "lieux_point_virgule.csv")
+
+    assert isinstance(out.index, pd.RangeIndex) and len(out) == 5
+    assert out["longitude"].tolist()[:2] == ["2,3522", "1,4442"]
+    assert out["lon"].tolist()[:2] == [2.3522, 1.4442]
+    assert out["lat"].tolist()[:2] == [48.8566, 43.6047]
+    assert _problems(out) == [
+        None,
+        None,
+        "ligne 4 : longitude manquante",
+        "ligne 5 : latitude et longitude semblent inversées (lon=48.8566, lat=2.3522) : "
+        "corrigez le fichier",
+        "ligne 6 : doublon de la ligne 2",
+    ]
+
+
+def test_cp1252_csv_with_accents() -> None:
+    out = read_places(PLACES / "lieux_cp1252.csv")
+
+    assert list(out.columns[:4]) == ["Dénomination", "Lon", "Lat", "Département"]
+    assert out["Dénomination"].tolist()[:2] == ["Tiers-lieu d'Évry", "Fabrique à Saint-Étienne"]
+    assert out["territoire"].tolist() == ["metropole", "metropole", "guyane"]
+    assert out["probleme"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("separator", "encoding"), [(",", "utf-8"), ("\t", "utf-8-sig"), (";", "cp1252")]
+)
+def test_csv_separators_and_encodings(tmp_path, separator: str, encoding: str) -> None:
+    lines = [["Nom", "Y_WGS84", "X_WGS84"], ["Été", "48.8566", "2.3522"], ["Hiver", "", "1"]]
+    path = tmp_path / "lieux.csv"
+    path.write_bytes("\n".join(separator.join(line) for line in lines).encode(encoding))
+
+    out = read_places(path)
+
+    assert list(out.columns[:3]) == ["Nom", "Y_WGS84", "X_WGS84"]
+    assert out["Nom"].tolist() == ["Été", "Hiver"]
+    assert out["lon"].iloc[0] == 2.3522
+    assert _problems(out) == [None, "ligne 3 : latitude manquante"]
+
+
+def test_csv_keeps_codes_as_text_and_interior_blank_lines(tmp_path) -> None:
+    path = tmp_path / "lieux.csv"
+    path.write_text("code;lon;lat\n01;2.35;48.85\n\nNA;2.36;48.86\n\n\n", encoding="utf-8")
+
+    out = read_places(path)
+
+    assert out["code"].tolist()[::2] == ["01", "NA"]
+    assert _problems(out) == [None, "ligne 3 : longitude manquante ; latitude manquante", None]
+
+
+def test_xlsx_first_sheet_or_named_sheet(tmp_path) -> None:
+    path = tmp_path / "lieux.xlsx"
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        pd.DataFrame({"nom": ["vide"], "autre": [1]}).to_excel(
+            writer, sheet_name="Notes", index=False
+        )
+        pd.DataFrame({"nom": ["a", "b"], "lng": [2.35, None], "lat": [48.85, 48.0]}).to_excel(
+            writer, sheet_name="Lieux", index=False
+        )
+
+    with pytest.raises(InputError, match="aucune paire de colonnes"):
+        read_places(path)
+    out = read_places(path, sheet="Lieux")
+    assert out["nom"].tolist() == ["a", "b"]
+    assert _problems(out) == [None, "ligne 3 : longitude manquante"]
+    assert read_places(path, sheet=1)["lon"].iloc[0] == 2.35
+    with pytest.raises(InputError, match=r"feuille 'Absente' absente .* Notes, Lieux"):
+        read_places(path, sheet="Absente")
+
+
+def test_geojson_points_and_other_geometries() -> None:
+    out = read_places(PLACES / "points.geojson")
+
+    assert out["nom"].tolist()[0] == "Paris"
+    assert out["territoire"].tolist() == ["metropole", "reunion", "", ""]
+    assert out["lon"].iloc[1] == pytest.approx(55.4504)
+    assert _problems(out) == [
+        None,
+        None,
+        "ligne 3 : géométrie non ponctuelle (Polygon)",
+        "ligne 4 : géométrie manquante",
+    ]
+
+
+def test_empty_and_multi_geometries_are_reported() -> None:
+    geometries = [shapely.Point(), shapely.MultiPoint([(2.35, 48.85)]), shapely.Point(2.35, 48.85)]
+    layer = gpd.GeoDataFrame({"nom": ["a", "b", "c"]}, geometry=geometries, crs=4326)
+
+    assert _problems(read_places(layer)) == [
+        "ligne 1 : géométrie manquante",
+        "ligne 2 : géométrie non ponctuelle (MultiPoint)",
+        None,
+    ]
+
+
+def test_gpkg_in_lambert93_is_reprojected(tmp_path) -> None:
+    path = tmp_path / "lieux.gpkg"
+    layer = gpd.GeoDataFrame(
+        {"nom": ["Toulouse"]}, geometry=[shapely.Point(*TOULOUSE_L93)], crs="EPSG:2154"
+    )
+    layer.to_file(path, layer="lieux")
+
+    out = read_places(path)
+
+    assert out.crs == "EPSG:4326"
+    assert out["lon"].iloc[0] == pytest.approx(1.4442, abs=1e-4)
+    assert out["lat"].iloc[0] == pytest.approx(43.6047, abs=1e-4)
+    assert out.geometry.iloc[0].x == pytest.approx(1.4442, abs=1e-4)
+    assert out["territoire"].tolist() == ["metropole"]
+
+
+def test_geodataframe_is_not_mutated_and_its_geometry_is_renamed() -> None:
+    layer = gpd.GeoDataFrame(
+        {"nom": ["Toulouse", "Toulouse"]},
+        geometry=[shapely.Point(*TOULOUSE_L93)] * 2,
+        crs="EPSG:2154",
+        index=["t1", "t2"],
+    ).rename_geometry("geom")
+    before = layer.copy(deep=True)
+
+    out = read_places(layer)
+
+    pd.testing.assert_frame_equal(layer, before)
+    assert layer.crs == "EPSG:2154"
+    assert list(out.columns) == ["nom", "geometry", "lon", "lat", "probleme", "territoire"]
+    assert out.geometry.name == "geometry" and out.crs == "EPSG:4326"
+    assert list(out.index) == ["t1", "t2"]
+    assert _problems(out) == [None, "ligne 2 : doublon de la ligne 1"]
+
+
+def test_geodataframe_with_another_geometry_column_is_refused() -> None:
+    layer = gpd.GeoDataFrame(
+        {"nom": ["a"]}, geometry=[shapely.Point(2.35, 48.85)], crs=4326
+    ).rename_geometry("geom")
+    layer["geometry"] = "texte"
+    assert layer.active_geometry_name == "geom"
+
+    with pytest.raises(InputError, match=r"colonne 'geometry' existe déjà .* lues dans 'geom'"):
+        read_places(layer)
+
+
+def test_geodataframe_without_crs_flags_every_row() -> None:
+    layer = gpd.GeoDataFrame({"nom": ["a", "b"]}, geometry=[shapely.Point(2.35, 48.85)] * 2)
+
+    out = read_places(layer)
+
+    assert (
+        _problems(out) == ["CRS absent : la couche n'a pas de système de coordonnées déclaré"] * 2
+    )
+    assert out.geometry.isna().all() and out["lon"].isna().all()
+    assert read_places(layer, crs=4326)["probleme"].isna().all()
+
+
+def test_geodataframe_refuses_lon_lat_and_conflicting_crs() -> None:
+    layer = gpd.GeoDataFrame({"nom": ["a"]}, geometry=[shapely.Point(2.35, 48.85)], crs=4326)
+
+    with pytest.raises(InputError, match="lon= et lat="):
+        read_places(layer, lon="x", lat="y")
+    with pytest.raises(InputError, match="déclare le CRS EPSG:4326 mais crs=2154"):
+        read_places(layer, crs=2154)
+
+
+def test_projected_x_y_columns_need_a_crs() -> None:
+    table = pd.DataFrame({"X": [TOULOUSE_L93[0]], "Y": [TOULOUSE_L93[1]]})
+
+    out = read_places(table, crs=2154)
+    assert out["lon"].iloc[0] == pytest.approx(1.4442, abs=1e-4)
+    assert out["lat"].iloc[0] == pytest.approx(43.6047, abs=1e-4)
+    assert read_places(table, crs="EPSG:2154")["territoire"].tolist() == ["metropole"]
+
+    unknown = read_places(table)
+    assert _problems(unknown) == ["CRS non précisé pour les colonnes x/y"]
+    assert unknown.geometry.isna().all()
+
+
+def test_explicit_columns_and_crs() -> None:
+    table = pd.DataFrame({"est": [TOULOUSE_L93[0]], "nord": [TOULOUSE_L93[1]], "lat": [0]})
+
+    with pytest.raises(InputError, match="colonne 'lat' existe déjà"):
+        read_places(table, lon="est", lat="nord", crs=2154)
+    out = read_places(table.drop(columns="lat"), lon="EST", lat="Nord", crs=2154)
+    assert out["territoire"].tolist() == ["metropole"]
+    with pytest.raises(InputError, match="CRS non reconnu"):
+        read_places(table.drop(columns="lat"), lon="est", lat="nord", crs="EPSG:99999999")
+
+
+def test_duplicates_ignore_float_formatting_but_not_other_columns() -> None:
+    table = pd.DataFrame(
+        {
+            "nom": ["a", "a", "b", "a", "a", "c", "c"],
+            "lon": ["2,35", "2.350", "2.35", "2.35", "-0.5", "0", "-0,0"],
+            "lat": [48.85, 48.85, 48.85, 48.85, 45.0, 45.0, 45.0],
+        }
+    )
+
+    out = read_places(table)
+
+    assert _problems(out) == [
+        None,
+        "ligne 2 : doublon de la ligne 1",
+        None,
+        "ligne 4 : doublon de la ligne 1",
+        None,
+        None,
+        "ligne 7 : doublon de la ligne 6",
+    ]
+
+
+def test_empty_dataframe_gives_an_empty_result() -> None:
+    table = pd.DataFrame({"nom": pd.Series(dtype=str), "lon": [], "lat": []})
+
+    out = read_places(table)
+
+    assert len(out) == 0
+    assert list(out.columns) == ["nom", *ADDED]
+    assert out.crs == "EPSG:4326"
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (None, "absent.csv", "fichier introuvable"),
+        (b"", "vide.csv", "fichier vide"),
+        (b"nom;lon;lat\n\n", "entete.csv", "fichier vide"),
+        (b"a,b\n1,2\n", "lieux.docx", r"format non reconnu.*\.csv.*\.xlsx.*\.geojson.*\.gpkg"),
+        (b"pas du json", "lieux.geojson", "couche géographique illisible"),
+        (b'{"type": "FeatureCollection", "features": []}', "vide.geojson", "fichier vide"),
+        (b"pas un classeur", "lieux.xlsx", "classeur XLSX illisible"),
+    ],
+)
+def test_unusable_files_raise(tmp_path, content: bytes | None, name: str, message: str) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+
+    with pytest.raises(InputError, match=message):
+        read_places(path)
+
+
+def test_no_coordinate_columns_lists_columns_and_accepted_names() -> None:
+    table = pd.DataFrame({"nom": ["a"], "adresse": ["1 rue"], "latitude": [48.8]})
+
+    with pytest.raises(InputError) as error:
+        read_places(table)
+
+    message = str(error.value)
+    assert "'nom', 'adresse', 'latitude'" in message
+    assert "longitude = lon, lng, long, longitude" in message
+    assert "lon= et lat=" in message
+
+
+def test_given_column_absent_or_ambiguous_detection() -> None:
+    table = pd.DataFrame({"lng": [2.35], "Longitude": [2.35], "lat": [48.85]})
+
+    with pytest.raises(InputError, match=r"colonne lat='latitude_x' absente .* 'Longitude'"):
+        read_places(table, lon="lng", lat="latitude_x")
+    with pytest.raises(InputError, match=r"plusieurs colonnes possibles pour lon \('lng', 'Lon"):
+        read_places(table)
+    assert read_places(table, lon="Longitude")["probleme"].isna().all()
+    with pytest.raises(InputError, match=r"colonne lon='LONGITUDE' ambiguë : 'Longitude', 'lo"):
+        read_places(table.assign(longitude=1.0), lon="LONGITUDE")
