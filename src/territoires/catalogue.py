@@ -265,7 +265,8 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
     Raises
     ------
     DataNotFoundError
-        When the file is not on disk and the dataset cannot be downloaded.
+        When the file is not on disk and the dataset cannot be downloaded (no URL, or
+        network access forbidden by ``TERRITOIRES_OFFLINE``).
     DownloadError, ChecksumError
         When the download fails.
     """
@@ -281,9 +282,15 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
         return mirrored
     if ds.cache_path.is_file():
         return ds.cache_path
-    if not ds.downloadable:
+    if not ds.downloadable or settings.offline():
+        reason = (
+            "n'est publié qu'hors ligne"
+            if not ds.downloadable
+            else f"n'est ni dans le miroir ni dans le cache ({ds.cache_path}), et le "
+            f"téléchargement est interdit ({settings.OFFLINE_ENV}=1 ; source : {ds.url or ds.page})"
+        )
         raise DataNotFoundError(
-            f"{ds.name} n'est publié qu'hors ligne : placez {' ou '.join(ds.mirror)} dans le "
+            f"{ds.name} {reason} : placez {' ou '.join(ds.mirror)} dans le "
             f"dossier miroir ({settings.DATA_DIR_ENV}={data_dir or settings.data_dir() or ''})"
         )
     url = ds.url or _http.resolve_datagouv(ds.datagouv["dataset"], ds.datagouv["resource"])

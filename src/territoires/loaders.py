@@ -126,10 +126,17 @@ def read_raw(dataset: Dataset, path: Path) -> pd.DataFrame | gpd.GeoDataFrame:
     if dataset.format == "xlsx":
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                member = dataset.member or next(
-                    name for name in archive.namelist() if name.lower().endswith(".xlsx")
-                )
-                return _read_excel(io.BytesIO(archive.read(member)), dataset)
+                names = archive.namelist()
+                # an .xlsx is itself a zip: only a zip *holding* a workbook is opened here
+                if "[Content_Types].xml" not in names:
+                    workbooks = [name for name in names if name.lower().endswith(".xlsx")]
+                    member = dataset.member or next(iter(workbooks), None)
+                    if member not in names:
+                        raise CatalogueError(
+                            f"{dataset.name} : classeur {member or '*.xlsx'} absent de l'archive "
+                            f"{path} ; fichiers de l'archive : {names}"
+                        )
+                    return _read_excel(io.BytesIO(archive.read(member)), dataset)
         return _read_excel(path, dataset)
     raise CatalogueError(f"{dataset.name} : format inconnu {dataset.format!r}")
 
@@ -247,7 +254,8 @@ def load_qpv(
     -------
     geopandas.GeoDataFrame
         ``code_qpv``, ``nom_qpv``, ``communes`` (names), ``insee_com`` (codes, ``;``
-        separated when several), ``dep`` and valid (multi)polygon geometry in
+        separated when several; NA when the source has none, as the 2015 national
+        file), ``dep`` and valid (multi)polygon geometry in
         EPSG:4326. Features sharing a code are merged. ``attrs["sources"]`` holds the
         provenance, with the départements covered when the file is a regional extract;
         ``attrs["geometries_reparees"]`` the number of invalid polygons repaired.
@@ -257,21 +265,25 @@ def load_qpv(
     frame = frame.to_crs(GEOGRAPHIC)
     frame["geometry"], repaired = repair(frame.geometry)
     frame["code_qpv"] = frame["code_qpv"].astype(str).str.strip()
-    dep = _departement_from_qpv_code(frame["code_qpv"])
+    dep = _departement_from_qpv_code(frame["code_qpv"]).astype("string")
     frame["dep"] = frame["dep"].astype("string").fillna(dep) if "dep" in frame else dep
     for column in ("communes", "insee_com", "nom_qpv"):
-        frame[column] = frame[column].astype("string")
+        # the 2015 national file has no commune code column: keep it, empty
+        values = frame[column] if column in frame else pd.Series(pd.NA, index=frame.index)
+        frame[column] = values.astype("string")
     if frame["code_qpv"].duplicated().any():
         frame = frame.dissolve(
             by="code_qpv",
             aggfunc={
                 "nom_qpv": "first",
                 "dep": "first",
-                "communes": lambda s: ";".join(dict.fromkeys(s.dropna())),
-                "insee_com": lambda s: ";".join(dict.fromkeys(s.dropna())),
+                "communes": lambda s: ";".join(dict.fromkeys(s.dropna())) or pd.NA,
+                "insee_com": lambda s: ";".join(dict.fromkeys(s.dropna())) or pd.NA,
             },
             as_index=False,
         )
+        for column in ("communes", "insee_com"):
+            frame[column] = frame[column].astype("string")
     out = gpd.GeoDataFrame(frame[QPV_COLUMNS].reset_index(drop=True), crs=GEOGRAPHIC)
     out.attrs = {"sources": [source], "geometries_reparees": repaired, "millesime_qpv": ds.vintage}
     return out
