@@ -1,0 +1,737 @@
+"""Coverage of priority neighbourhoods and rural communes by a set of places.
+
+Given places (tiers-lieux, typically the output of ``territoires.classify``), this module
+measures how far each QPV and each commune outside large urban centres lies from the
+nearest place, counts the places within a few distances, aggregates the result by
+département or région and writes a report. Distances are in metres, measured in the legal
+projected CRS of each territory (:mod:`territoires.crs`): a polygon only sees the places
+of its own territory. A QPV layer may be a regional extract: QPV figures are only
+reported for the départements it covers, and are NA (not zero) elsewhere.
+
+Every function is pure: inputs are never modified, results keep the input's index and
+row order, and record their parameters and sources in ``attrs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import openpyxl
+import pandas as pd
+import pyogrio
+import shapely
+
+from . import catalogue, crs, loaders
+from .rules import Rules, preset
+
+#: Default distances, in metres, at which places are counted around each QPV.
+DISTANCES_QPV_M: tuple[float, ...] = (500, 1000, 5000)
+#: Default distances, in metres, at which places are counted around each commune.
+DISTANCES_COMMUNES_M: tuple[float, ...] = (5000, 10000, 20000)
+#: Tolerance, in metres, of the simplification of communes before dissolving them.
+SIMPLIFICATION_M: float = 200.0
+#: Values of ``qpv_donnees`` in aggregates.
+QPV_DONNEES_COMPLET = "complet"
+QPV_DONNEES_ABSENT = "non couvert par la couche QPV"
+#: Aggregation levels: column → name of the outlines (and of the report sheet).
+LEVELS: dict[str, str] = {"dep": "departements", "reg": "regions"}
+#: Columns naming a place, looked up in this order (else the index label is used).
+PLACE_NAME_COLUMNS: tuple[str, ...] = ("nom", "name")
+_EXCLUSIONS = {
+    "invalide": "verdict « invalide »",
+    "sans_geometrie": "sans géométrie",
+    "hors_territoire": "hors de tout territoire",
+}
+_COMMUNE_COLUMNS = ["code_insee", "nom", "dep", "reg", "population", "densite7"]
+
+
+def _count_column(distance: float) -> str:
+    value = int(distance) if float(distance).is_integer() else distance
+    return f"nb_lieux_{value}m"
+
+
+def _check_distances(distances_m: Sequence[float], covered_within_m: float) -> list[float]:
+    distances = sorted({float(d) for d in distances_m})
+    if not distances or not all(np.isfinite(d) and d > 0 for d in distances):
+        raise ValueError(f"distances_m={list(distances_m)!r} : attendu des mètres > 0")
+    if not np.isfinite(covered_within_m) or covered_within_m < 0:
+        raise ValueError(f"covered_within_m={covered_within_m!r} : attendu ≥ 0 mètre")
+    return distances
+
+
+def _places(places: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, np.ndarray, np.ndarray, dict]:
+    """Select the places to analyse.
+
+    Returns
+    -------
+    geometry : geopandas.GeoSeries
+        Geometries of the places kept, in EPSG:4326.
+    territories : numpy.ndarray of str
+        Territory name of each place kept.
+    labels : numpy.ndarray of str
+        Name of each place kept (first of :data:`PLACE_NAME_COLUMNS`, else index label).
+    report : dict
+        ``nb_lieux_analyses`` and ``lieux_exclus`` (counts by reason) for ``attrs``.
+    """
+    if places.crs is None:
+        raise ValueError("les lieux n'ont pas de CRS déclaré ; il n'est jamais deviné")
+    geometry = places.geometry.to_crs(crs.GEOGRAPHIC)
+    invalid = (
+        places["verdict"].eq("invalide").fillna(False).to_numpy(dtype=bool)
+        if "verdict" in places
+        else np.zeros(len(places), dtype=bool)
+    )
+    missing = ~invalid & (geometry.isna() | geometry.is_empty).to_numpy()
+    anchors = shapely.point_on_surface(geometry.to_numpy())
+    territories = crs.locate(shapely.get_x(anchors), shapely.get_y(anchors))
+    outside = ~invalid & ~missing & (territories == "")
+    keep = ~(invalid | missing | outside)
+    name = next((column for column in PLACE_NAME_COLUMNS if column in places), None)
+    index_labels = pd.Series(places.index.astype(str), index=places.index)
+    labels = places[name].astype("string").fillna(index_labels) if name else index_labels
+    report = {
+        "nb_lieux_analyses": int(keep.sum()),
+        "lieux_exclus": {
+            "invalide": int(invalid.sum()),
+            "sans_geometrie": int(missing.sum()),
+            "hors_territoire": int(outside.sum()),
+        },
+    }
+    return geometry[keep], territories[keep], labels.to_numpy(dtype=object)[keep], report
+
+
+def _proximity(
+    polygons: gpd.GeoSeries,
+    departements: pd.Series,
+    places: gpd.GeoSeries,
+    place_territories: np.ndarray,
+    distances: list[float],
+) -> tuple[np.ndarray, np.ndarray, dict[float, np.ndarray]]:
+    """Nearest place and number of places within each distance, per polygon.
+
+    Returns
+    -------
+    distance : numpy.ndarray of float
+        Metres from each polygon to its nearest place of the same territory (0 when a
+        place lies inside), NaN when its territory has no place.
+    nearest : numpy.ndarray of int
+        Position of that place in ``places``, -1 when none.
+    counts : dict of float to numpy.ndarray of int
+        Places within each distance of each polygon.
+    """
+    size = len(polygons)
+    distance = np.full(size, np.nan)
+    nearest = np.full(size, -1)
+    counts = {d: np.zeros(size, dtype=np.int64) for d in distances}
+    territories = crs.territory_names(departements.to_numpy(dtype=object, na_value=""))
+    for name in np.unique(territories):
+        candidates = np.flatnonzero(place_territories == name)
+        if not len(candidates):
+            continue
+        rows = np.flatnonzero(territories == name)
+        shapes = crs.to_metric(polygons.iloc[rows], name).to_numpy()
+        tree = shapely.STRtree(crs.to_metric(places.iloc[candidates], name).to_numpy())
+        (found, hit), metres = tree.query_nearest(shapes, return_distance=True, all_matches=False)
+        distance[rows[found]] = metres
+        nearest[rows[found]] = candidates[hit]
+        for d in distances:
+            within, _ = tree.query(shapes, predicate="dwithin", distance=d)
+            counts[d][rows] = np.bincount(within, minlength=len(rows))
+    return distance, nearest, counts
+
+
+def _coverage_columns(
+    out: pd.DataFrame,
+    proximity: tuple[np.ndarray, np.ndarray, dict[float, np.ndarray]],
+    labels: np.ndarray,
+    covered_within_m: float,
+) -> None:
+    distance, nearest, counts = proximity
+    out["distance_lieu_m"] = distance
+    out["lieu_proche"] = pd.array(
+        np.where(nearest >= 0, labels[nearest] if len(labels) else None, None), dtype="string"
+    )
+    for d, values in counts.items():
+        out[_count_column(d)] = values
+    out["couvert"] = distance <= covered_within_m
+
+
+def _dep_to_reg(*frames: pd.DataFrame | None) -> pd.Series:
+    """Région of each département, from any frames with ``dep`` and ``reg`` columns."""
+    pairs = [f[["dep", "reg"]] for f in frames if f is not None and {"dep", "reg"} <= set(f)]
+    if not pairs:
+        return pd.Series(dtype="string")
+    table = pd.concat(pairs).dropna().astype("string").drop_duplicates("dep")
+    return table.set_index("dep")["reg"]
+
+
+def qpv_departements(qpv: pd.DataFrame) -> list[str] | None:
+    """Départements where a QPV layer (or a QPV coverage) is complete.
+
+    Parameters
+    ----------
+    qpv : pandas.DataFrame
+        Output of :func:`territoires.load_qpv` or of :func:`qpv_coverage`.
+
+    Returns
+    -------
+    list of str or None
+        ``None`` when the layer covers all of France. Read from
+        ``attrs["departements_qpv"]`` (coverage results), else from the provenance in
+        ``attrs["sources"]``; a layer without provenance is only trusted for the
+        départements where it has QPV.
+    """
+    if "departements_qpv" in qpv.attrs:
+        return qpv.attrs["departements_qpv"]
+    sources = qpv.attrs.get("sources") or []
+    if sources:
+        if any(source.get("departements") is None for source in sources):
+            return None
+        return sorted({dep for source in sources for dep in source["departements"]})
+    return sorted(qpv["dep"].dropna().astype(str).unique())
+
+
+def _qpv_scope(departements: list[str] | None) -> str:
+    if departements is None:
+        return "couche QPV nationale : couverture des QPV évaluée dans tous les départements"
+    return (
+        f"couche QPV limitée aux départements {', '.join(departements)} : la couverture des "
+        "QPV n'est évaluée que pour eux ; ailleurs les chiffres QPV sont inconnus (NA)"
+    )
+
+
+def qpv_coverage(
+    places: gpd.GeoDataFrame,
+    qpv: gpd.GeoDataFrame,
+    distances_m: Sequence[float] = DISTANCES_QPV_M,
+    covered_within_m: float = 1000.0,
+    qpv_population: pd.Series | None = None,
+    communes: pd.DataFrame | None = None,
+) -> gpd.GeoDataFrame:
+    """Distance from each QPV to the nearest place, and places around it.
+
+    Parameters
+    ----------
+    places : geopandas.GeoDataFrame
+        Points with a declared CRS (EPSG:4326 expected). Rows whose ``verdict`` is
+        ``"invalide"``, without geometry or outside every territory are excluded and
+        counted in ``attrs["lieux_exclus"]``. A ``nom`` (or ``name``) column names them.
+    qpv : geopandas.GeoDataFrame
+        Output of :func:`territoires.load_qpv` (``code_qpv``, ``nom_qpv``, ``dep``).
+    distances_m : sequence of float, default (500, 1000, 5000)
+        Distances from the QPV boundary at which places are counted.
+    covered_within_m : float, default 1000
+        A QPV is ``couvert`` when a place lies within this distance.
+    qpv_population : pandas.Series, optional
+        Population indexed by ``code_qpv`` (strings are converted to numbers).
+    communes : pandas.DataFrame, optional
+        Communes with ``dep`` and ``reg`` (e.g. :func:`territoires.load_communes`), to
+        give each QPV its région.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per QPV, same index and order as ``qpv``: ``code_qpv``, ``nom_qpv``,
+        ``dep``, ``reg``, ``population`` (NA when unknown), ``distance_lieu_m`` (NaN when
+        the QPV's territory has no place), ``lieu_proche``, ``nb_lieux_<d>m`` per
+        distance, ``couvert`` and the QPV geometry (EPSG:4326). ``attrs`` holds the
+        distances, the threshold, the départements covered by the QPV layer, the places
+        analysed and excluded, and the sources.
+    """
+    distances = _check_distances(distances_m, covered_within_m)
+    points, territories, labels, report = _places(places)
+    shapes = qpv.geometry.to_crs(crs.GEOGRAPHIC)
+    out = pd.DataFrame(
+        {
+            "code_qpv": qpv["code_qpv"].astype("string"),
+            "nom_qpv": qpv["nom_qpv"].astype("string"),
+            "dep": qpv["dep"].astype("string"),
+        },
+        index=qpv.index,
+    )
+    out["reg"] = out["dep"].map(_dep_to_reg(communes)).astype("string")
+    sources = list(qpv.attrs.get("sources", []))
+    if qpv_population is None:
+        out["population"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    else:
+        if qpv_population.index.duplicated().any():
+            raise ValueError("qpv_population : plusieurs valeurs pour un même code_qpv")
+        values = pd.to_numeric(qpv_population, errors="coerce").round().astype("Int64")
+        out["population"] = values.reindex(out["code_qpv"]).array
+        sources += list(qpv_population.attrs.get("sources", []))
+    proximity = _proximity(shapes, out["dep"], points, territories, distances)
+    _coverage_columns(out, proximity, labels, covered_within_m)
+    departements = qpv_departements(qpv)
+    result = gpd.GeoDataFrame(out, geometry=shapes, crs=crs.GEOGRAPHIC)
+    result.attrs = {
+        "analyse": "couverture des QPV",
+        "distances_m": distances,
+        "seuil_couverture_m": float(covered_within_m),
+        "departements_qpv": departements,
+        "couverture_qpv": _qpv_scope(departements),
+        "millesime_qpv": qpv.attrs.get("millesime_qpv"),
+        **report,
+        "sources": sources,
+    }
+    return result
+
+
+def commune_coverage(
+    places: gpd.GeoDataFrame,
+    communes: gpd.GeoDataFrame,
+    rules: Rules | None = None,
+    distances_m: Sequence[float] = DISTANCES_COMMUNES_M,
+    covered_within_m: float = 10_000.0,
+) -> gpd.GeoDataFrame:
+    """Distance from each commune outside large urban centres to the nearest place.
+
+    Parameters
+    ----------
+    places : geopandas.GeoDataFrame
+        As for :func:`qpv_coverage`.
+    communes : geopandas.GeoDataFrame
+        Output of :func:`territoires.load_communes` (``code_insee``, ``nom``, ``dep``,
+        ``reg``, ``population``, ``densite7`` and the rule's columns).
+    rules : Rules, optional
+        Rule set whose ``urban`` rule selects the communes; default
+        :func:`territoires.rules.preset`.
+    distances_m : sequence of float, default (5000, 10000, 20000)
+        Distances from the commune boundary at which places are counted.
+    covered_within_m : float, default 10000
+        A commune is ``couvert`` when a place lies within this distance.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The communes the rule says are outside large urban centres, in input order and
+        index: ``code_insee``, ``nom``, ``dep``, ``reg``, ``population``, ``densite7``
+        (and the rule's column when another), ``distance_lieu_m`` (0 when a place lies
+        inside, NaN when the territory has no place), ``lieu_proche``,
+        ``nb_lieux_<d>m``, ``couvert`` and geometry (EPSG:4326). Communes where the rule
+        cannot be applied are left out and counted in
+        ``attrs["communes_regle_non_applicable"]``.
+    """
+    rules = rules or preset()
+    distances = _check_distances(distances_m, covered_within_m)
+    columns = list(dict.fromkeys([*_COMMUNE_COLUMNS, rules.urban.column]))
+    required = [*columns, "cateaav2020"] if rules.urban.pole_only else columns
+    absent = [column for column in required if column not in communes]
+    if absent:
+        raise ValueError(f"communes : colonnes absentes {absent} (voir load_communes)")
+    points, territories, labels, report = _places(places)
+    outside, _ = rules.urban.evaluate(communes)
+    keep = outside.fillna(False).to_numpy(dtype=bool)
+    selected = communes[keep]
+    shapes = selected.geometry.to_crs(crs.GEOGRAPHIC)
+    out = pd.DataFrame(selected[columns])
+    proximity = _proximity(shapes, out["dep"], points, territories, distances)
+    _coverage_columns(out, proximity, labels, covered_within_m)
+    result = gpd.GeoDataFrame(out, geometry=shapes, crs=crs.GEOGRAPHIC)
+    unknown = outside.isna()
+    result.attrs = {
+        "analyse": "couverture des communes hors grands centres urbains",
+        "distances_m": distances,
+        "seuil_couverture_m": float(covered_within_m),
+        "regles": rules.describe(),
+        "nb_communes": len(communes),
+        "communes_grands_centres_urbains": int(outside.eq(False).sum()),
+        "communes_regle_non_applicable": int(unknown.sum()),
+        "codes_regle_non_applicable": sorted(communes.loc[unknown, "code_insee"].astype(str)),
+        **report,
+        "sources": list(communes.attrs.get("sources", [])),
+    }
+    return result
+
+
+def _dissolve(communes: gpd.GeoDataFrame, key: str) -> gpd.GeoSeries:
+    """Communes merged by ``key``, simplified as a coverage in each territory's metric CRS."""
+    shapes = communes.geometry.to_crs(crs.GEOGRAPHIC)
+    present = ~(shapes.isna() | shapes.is_empty).to_numpy()
+    territories = crs.territory_names(communes["dep"].to_numpy(dtype=object, na_value=""))
+    parts = []
+    for name in np.unique(territories[present]):
+        rows = np.flatnonzero(present & (territories == name))
+        metric = crs.to_metric(shapes.iloc[rows], name)
+        simple = shapely.coverage_simplify(metric.to_numpy(), SIMPLIFICATION_M)
+        frame = gpd.GeoDataFrame(
+            {key: communes[key].iloc[rows].to_numpy()}, geometry=simple, crs=metric.crs
+        )
+        parts.append(frame.dissolve(by=key).to_crs(crs.GEOGRAPHIC).geometry)
+    return gpd.GeoSeries(pd.concat(parts), crs=crs.GEOGRAPHIC)
+
+
+def aggregate(
+    qpv_cov: pd.DataFrame,
+    commune_cov: pd.DataFrame,
+    level: str = "dep",
+    communes: pd.DataFrame | None = None,
+    names: pd.DataFrame | None = None,
+    data_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Sum the coverage by département or région.
+
+    Parameters
+    ----------
+    qpv_cov : pandas.DataFrame
+        Output of :func:`qpv_coverage`; its ``attrs["departements_qpv"]`` says where QPV
+        figures are complete.
+    commune_cov : pandas.DataFrame
+        Output of :func:`commune_coverage` over all the communes of interest.
+    level : {"dep", "reg"}, default "dep"
+        Aggregation level.
+    communes : pandas.DataFrame, optional
+        All communes (``dep``, ``reg``), to map départements to régions; when it is a
+        GeoDataFrame, the result is a GeoDataFrame of the dissolved communes
+        (simplified to about :data:`SIMPLIFICATION_M` metres, EPSG:4326).
+    names : pandas.DataFrame, optional
+        Codes (column ``level``) and names (``nom``) of all départements or régions;
+        default the outlines of :func:`territoires.load_admin`.
+    data_dir : pathlib.Path, optional
+        Mirror folder, to read those outlines.
+
+    Returns
+    -------
+    pandas.DataFrame or geopandas.GeoDataFrame
+        One row per code, sorted: ``dep`` or ``reg``, ``nom``, ``qpv_donnees``
+        (``"complet"`` or ``"non couvert par la couche QPV"``), ``nb_qpv``,
+        ``nb_qpv_couverts``, ``part_qpv_couverts``, ``population_qpv``,
+        ``population_qpv_non_couverte`` (QPV figures NA where the QPV layer does not
+        cover the area, populations NA where unknown), ``nb_communes_hors_gcu``,
+        ``population_hors_gcu``, ``population_hors_gcu_non_couverte``,
+        ``part_population_couverte``.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"niveau inconnu {level!r} : {' ou '.join(map(repr, LEVELS))}")
+    if names is None:
+        names = loaders.load_admin(LEVELS[level], data_dir=data_dir)
+    dep_reg = _dep_to_reg(communes, commune_cov, qpv_cov)
+    qpv_codes = qpv_cov["dep"].astype("string")
+    if level == "reg":
+        qpv_codes = qpv_cov["reg"].astype("string").fillna(qpv_codes.map(dep_reg))
+    codes = sorted(
+        set(names[level].dropna().astype(str))
+        | set(commune_cov[level].dropna().astype(str))
+        | set(qpv_codes.dropna())
+    )
+    out = pd.DataFrame(index=pd.Index(codes, name=level, dtype="string"))
+    out["nom"] = names.drop_duplicates(level).set_index(level)["nom"].astype("string")
+
+    covered = qpv_departements(qpv_cov)
+    if covered is None:
+        complete = pd.Series(True, index=out.index)
+    elif level == "dep":
+        complete = out.index.to_series().isin(covered)
+    else:
+        in_layer = dep_reg.index.isin(covered)
+        region_complete = pd.Series(in_layer, index=dep_reg.to_numpy()).groupby(level=0).all()
+        complete = region_complete.reindex(out.index, fill_value=False)
+    out["qpv_donnees"] = np.where(complete, QPV_DONNEES_COMPLET, QPV_DONNEES_ABSENT)
+    out["qpv_donnees"] = out["qpv_donnees"].astype("string")
+
+    population = qpv_cov["population"].astype("Int64")
+    qpv_groups = pd.DataFrame(
+        {
+            "couvert": qpv_cov["couvert"].astype(bool),
+            "population": population,
+            "non_couverte": population.where(~qpv_cov["couvert"].astype(bool), 0),
+            "inconnue": population.isna(),
+        }
+    ).groupby(qpv_codes.to_numpy())
+    populations_known = bool(population.notna().any())
+    out["nb_qpv"] = qpv_groups.size().reindex(out.index, fill_value=0).astype("Int64")
+    out["nb_qpv_couverts"] = (
+        qpv_groups["couvert"].sum().reindex(out.index, fill_value=0).astype("Int64")
+    )
+    out["part_qpv_couverts"] = out["nb_qpv_couverts"].astype("Float64") / out["nb_qpv"].replace(
+        0, pd.NA
+    )
+    unknown = qpv_groups["inconnue"].any().reindex(out.index, fill_value=not populations_known)
+    for column, target in (
+        ("population", "population_qpv"),
+        ("non_couverte", "population_qpv_non_couverte"),
+    ):
+        total = qpv_groups[column].sum().reindex(out.index, fill_value=0).astype("Int64")
+        out[target] = total.mask(unknown.to_numpy())
+    qpv_columns = [
+        "nb_qpv",
+        "nb_qpv_couverts",
+        "part_qpv_couverts",
+        "population_qpv",
+        "population_qpv_non_couverte",
+    ]
+    out.loc[~complete.to_numpy(), qpv_columns] = pd.NA
+
+    commune_population = commune_cov["population"].astype("Int64")
+    commune_groups = pd.DataFrame(
+        {
+            "population": commune_population,
+            "non_couverte": commune_population.where(~commune_cov["couvert"].astype(bool), 0),
+        }
+    ).groupby(commune_cov[level].astype("string").to_numpy())
+    out["nb_communes_hors_gcu"] = (
+        commune_groups.size().reindex(out.index, fill_value=0).astype("Int64")
+    )
+    for column, target in (
+        ("population", "population_hors_gcu"),
+        ("non_couverte", "population_hors_gcu_non_couverte"),
+    ):
+        out[target] = commune_groups[column].sum().reindex(out.index, fill_value=0).astype("Int64")
+    out["part_population_couverte"] = 1 - out["population_hors_gcu_non_couverte"].astype(
+        "Float64"
+    ) / out["population_hors_gcu"].replace(0, pd.NA)
+
+    out = out.reset_index()
+    attrs = {
+        "niveau": level,
+        "departements_qpv": covered,
+        "couverture_qpv": _qpv_scope(covered),
+        "sources": list(names.attrs.get("sources", [])),
+    }
+    if isinstance(communes, gpd.GeoDataFrame):
+        shapes = _dissolve(communes, level).reindex(out[level].astype(str)).to_numpy()
+        out = gpd.GeoDataFrame(out, geometry=shapes, crs=crs.GEOGRAPHIC)
+    out.attrs = attrs
+    return out
+
+
+def most_underserved(
+    aggregated: pd.DataFrame,
+    by: str = "population_hors_gcu_non_couverte",
+    n: int = 10,
+    ascending: bool = False,
+) -> pd.DataFrame:
+    """Rank the areas of an aggregate by a coverage figure.
+
+    Parameters
+    ----------
+    aggregated : pandas.DataFrame
+        Output of :func:`aggregate`.
+    by : str, default "population_hors_gcu_non_couverte"
+        Column to rank by; rows where it is NA are left out.
+    n : int, default 10
+        Number of rows to return.
+    ascending : bool, default False
+        False ranks the largest values first (uncovered populations, counts); use True
+        for shares such as ``part_population_couverte``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``n`` first rows, ``rang`` (1 = most underserved, ties share a rank) first.
+    """
+    if by not in aggregated:
+        raise ValueError(f"colonne {by!r} absente ; colonnes : {list(aggregated.columns)}")
+    known = aggregated[aggregated[by].notna()]
+    ranked = known.sort_values(by, ascending=ascending, kind="stable").head(n)
+    rank = known[by].astype("Float64").rank(method="min", ascending=ascending)
+    return ranked.assign(rang=rank.loc[ranked.index].astype("Int64"))[["rang", *aggregated.columns]]
+
+
+def _readme(
+    qpv_cov: pd.DataFrame, commune_cov: pd.DataFrame, sheets: Sequence[str]
+) -> pd.DataFrame:
+    """The "lisez-moi" table: parameters, places analysed and sources."""
+    q, c = qpv_cov.attrs, commune_cov.attrs
+    rules = c.get("regles", {})
+    epsg = ", ".join(f"{t.label} EPSG:{t.epsg}" for t in crs.TERRITORIES)
+    rows: list[tuple[str, Any]] = [
+        ("Contenu", f"feuilles {', '.join(sheets)} ; distances en mètres"),
+        ("Mesure des distances", f"dans le système légal de chaque territoire ({epsg})"),
+        ("Lieux analysés", q.get("nb_lieux_analyses")),
+        *(
+            (f"Lieux exclus : {_EXCLUSIONS.get(reason, reason)}", count)
+            for reason, count in q.get("lieux_exclus", {}).items()
+        ),
+        ("Millésime QPV", q.get("millesime_qpv")),
+        ("Couverture de la couche QPV", q.get("couverture_qpv")),
+        ("Distances de comptage autour des QPV (m)", _join(q.get("distances_m"))),
+        ("QPV couvert si un lieu est à au plus (m)", _join([q.get("seuil_couverture_m")])),
+        ("Règle « hors grands centres urbains »", rules.get("regle_urbaine_description")),
+        (
+            "Règle (nom, version)",
+            f"{rules.get('regle_urbaine')} {rules.get('regle_urbaine_version')}",
+        ),
+        ("Communes où la règle est non applicable", c.get("communes_regle_non_applicable")),
+        ("Distances de comptage autour des communes (m)", _join(c.get("distances_m"))),
+        ("Commune couverte si un lieu est à au plus (m)", _join([c.get("seuil_couverture_m")])),
+    ]
+    for source in [*q.get("sources", []), *c.get("sources", [])]:
+        rows.append(
+            (
+                f"Source : {source.get('jeu')}",
+                f"{source.get('titre')} ; millésime {source.get('millesime')} ; "
+                f"{source.get('editeur')} ; licence {source.get('licence')} ; "
+                f"couverture {source.get('couverture')} ; fichier {source.get('fichier')} ; "
+                f"sha256 {source.get('sha256')}",
+            )
+        )
+    return pd.DataFrame(rows, columns=["rubrique", "valeur"]).astype({"valeur": "string"})
+
+
+def _join(values: Sequence[float | None] | None) -> str | None:
+    if values is None or None in values:
+        return None
+    return ", ".join(f"{value:g}" for value in values)
+
+
+def write_report(
+    path: str | Path,
+    qpv_cov: pd.DataFrame,
+    commune_cov: pd.DataFrame,
+    aggregates_by_level: Mapping[str, pd.DataFrame],
+) -> Path:
+    """Write the coverage results, one sheet (or layer) per table.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``.xlsx`` (sheets without geometry) or ``.gpkg`` (layers, with geometry when the
+        table has one). An existing file is replaced.
+    qpv_cov, commune_cov : pandas.DataFrame
+        Outputs of :func:`qpv_coverage` and :func:`commune_coverage`.
+    aggregates_by_level : mapping of str to pandas.DataFrame
+        Outputs of :func:`aggregate`, by level; ``"dep"`` and ``"reg"`` are written as
+        ``departements`` and ``regions``, other keys as given.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written. Its first sheet, ``lisez-moi``, lists the parameters, the
+        places analysed and excluded, and the sources.
+
+    Raises
+    ------
+    ValueError
+        For another file format, or an invalid or duplicate sheet name.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".xlsx", ".gpkg"}:
+        raise ValueError(
+            f"{path.name} : format de rapport non pris en charge ; le rapport a plusieurs "
+            "tables : utilisez .xlsx (une feuille par table) ou .gpkg (une couche par table)"
+        )
+    tables = {"qpv": qpv_cov, "communes": commune_cov}
+    for level, frame in aggregates_by_level.items():
+        sheet = LEVELS.get(level, level)
+        if sheet in tables or sheet == "lisez-moi":
+            raise ValueError(f"nom de feuille en double : {sheet!r}")
+        if len(sheet) > 31 or any(char in sheet for char in "[]:*?/\\"):
+            raise ValueError(f"nom de feuille invalide pour un classeur : {sheet!r}")
+        tables[sheet] = frame
+    readme = _readme(qpv_cov, commune_cov, list(tables))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    if suffix == ".xlsx":
+        sheets = {"lisez-moi": readme}
+        for sheet, frame in tables.items():
+            plain = (
+                frame.drop(columns=frame.geometry.name)
+                if isinstance(frame, gpd.GeoDataFrame)
+                else frame
+            )
+            sheets[sheet] = pd.DataFrame(plain)
+        _write_xlsx(path, sheets)
+    else:
+        pyogrio.write_dataframe(readme, path, layer="lisez-moi")
+        for layer, frame in tables.items():
+            if isinstance(frame, gpd.GeoDataFrame):
+                frame.to_file(path, layer=layer, driver="GPKG")
+            else:
+                pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=layer)
+    return path
+
+
+def _write_xlsx(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
+    """Write tables as sheets, streaming rows (openpyxl write-only mode); NA as empty cells."""
+    workbook = openpyxl.Workbook(write_only=True)
+    for name, frame in sheets.items():
+        worksheet = workbook.create_sheet(name)
+        worksheet.append([str(column) for column in frame.columns])
+        cells = frame.astype(object).where(frame.notna(), None)
+        for row in cells.itertuples(index=False, name=None):
+            worksheet.append(row)
+    workbook.save(path)
+
+
+def analyse(
+    places: gpd.GeoDataFrame,
+    *,
+    rules: Rules | None = None,
+    qpv: gpd.GeoDataFrame | None = None,
+    communes: gpd.GeoDataFrame | None = None,
+    qpv_population: pd.Series | None = None,
+    qpv_covered_within_m: float = 1000.0,
+    commune_covered_within_m: float = 10_000.0,
+    geometry: bool = False,
+    data_dir: Path | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Run the whole coverage analysis on the reference data.
+
+    Parameters
+    ----------
+    places : geopandas.GeoDataFrame
+        As for :func:`qpv_coverage`.
+    rules : Rules, optional
+        Rule set (QPV vintage and urban rule); default :func:`territoires.rules.preset`.
+    qpv, communes : geopandas.GeoDataFrame, optional
+        Reference layers; loaded with :func:`territoires.load_qpv` (vintage of
+        ``rules``) and :func:`territoires.load_communes` when omitted.
+    qpv_population : pandas.Series, optional
+        Population by ``code_qpv``; by default read with :func:`qpv_population_on_disk`.
+    qpv_covered_within_m, commune_covered_within_m : float
+        Coverage thresholds of :func:`qpv_coverage` and :func:`commune_coverage`.
+    geometry : bool, default False
+        Give the aggregates the dissolved outlines of their communes (for GPKG or maps).
+    data_dir : pathlib.Path, optional
+        Mirror folder.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``"qpv"``, ``"communes"``, ``"dep"`` and ``"reg"``, ready for
+        ``write_report(path, r["qpv"], r["communes"], {"dep": r["dep"], "reg": r["reg"]})``.
+    """
+    rules = rules or preset()
+    qpv = qpv if qpv is not None else loaders.load_qpv(rules.qpv_vintage, data_dir=data_dir)
+    communes = communes if communes is not None else loaders.load_communes(data_dir=data_dir)
+    if qpv_population is None:
+        qpv_population = qpv_population_on_disk(rules.qpv_vintage, data_dir)
+    qpv_cov = qpv_coverage(
+        places,
+        qpv,
+        covered_within_m=qpv_covered_within_m,
+        qpv_population=qpv_population,
+        communes=communes,
+    )
+    commune_cov = commune_coverage(
+        places, communes, rules=rules, covered_within_m=commune_covered_within_m
+    )
+    context = communes if geometry else pd.DataFrame(communes.drop(columns="geometry"))
+    aggregates = {
+        level: aggregate(qpv_cov, commune_cov, level, communes=context, data_dir=data_dir)
+        for level in LEVELS
+    }
+    return {"qpv": qpv_cov, "communes": commune_cov, **aggregates}
+
+
+def qpv_population_on_disk(vintage: int, data_dir: Path | None = None) -> pd.Series | None:
+    """Population by ``code_qpv`` from the QPV indicators of a vintage, if on disk.
+
+    Returns
+    -------
+    pandas.Series or None
+        Strings indexed by ``code_qpv``, with the provenance in ``attrs["sources"]``;
+        None when no indicators dataset of that vintage is in the mirror or the cache.
+    """
+    for dataset in catalogue.candidates("qpv_indicateurs", vintage):
+        if dataset.local_path(data_dir) is not None:
+            frame, source = loaders.read(dataset, data_dir)
+            population = frame.drop_duplicates("code_qpv").set_index("code_qpv")["population"]
+            population.attrs = {"sources": [source]}
+            return population
+    return None
