@@ -1,0 +1,820 @@
+"""Folium maps of eligibility and coverage, saved as one HTML file.
+
+:func:`eligibility_map` shows classified places over the QPV, their proximity band and
+(optionally) the communes by density level; :func:`coverage_map` shows how much of each
+département's population a network of places covers. :func:`save` writes one HTML
+file; with ``self_contained=True`` Leaflet and its plugins are inlined from PyPI packages
+(``xstatic-leaflet``, ``xstatic-leaflet-markercluster``) so the file works with content
+delivery networks blocked (base tiles still need the network; every other layer is
+vector data embedded in the page).
+
+Display geometries are simplified in each territory's legal metric CRS and their
+coordinates rounded to 5 decimals (about 1 m); all text coming from data is
+HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import folium
+import folium.plugins
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from branca.colormap import StepColormap
+from branca.element import MacroElement
+from jinja2 import Template
+
+from .crs import GEOGRAPHIC, TERRITORIES, locate, territory_names, to_metric
+from .nomenclatures import DENSITE7
+from .rules import VERDICTS
+
+#: Fill colour of the place markers, per verdict.
+VERDICT_COLOURS: dict[str, str] = {
+    "invalide": "#7f7f7f",
+    "qpv": "#6a3d9a",
+    "proximite_qpv": "#1f78b4",
+    "hors_grands_centres_urbains": "#33a02c",
+    "non_eligible": "#e31a1c",
+    "indetermine": "#ff7f00",
+}
+#: Fill colour of communes per level of the INSEE 7-level density grid.
+DENSITE7_COLOURS: dict[int, str] = {
+    1: "#67000d",
+    2: "#cb181d",
+    3: "#fb6a4a",
+    4: "#fcbba1",
+    5: "#c7e9c0",
+    6: "#74c476",
+    7: "#238b45",
+}
+#: Classes and colours of the share of population covered, per département.
+COVERAGE_STEPS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+COVERAGE_COLOURS: tuple[str, ...] = ("#f0f9e8", "#bae4bc", "#7bccc4", "#43a2ca", "#0868ac")
+_MISSING_COLOUR = "#bdbdbd"
+_QPV_COLOUR = "#6a3d9a"
+_BAND_COLOUR = "#cab2d6"
+_COVERED_COLOUR = "#1a9850"
+_UNCOVERED_COLOUR = "#fc8d59"
+_UNCOVERED_QPV_COLOUR = "#d7191c"
+_NAME_COLUMNS = ("nom", "name", "nom_lieu", "libelle")
+_DECIMALS = 5
+#: Smallest half-extent of the initial view, in degrees (about 2 km).
+_MIN_HALF_EXTENT = 0.02
+_TILE_NAME = "Fond OpenStreetMap (en ligne)"
+#: Cluster icons in the colour of their verdict (COLOUR is replaced).
+_CLUSTER_ICON = """
+function (cluster) {
+    return L.divIcon({
+        html: '<div style="background:COLOUR;color:#fff;font-weight:bold"><span>'
+            + cluster.getChildCount() + '</span></div>',
+        className: "marker-cluster",
+        iconSize: new L.Point(40, 40)
+    });
+}
+"""
+
+#: Leaflet files folium links to, and the PyPI package that ships each of them.
+_ASSETS: dict[str, tuple[str, str, str]] = {
+    "leaflet.js": ("xstatic.pkg.leaflet", "leaflet.js", "Leaflet 1.9 (BSD-2-Clause)"),
+    "leaflet.css": ("xstatic.pkg.leaflet", "leaflet.css", "Leaflet 1.9 (BSD-2-Clause)"),
+    "leaflet.markercluster.js": (
+        "xstatic.pkg.leaflet_markercluster",
+        "leaflet.markercluster.js",
+        "Leaflet.markercluster 1.4 (MIT)",
+    ),
+    "MarkerCluster.css": (
+        "xstatic.pkg.leaflet_markercluster",
+        "MarkerCluster.css",
+        "Leaflet.markercluster 1.4 (MIT)",
+    ),
+    "MarkerCluster.Default.css": (
+        "xstatic.pkg.leaflet_markercluster",
+        "MarkerCluster.Default.css",
+        "Leaflet.markercluster 1.4 (MIT)",
+    ),
+}
+#: folium's stock page assets (jQuery, Bootstrap, Font Awesome, awesome-markers) that
+#: the maps of this module never use.
+_UNUSED_STOCK_URLS = frozenset(
+    url
+    for name, url in [*folium.Map.default_js, *folium.Map.default_css]
+    if name not in {"leaflet", "leaflet_css"}
+)
+_SCRIPT_LINK = re.compile(r'<script src="(?P<url>[^"]+)"></script>')
+_CSS_LINK = re.compile(r'<link rel="stylesheet" href="(?P<url>[^"]+)"/>')
+_SOURCE_MAP = re.compile(r"^//# sourceMappingURL=.*$", re.MULTILINE)
+_CSS_IMAGE = re.compile(r"url\((?P<path>images/[\w.-]+\.png)\)")
+
+
+class _Legend(MacroElement):
+    """A Leaflet control showing a legend given as already-escaped HTML."""
+
+    _template = Template(
+        """
+        {% macro header(this, kwargs) %}
+        <style>
+        .territoires-legende {background: rgba(255, 255, 255, 0.92); padding: 6px 10px;
+            border-radius: 5px; box-shadow: 0 1px 5px rgba(0, 0, 0, 0.4); max-width: 330px;
+            font: 12px/1.5 "Helvetica Neue", Arial, Helvetica, sans-serif; color: #222;}
+        .territoires-legende h4 {margin: 0 0 4px; font-size: 13px;}
+        .territoires-legende h5 {margin: 6px 0 2px; font-size: 12px;}
+        .territoires-legende i {display: inline-block; width: 14px; height: 14px;
+            margin-right: 6px; vertical-align: -2px; box-sizing: border-box;}
+        .territoires-legende i.rond {border-radius: 50%; border: 1px solid #333;}
+        .territoires-legende p {margin: 4px 0 0; color: #555;}
+        </style>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.control({position: "bottomleft"});
+        {{ this.get_name() }}.onAdd = function () {
+            var div = L.DomUtil.create("div", "territoires-legende");
+            div.innerHTML = {{ this.content|tojson }};
+            L.DomEvent.disableClickPropagation(div);
+            L.DomEvent.disableScrollPropagation(div);
+            return div;
+        };
+        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, content: str) -> None:
+        super().__init__()
+        self._name = "Legende"
+        self.content = content
+
+
+def _esc(value: Any) -> str:
+    """HTML-escape any value; missing values give an empty string."""
+    return "" if pd.isna(value) else html.escape(str(value))
+
+
+def _fr_int(value: Any) -> str:
+    """French integer: ``12 345`` (narrow no-break space), ``n.d.`` when missing."""
+    return "n.d." if pd.isna(value) else f"{round(float(value)):,}".replace(",", "\u202f")
+
+
+def _fr_percent(share: Any) -> str:
+    """French percentage of a 0–1 share: ``45,3 %``, ``n.d.`` when missing."""
+    return "n.d." if pd.isna(share) else f"{100 * float(share):.1f}\u00a0%".replace(".", ",")
+
+
+def _fr_distance(metres: Any) -> str:
+    """French distance: ``850 m``, ``2,3 km``, ``inconnue`` when missing."""
+    if pd.isna(metres):
+        return "inconnue"
+    if metres < 1000:
+        return f"{float(metres):.0f}\u00a0m"
+    return f"{float(metres) / 1000:.1f}\u00a0km".replace(".", ",")
+
+
+def _swatch(
+    fill: str, *, outline: str | None = None, round_: bool = False, dash: bool = False
+) -> str:
+    """HTML of one legend key."""
+    style = f"background:{fill};"
+    if outline:
+        style += f"border:2px {'dashed' if dash else 'solid'} {outline};"
+    return f'<i class="{"rond" if round_ else ""}" style="{style}"></i>'
+
+
+def _territories(frame: gpd.GeoDataFrame) -> np.ndarray:
+    """Territory name of each row: from ``dep`` when present, else from its location."""
+    if "dep" in frame.columns:
+        return territory_names(frame["dep"].astype("string").fillna("").to_numpy(dtype=object))
+    points = frame.geometry.representative_point()
+    names = locate(points.x.to_numpy(), points.y.to_numpy())
+    names[names == ""] = TERRITORIES[0].name
+    return names
+
+
+def _rounded(geometries: gpd.GeoSeries) -> gpd.GeoSeries:
+    """Coordinates rounded to :data:`_DECIMALS` decimals (about 1 m)."""
+    values = shapely.transform(geometries.values, lambda xy: np.round(xy, _DECIMALS))
+    return gpd.GeoSeries(values, index=geometries.index, crs=geometries.crs)
+
+
+def _display_polygons(frame: gpd.GeoDataFrame, simplify_m: float) -> gpd.GeoDataFrame:
+    """Polygons simplified in each territory's metric CRS, in EPSG:4326, rounded.
+
+    Rows with a missing or empty geometry are dropped; index and columns are kept.
+    """
+    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty].to_crs(GEOGRAPHIC)
+    geometries = frame.geometry.copy()
+    if simplify_m > 0:
+        names = _territories(frame)
+        for name in np.unique(names):
+            part = to_metric(frame[names == name], name).geometry
+            simplified = part.simplify(simplify_m, preserve_topology=True)
+            geometries[names == name] = simplified.to_crs(GEOGRAPHIC).values
+    out = frame.set_geometry(_rounded(geometries))
+    return out[~out.geometry.is_empty]
+
+
+def _proximity_bands(
+    qpv: gpd.GeoDataFrame, distance_m: float, simplify_m: float
+) -> gpd.GeoDataFrame:
+    """QPV buffered by ``distance_m`` in each territory's metric CRS, dissolved.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per territory (index: territory name), EPSG:4326.
+    """
+    names = _territories(qpv)
+    rows = {}
+    for name in np.unique(names):
+        metric = to_metric(qpv[names == name], name)
+        band = metric.geometry.buffer(distance_m).union_all()
+        band = shapely.simplify(band, simplify_m, preserve_topology=True)
+        rows[name] = gpd.GeoSeries([band], crs=metric.crs).to_crs(GEOGRAPHIC).iloc[0]
+    bands = gpd.GeoSeries(rows, crs=GEOGRAPHIC)
+    return gpd.GeoDataFrame(geometry=_rounded(bands))
+
+
+def _feature_collection(
+    frame: gpd.GeoDataFrame, ids: pd.Series, **properties: pd.Series
+) -> dict[str, Any]:
+    """GeoJSON dict with feature ids ``ids`` and only the given (string) properties."""
+    data = gpd.GeoDataFrame(
+        {key: values.to_numpy(dtype=object) for key, values in properties.items()},
+        geometry=frame.geometry.to_numpy(),
+        crs=GEOGRAPHIC,
+        index=pd.Index(ids.astype(str).to_numpy(), name=None),
+    )
+    return data.to_geo_dict(drop_id=False)
+
+
+def _main_bounds(frame: gpd.GeoDataFrame) -> list[list[float]]:
+    """``[[south, west], [north, east]]`` of the territory holding most rows.
+
+    A national frame then opens on métropole, overseas rows staying reachable by panning.
+    Degenerate extents (one point) are widened to about 2 km either side.
+    """
+    if frame.empty:
+        raise ValueError("rien à cartographier : aucune géométrie")
+    names = _territories(frame)
+    main = pd.Series(names).value_counts().index[0]
+    west, south, east, north = frame[names == main].total_bounds
+    x, y = (west + east) / 2, (south + north) / 2
+    half_x = max((east - west) / 2, _MIN_HALF_EXTENT)
+    half_y = max((north - south) / 2, _MIN_HALF_EXTENT)
+    return [[y - half_y, x - half_x], [y + half_y, x + half_x]]
+
+
+def _new_map(title: str, self_contained: bool) -> folium.Map:
+    """An empty map with a French-named OSM base layer and a metric scale."""
+    fmap = folium.Map(tiles=None, control_scale=True, zoom_snap=0.25)
+    folium.TileLayer("OpenStreetMap", name=_TILE_NAME).add_to(fmap)
+    fmap.get_root().title = html.escape(title)
+    if self_contained:
+        # Only Leaflet itself: folium's stock jQuery, Bootstrap, Font Awesome and
+        # awesome-markers are never used by these maps.
+        fmap.default_js = [item for item in folium.Map.default_js if item[0] == "leaflet"]
+        fmap.default_css = [item for item in folium.Map.default_css if item[0] == "leaflet_css"]
+    return fmap
+
+
+def _name_column(classified: pd.DataFrame, name_column: str | None) -> str | None:
+    if name_column is None:
+        return next((c for c in _NAME_COLUMNS if c in classified.columns), None)
+    if name_column not in classified.columns:
+        raise KeyError(
+            f"colonne de nom {name_column!r} absente ; colonnes : {list(classified.columns)}"
+        )
+    return name_column
+
+
+def _qpv_vintage(classified: pd.DataFrame, qpv: gpd.GeoDataFrame) -> Any:
+    """QPV vintage to show, warning when the layer's differs from the classification's."""
+    used = classified.attrs.get("regles", {}).get("millesime_qpv")
+    shown = qpv.attrs.get("millesime_qpv", used)
+    if used is not None and shown != used:
+        warnings.warn(
+            f"les lieux ont été classés avec les QPV {used} mais la couche affichée est celle "
+            f"des QPV {shown}",
+            stacklevel=3,
+        )
+    return shown
+
+
+def _qpv_layer(fmap: folium.Map, qpv: gpd.GeoDataFrame, name: str, simplify_m: float) -> None:
+    """Add the QPV polygons, with their code and name as tooltip."""
+    shapes = _display_polygons(qpv, simplify_m)
+    info = "<b>" + shapes["code_qpv"].map(_esc) + "</b> " + shapes["nom_qpv"].map(_esc)
+    folium.GeoJson(
+        _feature_collection(shapes, shapes["code_qpv"], info=info),
+        name=html.escape(name),
+        style_function=lambda _: {
+            "color": _QPV_COLOUR,
+            "weight": 1.5,
+            "fillColor": _QPV_COLOUR,
+            "fillOpacity": 0.35,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["info"], labels=False),
+    ).add_to(fmap)
+
+
+def _communes_layer(
+    fmap: folium.Map, communes: gpd.GeoDataFrame, bounds: list[list[float]], simplify_m: float
+) -> None:
+    """Add the communes of the view coloured by density level, hidden at opening."""
+    (south, west), (north, east) = bounds
+    margin_x, margin_y = (east - west) / 4, (north - south) / 4
+    inside = communes.cx[west - margin_x : east + margin_x, south - margin_y : north + margin_y]
+    shapes = _display_polygons(inside, simplify_m)
+    level = pd.to_numeric(shapes["densite7"], errors="coerce").astype("Int64")
+    label = level.map(lambda v: f"{v} – {DENSITE7[int(v)]}" if pd.notna(v) else "inconnue")
+    info = (
+        "<b>" + shapes["nom"].map(_esc) + "</b> (" + shapes["code_insee"].map(_esc) + ")<br>"
+        "Densité : " + label.map(_esc)
+    )
+    colour = {str(k): v for k, v in DENSITE7_COLOURS.items()}
+    folium.GeoJson(
+        _feature_collection(
+            shapes, shapes["code_insee"], info=info, d=level.astype("string").fillna("")
+        ),
+        name="Communes par densité (grille INSEE à 7 niveaux)",
+        show=False,
+        style_function=lambda feature: {
+            "color": "#666",
+            "weight": 0.5,
+            "fillColor": colour.get(feature["properties"]["d"], _MISSING_COLOUR),
+            "fillOpacity": 0.5,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["info"], labels=False),
+    ).add_to(fmap)
+
+
+def _places_layers(
+    fmap: folium.Map, places: gpd.GeoDataFrame, names: pd.Series, cluster: bool
+) -> dict[str, int]:
+    """Add one toggleable layer of circle markers per verdict; return counts drawn."""
+    popup = (
+        "<b>"
+        + names.map(_esc)
+        + "</b><br>"
+        + places["verdict"].map(VERDICTS).map(_esc)
+        + "<br><small>"
+        + places["motif"].map(_esc)
+        + "</small>"
+    )
+    drawn = {}
+    for verdict in VERDICTS:
+        rows = places["verdict"] == verdict
+        if not rows.any():
+            continue
+        drawn[verdict] = int(rows.sum())
+        group = folium.FeatureGroup(
+            name=html.escape(f"{VERDICTS[verdict]} ({_fr_int(drawn[verdict])})")
+        ).add_to(fmap)
+        parent = (
+            folium.plugins.MarkerCluster(
+                control=False,
+                icon_create_function=_CLUSTER_ICON.replace("COLOUR", VERDICT_COLOURS[verdict]),
+            ).add_to(group)
+            if cluster
+            else group
+        )
+        subset = places[rows]
+        data = {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [x, y]},
+                    "properties": {"popup": text, "titre": title},
+                }
+                for x, y, text, title in zip(
+                    subset.geometry.x,
+                    subset.geometry.y,
+                    popup[rows],
+                    names[rows].map(_esc),
+                    strict=True,
+                )
+            ],
+        }
+        folium.GeoJson(
+            data,
+            marker=folium.CircleMarker(
+                radius=6,
+                color="#333333",
+                weight=1,
+                fill=True,
+                fill_color=VERDICT_COLOURS[verdict],
+                fill_opacity=0.9,
+            ),
+            popup=folium.GeoJsonPopup(
+                fields=["popup"], labels=False, localize=False, max_width=320
+            ),
+            tooltip=folium.GeoJsonTooltip(fields=["titre"], labels=False),
+            control=False,
+        ).add_to(parent)
+    return drawn
+
+
+def eligibility_map(
+    classified: gpd.GeoDataFrame,
+    qpv: gpd.GeoDataFrame,
+    *,
+    communes: gpd.GeoDataFrame | None = None,
+    near_distance_m: float | None = None,
+    name_column: str | None = None,
+    cluster_above: int = 300,
+    self_contained: bool = False,
+    simplify_m: float = 20,
+) -> folium.Map:
+    """Map classified places over the QPV, their proximity band and the communes.
+
+    Parameters
+    ----------
+    classified : geopandas.GeoDataFrame
+        Output of :func:`territoires.eligibility.classify`: points (``None`` for invalid
+        rows), ``verdict``, ``motif`` and ``attrs["regles"]``.
+    qpv : geopandas.GeoDataFrame
+        Output of :func:`territoires.load_qpv` (``code_qpv``, ``nom_qpv``, ``dep``).
+    communes : geopandas.GeoDataFrame, optional
+        Output of :func:`territoires.load_communes`; adds a layer, hidden at opening, of
+        the communes around the view coloured by density level.
+    near_distance_m : float, optional
+        Width of the proximity band, metres from the QPV boundary; defaults to
+        ``classified.attrs["regles"]["distance_proximite_m"]``. ``0`` draws no band.
+    name_column : str, optional
+        Column naming the places; by default the first of ``nom``, ``name``,
+        ``nom_lieu``, ``libelle`` present, else places are called by their index.
+    cluster_above : int, default 300
+        Group markers into clusters when more places than this are drawn.
+    self_contained : bool, default False
+        Link only Leaflet (and the cluster plugin), as :func:`save` inlines them.
+    simplify_m : float, default 20
+        Tolerance, in metres, of the simplification of displayed polygons.
+
+    Returns
+    -------
+    folium.Map
+        Layers: OSM base, proximity band, QPV, communes by density, one layer per
+        verdict; a legend and a layer control. The view fits the places of the
+        territory holding most of them (the QPV when no place has coordinates).
+
+    Raises
+    ------
+    ValueError
+        When the proximity distance is unknown, ``classified`` has no CRS or holds
+        unknown verdicts.
+    """
+    if classified.crs is None:
+        raise ValueError("classified n'a pas de CRS déclaré ; il n'est jamais deviné")
+    unknown = set(classified["verdict"].dropna()) - set(VERDICTS)
+    if unknown:
+        raise ValueError(f"verdicts inconnus {sorted(unknown)} ; attendus : {list(VERDICTS)}")
+    rules = classified.attrs.get("regles", {})
+    distance = near_distance_m if near_distance_m is not None else rules.get("distance_proximite_m")
+    if distance is None:
+        raise ValueError(
+            "distance de proximité inconnue : passez near_distance_m ou une sortie de classify "
+            "(attrs['regles']['distance_proximite_m'])"
+        )
+    vintage = _qpv_vintage(classified, qpv)
+    qpv_name = f"Quartiers prioritaires (QPV {vintage})" if vintage else "Quartiers prioritaires"
+    placed = classified.geometry.notna() & ~classified.geometry.is_empty
+    places = classified[placed].to_crs(GEOGRAPHIC)
+    places = places.set_geometry(_rounded(places.geometry))
+    column = _name_column(classified, name_column)
+    names = (
+        places[column].astype("string").fillna("(sans nom)")
+        if column
+        else pd.Series([f"Lieu {i}" for i in places.index], index=places.index)
+    )
+    bounds = _main_bounds(places) if len(places) else _main_bounds(qpv)
+
+    title = "Éligibilité des tiers-lieux"
+    if rules.get("nom"):
+        title += f" — règles « {rules['nom']} »"
+    fmap = _new_map(title, self_contained)
+    if distance > 0:
+        bands = _proximity_bands(qpv, float(distance), simplify_m)
+        folium.GeoJson(
+            _feature_collection(bands, pd.Series(bands.index)),
+            name=f"Bande de proximité immédiate ({_fr_int(distance)} m)",
+            style_function=lambda _: {
+                "color": _QPV_COLOUR,
+                "weight": 1,
+                "dashArray": "4 4",
+                "fillColor": _BAND_COLOUR,
+                "fillOpacity": 0.3,
+            },
+        ).add_to(fmap)
+    _qpv_layer(fmap, qpv, qpv_name, simplify_m)
+    if communes is not None:
+        _communes_layer(fmap, communes, bounds, simplify_m)
+    drawn = _places_layers(fmap, places, names, cluster=len(places) > cluster_above)
+
+    items = [
+        f"<div>{_swatch(VERDICT_COLOURS[v], round_=True)}{_esc(VERDICTS[v])} "
+        f"({_fr_int(drawn.get(v, 0))})</div>"
+        for v in VERDICTS
+        if v != "invalide" or drawn.get(v)
+    ]
+    items.append(f"<div>{_swatch(_QPV_COLOUR + '59', outline=_QPV_COLOUR)}{_esc(qpv_name)}</div>")
+    if distance > 0:
+        items.append(
+            f"<div>{_swatch(_BAND_COLOUR + '4d', outline=_QPV_COLOUR, dash=True)}"
+            f"Bande de proximité immédiate ({_fr_int(distance)} m)</div>"
+        )
+    if communes is not None:
+        items.append("<h5>Communes par densité (couche masquée)</h5>")
+        items += [
+            f"<div>{_swatch(DENSITE7_COLOURS[k])}{k} – {_esc(label)}</div>"
+            for k, label in DENSITE7.items()
+        ]
+    missing = int((~placed).sum())
+    if missing:
+        items.append(f"<p>{_fr_int(missing)} lieu(x) sans coordonnées valides, non placé(s).</p>")
+    _Legend(f"<h4>{_esc(title)}</h4>" + "".join(items)).add_to(fmap)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    fmap.fit_bounds(bounds, padding=(30, 30))
+    return fmap
+
+
+def _qpv_coverage(qpv_cov: pd.DataFrame, qpv: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    """QPV coverage rows with a geometry: their own, else joined from ``qpv``."""
+    if isinstance(qpv_cov, gpd.GeoDataFrame) and "geometry" in qpv_cov.columns:
+        return qpv_cov
+    if qpv is None:
+        raise ValueError("qpv_cov n'a pas de géométrie : passez aussi qpv (sortie de load_qpv)")
+    shapes = qpv[["code_qpv", "geometry"]].drop_duplicates("code_qpv")
+    joined = gpd.GeoDataFrame(
+        pd.DataFrame(qpv_cov).merge(shapes, on="code_qpv", how="left"), crs=qpv.crs
+    )
+    lost = joined.geometry.isna()
+    if lost.any():
+        warnings.warn(
+            f"{int(lost.sum())} QPV de la couverture absents de la couche qpv "
+            f"(ex. {', '.join(joined.loc[lost, 'code_qpv'].astype(str).head(5))}) : non dessinés",
+            stacklevel=3,
+        )
+    return joined[~lost]
+
+
+def coverage_map(
+    departements_agg: gpd.GeoDataFrame,
+    *,
+    commune_cov: gpd.GeoDataFrame | None = None,
+    qpv_cov: pd.DataFrame | None = None,
+    qpv: gpd.GeoDataFrame | None = None,
+    self_contained: bool = False,
+    simplify_m: float = 20,
+) -> folium.Map:
+    """Map the share of population covered per département, communes and QPV.
+
+    Parameters
+    ----------
+    departements_agg : geopandas.GeoDataFrame
+        One row per département: ``dep``, ``nom``, ``part_population_couverte`` (0–1,
+        NA when unknown), ``population_hors_gcu_non_couverte``, ``nb_qpv``,
+        ``nb_qpv_couverts`` and polygons.
+    commune_cov : geopandas.GeoDataFrame, optional
+        ``code_insee``, ``nom``, ``population``, ``couvert`` (boolean, NA unknown),
+        ``distance_lieu_m`` and polygons; adds a layer, hidden at opening.
+    qpv_cov : pandas.DataFrame, optional
+        ``code_qpv``, ``nom_qpv``, ``couvert``, ``distance_lieu_m``; QPV not covered
+        (``couvert`` False or unknown) are outlined in red, covered ones in grey.
+    qpv : geopandas.GeoDataFrame, optional
+        Output of :func:`territoires.load_qpv`, giving ``qpv_cov`` its polygons when it
+        has none.
+    self_contained : bool, default False
+        Link only Leaflet, as :func:`save` inlines it.
+    simplify_m : float, default 20
+        Tolerance, in metres, of the simplification of displayed polygons.
+
+    Returns
+    -------
+    folium.Map
+        Layers: OSM base, départements choropleth, communes covered or not, QPV
+        covered and not covered; legend and layer control; the view fits the
+        territory holding most départements.
+    """
+    if qpv is not None and qpv_cov is None:
+        raise ValueError("qpv ne sert qu'à placer qpv_cov : passez aussi qpv_cov")
+    title = "Couverture des territoires par les tiers-lieux"
+    fmap = _new_map(title, self_contained)
+    colormap = StepColormap(list(COVERAGE_COLOURS), index=list(COVERAGE_STEPS), vmin=0.0, vmax=1.0)
+    deps = _display_polygons(departements_agg, simplify_m)
+    share = pd.to_numeric(deps["part_population_couverte"], errors="coerce")
+    fill = share.map(
+        lambda v: _MISSING_COLOUR if pd.isna(v) else colormap.rgb_hex_str(min(max(v, 0), 1))
+    )
+    info = (
+        "<b>" + deps["nom"].map(_esc) + " (" + deps["dep"].map(_esc) + ")</b><br>"
+        "Population couverte : " + share.map(_fr_percent) + "<br>"
+        "Population hors grands centres urbains non couverte : "
+        + deps["population_hors_gcu_non_couverte"].map(_fr_int)
+        + "<br>QPV couverts : "
+        + deps["nb_qpv_couverts"].map(_fr_int)
+        + " / "
+        + deps["nb_qpv"].map(_fr_int)
+    )
+    colour_of = dict(zip(deps["dep"].astype(str), fill, strict=True))
+    folium.GeoJson(
+        _feature_collection(deps, deps["dep"], info=info),
+        name="Part de la population couverte, par département",
+        style_function=lambda feature: {
+            "color": "#555",
+            "weight": 1,
+            "fillColor": colour_of[feature["id"]],
+            "fillOpacity": 0.75,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["info"], labels=False),
+    ).add_to(fmap)
+
+    steps = list(zip(COVERAGE_STEPS[:-1], COVERAGE_STEPS[1:], COVERAGE_COLOURS, strict=True))
+    items = [
+        f"<div>{_swatch(colour)}{100 * low:.0f} à {100 * high:.0f}\u00a0%</div>"
+        for low, high, colour in steps
+    ]
+    items.append(f"<div>{_swatch(_MISSING_COLOUR)}Non renseigné</div>")
+    if commune_cov is not None:
+        _commune_coverage_layer(fmap, commune_cov, simplify_m)
+        items.append("<h5>Communes (couche masquée)</h5>")
+        items += [
+            f"<div>{_swatch(_COVERED_COLOUR)}Couverte</div>",
+            f"<div>{_swatch(_UNCOVERED_COLOUR)}Non couverte</div>",
+        ]
+    if qpv_cov is not None:
+        _qpv_coverage_layers(fmap, _qpv_coverage(qpv_cov, qpv), simplify_m)
+        items.append("<h5>Quartiers prioritaires</h5>")
+        items += [
+            f"<div>{_swatch('transparent', outline=_UNCOVERED_QPV_COLOUR)}QPV non couvert</div>",
+            f"<div>{_swatch('transparent', outline='#444')}QPV couvert</div>",
+        ]
+    legend = f"<h4>{_esc(title)}</h4><h5>Part de la population couverte</h5>" + "".join(items)
+    _Legend(legend).add_to(fmap)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    fmap.fit_bounds(_main_bounds(deps), padding=(30, 30))
+    return fmap
+
+
+def _coverage_text(covered: pd.Series) -> pd.Series:
+    return covered.astype("boolean").map(
+        lambda v: "couverture inconnue" if pd.isna(v) else ("couvert" if v else "non couvert")
+    )
+
+
+def _commune_coverage_layer(
+    fmap: folium.Map, commune_cov: gpd.GeoDataFrame, simplify_m: float
+) -> None:
+    shapes = _display_polygons(commune_cov, simplify_m)
+    covered = shapes["couvert"].astype("boolean")
+    info = (
+        "<b>"
+        + shapes["nom"].map(_esc)
+        + "</b> ("
+        + shapes["code_insee"].map(_esc)
+        + ")<br>"
+        + "Population : "
+        + shapes["population"].map(_fr_int)
+        + "<br>"
+        + "Commune "
+        + _coverage_text(covered).str.replace("couvert", "couverte")
+        + "<br>"
+        + "Lieu le plus proche : "
+        + shapes["distance_lieu_m"].map(_fr_distance)
+    )
+    state = covered.map(lambda v: "" if pd.isna(v) else ("1" if v else "0")).astype(str)
+    colour = {"1": _COVERED_COLOUR, "0": _UNCOVERED_COLOUR}
+    folium.GeoJson(
+        _feature_collection(shapes, shapes["code_insee"], info=info, c=state),
+        name="Communes couvertes ou non",
+        show=False,
+        style_function=lambda feature: {
+            "color": "#777",
+            "weight": 0.4,
+            "fillColor": colour.get(feature["properties"]["c"], _MISSING_COLOUR),
+            "fillOpacity": 0.6,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["info"], labels=False),
+    ).add_to(fmap)
+
+
+def _qpv_coverage_layers(fmap: folium.Map, qpv_cov: gpd.GeoDataFrame, simplify_m: float) -> None:
+    shapes = _display_polygons(qpv_cov, simplify_m)
+    covered = shapes["couvert"].astype("boolean")
+    info = (
+        "<b>"
+        + shapes["code_qpv"].map(_esc)
+        + "</b> "
+        + shapes["nom_qpv"].map(_esc)
+        + "<br>"
+        + "QPV "
+        + _coverage_text(covered)
+        + "<br>"
+        + "Lieu le plus proche : "
+        + shapes["distance_lieu_m"].map(_fr_distance)
+    )
+    for name, rows, style in (
+        ("QPV couverts", covered.fillna(False), {"color": "#444", "weight": 1}),
+        (
+            "QPV non couverts",
+            ~covered.fillna(False),
+            {"color": _UNCOVERED_QPV_COLOUR, "weight": 2.5},
+        ),
+    ):
+        rows = rows.to_numpy(dtype=bool)
+        if not rows.any():
+            continue
+        subset = shapes[rows]
+        folium.GeoJson(
+            _feature_collection(subset, subset["code_qpv"], info=info[rows]),
+            name=f"{name} ({_fr_int(rows.sum())})",
+            style_function=lambda _, s=style: {**s, "fillColor": s["color"], "fillOpacity": 0.15},
+            tooltip=folium.GeoJsonTooltip(fields=["info"], labels=False),
+        ).add_to(fmap)
+
+
+def _asset(url: str) -> tuple[str, str, str]:
+    """Content of a Leaflet file from its PyPI package: (content, kind, credit).
+
+    Raises
+    ------
+    ValueError
+        When no installed package ships that file.
+    """
+    filename = url.rsplit("/", 1)[-1]
+    if filename not in _ASSETS:
+        raise ValueError(f"ressource externe sans copie locale connue : {url}")
+    module, member, credit = _ASSETS[filename]
+    base = Path(importlib.import_module(module).BASE_DIR)
+    text = _SOURCE_MAP.sub("", (base / member).read_text(encoding="utf-8"))
+    if member.endswith(".css"):
+
+        def data_uri(match: re.Match[str]) -> str:
+            image = base64.b64encode((base / match["path"]).read_bytes()).decode("ascii")
+            return f"url(data:image/png;base64,{image})"
+
+        return _CSS_IMAGE.sub(data_uri, text), "css", credit
+    return text.replace("</script", "<\\/script"), "js", credit
+
+
+def _inline_assets(page: str) -> str:
+    """Replace links to Leaflet files by their content; drop folium's unused stock ones."""
+
+    def replace(match: re.Match[str]) -> str:
+        url = match["url"]
+        if url in _UNUSED_STOCK_URLS:
+            return ""
+        text, kind, credit = _asset(url)
+        comment = f"/* {credit}, copie de {url.rsplit('/', 1)[-1]} du paquet PyPI */\n"
+        return (
+            f"<script>{comment}{text}</script>"
+            if kind == "js"
+            else f"<style>{comment}{text}</style>"
+        )
+
+    return _CSS_LINK.sub(replace, _SCRIPT_LINK.sub(replace, page))
+
+
+def save(fmap: folium.Map, path: str | Path, *, self_contained: bool = False) -> Path:
+    """Write a map as one HTML file.
+
+    Parameters
+    ----------
+    fmap : folium.Map
+        A map from :func:`eligibility_map` or :func:`coverage_map`.
+    path : str or pathlib.Path
+        Output file; its folder is created.
+    self_contained : bool, default False
+        Inline Leaflet and Leaflet.markercluster (from the ``xstatic-leaflet`` and
+        ``xstatic-leaflet-markercluster`` packages, CSS images as data URIs) so the
+        file opens with content delivery networks blocked, and drop folium's stock
+        jQuery, Bootstrap, Font Awesome and awesome-markers, which these maps do not
+        use (folium features that need them, such as ``folium.Popup`` or icon markers,
+        are therefore not supported in a self-contained file). Base tiles still need
+        the network; every other layer is embedded.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        In self-contained mode, when the page links to a script or stylesheet that no
+        installed package ships.
+    """
+    page = fmap.get_root().render()
+    if self_contained:
+        page = _inline_assets(page)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
