@@ -9,6 +9,7 @@ exit code 1 (see :class:`TerritoiresGroup`).
 from __future__ import annotations
 
 import os
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,9 +22,10 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from . import catalogue, loaders, settings
+from . import catalogue, coverage, eligibility, export, loaders, maps, settings
 from ._errors import DataNotFoundError, TerritoiresError
 from .catalogue import Dataset
+from .rules import PRESETS, URBAN_RULES, VERDICTS, Rules, preset
 
 #: Kinds (and vintage) read by ``load_qpv()`` and ``load_communes()`` with their defaults.
 _NEEDED: tuple[tuple[str, int | None], ...] = (
@@ -241,6 +243,237 @@ def info(
         typer.echo(f"{key:<{width}} : {value}")
 
 
+# --- eligibility -------------------------------------------------------------------
+
+_VERDICT_COLOURS = {
+    "qpv": typer.colors.GREEN,
+    "proximite_qpv": typer.colors.GREEN,
+    "hors_grands_centres_urbains": typer.colors.GREEN,
+    "non_eligible": typer.colors.YELLOW,
+    "indetermine": typer.colors.YELLOW,
+    "invalide": typer.colors.RED,
+}
+
+Preset = Annotated[
+    str,
+    typer.Option("--regles", help=f"Jeu de règles nommé : {', '.join(PRESETS)}."),
+]
+Distance = Annotated[
+    float | None,
+    typer.Option(
+        "--distance",
+        help="Distance de « proximité immédiate » d'un QPV, en mètres (défaut : celle du jeu).",
+        min=0,
+    ),
+]
+UrbanRule = Annotated[
+    str | None,
+    typer.Option(
+        "--regle-urbaine",
+        help=f"Règle « hors grands centres urbains » : {', '.join(URBAN_RULES)}.",
+    ),
+]
+QpvVintage = Annotated[
+    int | None,
+    typer.Option("--qpv", help="Géographie prioritaire : 2015 ou 2024 (défaut : celle du jeu)."),
+]
+InputFile = Annotated[
+    Path,
+    typer.Argument(
+        help="Fichier des lieux : CSV, XLSX, GeoJSON ou GeoPackage.",
+        exists=True,
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+LonColumn = Annotated[str | None, typer.Option("--lon", help="Colonne des longitudes.")]
+LatColumn = Annotated[str | None, typer.Option("--lat", help="Colonne des latitudes.")]
+InputCrs = Annotated[
+    str | None, typer.Option("--crs", help="CRS des colonnes x/y projetées, ex. 2154.")
+]
+
+
+def _rules(name: str, distance: float | None, urban: str | None, qpv: int | None) -> Rules:
+    """Build the rule set asked for on the command line (errors as BadParameter)."""
+    overrides: dict[str, Any] = {}
+    if distance is not None:
+        overrides["near_distance_m"] = distance
+    if urban is not None:
+        overrides["urban"] = urban
+    if qpv is not None:
+        overrides["qpv_vintage"] = qpv
+    try:
+        return preset(name, **overrides)
+    except (KeyError, ValueError) as error:
+        raise typer.BadParameter(str(error).strip("'\"")) from error
+
+
+def _classify(source: Path, rules: Rules, lon: str | None, lat: str | None, crs: str | None) -> Any:
+    typer.echo("Chargement des données de référence…", err=True)
+    ref = eligibility.reference(rules)
+    return eligibility.classify(source, ref=ref, lon=lon, lat=lat, input_crs=crs, progress=True)
+
+
+def _summary(result: Any) -> None:
+    for verdict, count in result.attrs["verdicts"].items():
+        typer.secho(f"  {VERDICTS[verdict]} : {count}", fg=_VERDICT_COLOURS[verdict], err=True)
+
+
+@app.command("regles")
+def list_rules() -> None:
+    """Liste les jeux de règles et les règles « hors grands centres urbains »."""
+    for rules in PRESETS.values():
+        typer.secho(f"{rules.name} (version {rules.version})", bold=True)
+        typer.echo(f"  {rules.title}")
+        typer.echo(
+            f"  QPV {rules.qpv_vintage}, proximité immédiate ≤ {rules.near_distance_m:g} m, "
+            f"règle urbaine {rules.urban.name}"
+        )
+    for rule in URBAN_RULES.values():
+        typer.secho(f"{rule.name} (version {rule.version})", bold=True)
+        typer.echo(f"  {rule.description}")
+
+
+@app.command("check")
+def check(
+    lon: Annotated[float, typer.Argument(help="Longitude WGS84 (x), ex. 2.3522.")],
+    lat: Annotated[float, typer.Argument(help="Latitude WGS84 (y), ex. 48.8566.")],
+    regles: Preset = "fabriques-2019",
+    distance: Distance = None,
+    regle_urbaine: UrbanRule = None,
+    qpv: QpvVintage = None,
+) -> None:
+    """Donne le verdict d'éligibilité d'un lieu et son motif.
+
+    Pour une longitude négative, séparez les options des nombres par « -- » :
+    territoires check -- -52.33 4.93
+    """
+    row = eligibility.check(lon, lat, _rules(regles, distance, regle_urbaine, qpv))
+    typer.secho(VERDICTS[row["verdict"]], fg=_VERDICT_COLOURS[row["verdict"]], bold=True)
+    typer.echo(row["motif"])
+    if row["verdict"] == "invalide":
+        raise typer.Exit(code=1)
+
+
+@app.command("classify")
+def classify(
+    source: InputFile,
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help=f"Fichier résultat : {', '.join(export.FORMATS)}."),
+    ],
+    regles: Preset = "fabriques-2019",
+    distance: Distance = None,
+    regle_urbaine: UrbanRule = None,
+    qpv: QpvVintage = None,
+    lon: LonColumn = None,
+    lat: LatColumn = None,
+    crs: InputCrs = None,
+) -> None:
+    """Classe tous les lieux d'un fichier ; chaque ligne ressort avec verdict et motif."""
+    if output.suffix.lower() not in export.FORMATS:
+        raise typer.BadParameter(
+            f"format {output.suffix!r} inconnu : {', '.join(export.FORMATS)}", param_hint="-o"
+        )
+    result = _classify(source, _rules(regles, distance, regle_urbaine, qpv), lon, lat, crs)
+    export.write_results(result, output)
+    typer.echo(f"{len(result)} lieux classés → {output}", err=True)
+    _summary(result)
+
+
+@app.command("map")
+def map_command(
+    source: InputFile,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Carte HTML à écrire.")],
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Inclure Leaflet dans le fichier (réseaux qui bloquent les CDN).",
+        ),
+    ] = False,
+    regles: Preset = "fabriques-2019",
+    distance: Distance = None,
+    regle_urbaine: UrbanRule = None,
+    qpv: QpvVintage = None,
+    lon: LonColumn = None,
+    lat: LatColumn = None,
+    crs: InputCrs = None,
+) -> None:
+    """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
+    rules = _rules(regles, distance, regle_urbaine, qpv)
+    result = _classify(source, rules, lon, lat, crs)
+    layer = loaders.load_qpv(rules.qpv_vintage)
+    fmap = maps.eligibility_map(result, layer, self_contained=offline)
+    maps.save(fmap, output, self_contained=offline)
+    typer.echo(f"Carte de {len(result)} lieux → {output}", err=True)
+    _summary(result)
+
+
+@app.command("coverage")
+def coverage_command(
+    source: InputFile,
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Rapport : .xlsx (une feuille par niveau) ou .gpkg."),
+    ],
+    distance_qpv: Annotated[
+        float, typer.Option(help="Un QPV est couvert s'il a un tiers-lieu à moins de (m).", min=0)
+    ] = 1000.0,
+    distance_communes: Annotated[
+        float,
+        typer.Option(help="Une commune est couverte si un tiers-lieu est à moins de (m).", min=0),
+    ] = 10_000.0,
+    carte: Annotated[
+        Path | None, typer.Option(help="Écrire aussi la carte des territoires sous-desservis.")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Carte autonome (Leaflet inclus).")
+    ] = False,
+    regles: Preset = "fabriques-2019",
+    regle_urbaine: UrbanRule = None,
+    qpv: QpvVintage = None,
+    lon: LonColumn = None,
+    lat: LatColumn = None,
+    crs: InputCrs = None,
+) -> None:
+    """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux."""
+    if output.suffix.lower() not in {".xlsx", ".gpkg"}:
+        raise typer.BadParameter(
+            f"format {output.suffix!r} inconnu : .xlsx ou .gpkg", param_hint="-o"
+        )
+    rules = _rules(regles, None, regle_urbaine, qpv)
+    result = _classify(source, rules, lon, lat, crs)
+    typer.echo("Analyse de la couverture…", err=True)
+    layers = coverage.analyse(
+        result,
+        rules=rules,
+        qpv_covered_within_m=distance_qpv,
+        commune_covered_within_m=distance_communes,
+        geometry=carte is not None or output.suffix.lower() == ".gpkg",
+    )
+    coverage.write_report(
+        output, layers["qpv"], layers["communes"], {"dep": layers["dep"], "reg": layers["reg"]}
+    )
+    typer.echo(f"Rapport de couverture → {output}", err=True)
+    if carte is not None:
+        fmap = maps.coverage_map(
+            layers["dep"],
+            commune_cov=layers["communes"],
+            qpv_cov=layers["qpv"],
+            qpv=loaders.load_qpv(rules.qpv_vintage),
+            self_contained=offline,
+        )
+        maps.save(fmap, carte, self_contained=offline)
+        typer.echo(f"Carte de couverture → {carte}", err=True)
+
+
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """Print library warnings (e.g. unmatched commune codes) as one yellow line."""
+    typer.secho(f"Avertissement : {message}", fg=typer.colors.YELLOW, err=True)
+
+
 def main() -> None:
     """Run the ``territoires`` command."""
+    warnings.showwarning = _show_warning
     app()

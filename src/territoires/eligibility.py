@@ -10,6 +10,8 @@ it lies in and how that commune is classified, then a verdict by precedence and 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from pyproj import Transformer
+from tqdm.auto import tqdm
 
 from . import crs, loaders, places
 from .rules import VERDICTS, Rules, decide, preset
@@ -30,6 +33,9 @@ from .rules import VERDICTS, Rules, decide, preset
 #: attached to the nearest commune, with a note in the motif: published boundaries are
 #: generalised, so harbours and shore points may fall just outside them.
 COMMUNE_TOLERANCE_M: float = 1000.0
+
+#: Rows classified together by one thread in :func:`classify`.
+CHUNK_SIZE: int = 100_000
 
 #: Columns added by :func:`classify`, in order, before the geometry.
 OUTPUT_COLUMNS = [
@@ -58,10 +64,37 @@ _STR = pd.StringDtype("pyarrow")
 
 @dataclass
 class _Layer:
-    """Reference polygons of one territory, projected and indexed."""
+    """Reference polygons of one territory, indexed for containment and for distances.
+
+    Containment is tested on the published EPSG:4326 polygons, against the points as
+    given. Distances are measured in the territory's legal metric CRS, against the
+    polygons' boundaries split into segments: the nearest segment gives exactly the
+    distance to a polygon from a point outside it, and a tree of short segments prunes
+    far better than a tree of whole polygons.
+    """
 
     rows: np.ndarray  # positions in the reference table
-    tree: shapely.STRtree
+    tree: shapely.STRtree  # EPSG:4326 polygons
+    metric: shapely.STRtree  # same polygons in the metric CRS
+    segments: shapely.STRtree  # metric boundary segments
+    segment_rows: np.ndarray  # position in the reference table of each segment's polygon
+
+    @classmethod
+    def build(cls, frame: gpd.GeoDataFrame, rows: np.ndarray, territory: str) -> _Layer:
+        """Index the polygons of ``frame`` (EPSG:4326) at reference positions ``rows``."""
+        metric = crs.to_metric(frame, territory).geometry.to_numpy()
+        rings, ring_owner = shapely.get_parts(shapely.boundary(metric), return_index=True)
+        coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+        same_ring = coord_ring[1:] == coord_ring[:-1]
+        starts, ends = coords[:-1][same_ring], coords[1:][same_ring]
+        segments = shapely.linestrings(np.stack([starts, ends], axis=1))
+        return cls(
+            rows=rows,
+            tree=shapely.STRtree(frame.geometry.to_numpy()),
+            metric=shapely.STRtree(metric),
+            segments=shapely.STRtree(segments),
+            segment_rows=rows[ring_owner[coord_ring[:-1][same_ring]]],
+        )
 
 
 @dataclass
@@ -141,8 +174,7 @@ def _layers(frame: gpd.GeoDataFrame) -> dict[str, _Layer]:
     layers = {}
     for name in np.unique(names):
         rows = np.flatnonzero(names == name)
-        geoms = crs.to_metric(frame.iloc[rows], name).geometry.to_numpy()
-        layers[name] = _Layer(rows=rows, tree=shapely.STRtree(geoms))
+        layers[name] = _Layer.build(frame.iloc[rows], rows, name)
     return layers
 
 
@@ -174,25 +206,46 @@ def _transformer(territory: str) -> Transformer:
     return Transformer.from_crs(crs.GEOGRAPHIC, crs.territory(territory).epsg, always_xy=True)
 
 
-def _project(lon: np.ndarray, lat: np.ndarray, territory: str) -> np.ndarray:
+def _metric_points(lon: np.ndarray, lat: np.ndarray, territory: str) -> np.ndarray:
     x, y = _transformer(territory).transform(lon, lat)
     return shapely.points(x, y)
 
 
-def _find_communes(points: np.ndarray, layer: _Layer | None) -> tuple[np.ndarray, np.ndarray]:
-    """Commune row of each point (-1 if none) and its distance to the commune (0 inside)."""
+def _first_hit(n: int, hit_point: np.ndarray, hit_rows: np.ndarray) -> np.ndarray:
+    """Smallest reference row hit by each point, -1 for none (independent of hit order)."""
+    none = np.iinfo(np.int64).max
+    found = np.full(n, none)
+    np.minimum.at(found, hit_point, hit_rows)
+    return np.where(found == none, -1, found)
+
+
+def _find_communes(
+    points: np.ndarray, lon: np.ndarray, lat: np.ndarray, layer: _Layer | None, territory: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Commune row of each point (-1 if none) and its distance to the commune (0 inside).
+
+    Parameters
+    ----------
+    points : numpy.ndarray of shapely.Point
+        The places in EPSG:4326.
+    lon, lat : numpy.ndarray
+        Their coordinates, projected only for the few points outside every commune.
+    """
     commune = np.full(len(points), -1)
     gap = np.zeros(len(points))
     if layer is None:
         return commune, gap
-    hit_point, hit_poly = layer.tree.query(points, predicate="intersects")
-    first = np.ones(len(hit_point), dtype=bool)  # hits come sorted by point
-    first[1:] = hit_point[1:] != hit_point[:-1]
-    commune[hit_point[first]] = layer.rows[hit_poly[first]]
+    # Query each (prepared) commune polygon against a tree of the points: far faster than
+    # testing every point against unprepared polygons. On a shared boundary the commune
+    # listed first in the reference wins.
+    hit_poly, hit_point = shapely.STRtree(points).query(
+        layer.tree.geometries, predicate="intersects"
+    )
+    commune = _first_hit(len(points), hit_point, layer.rows[hit_poly])
     missing = np.flatnonzero(commune < 0)
     if len(missing):
-        (near_point, near_poly), distance = layer.tree.query_nearest(
-            points[missing],
+        (near_point, near_poly), distance = layer.metric.query_nearest(
+            _metric_points(lon[missing], lat[missing], territory),
             max_distance=COMMUNE_TOLERANCE_M,
             return_distance=True,
             all_matches=False,
@@ -203,16 +256,34 @@ def _find_communes(points: np.ndarray, layer: _Layer | None) -> tuple[np.ndarray
 
 
 def _find_qpv(
-    points: np.ndarray, layer: _Layer | None, codes: np.ndarray
+    points: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    layer: _Layer | None,
+    territory: str,
+    codes: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """QPV containing each point and nearest QPV with its distance.
+    """QPV containing each point and nearest QPV with its distance in metres.
+
+    Parameters
+    ----------
+    points : numpy.ndarray of shapely.Point
+        The places in EPSG:4326 (containment is tested on the published polygons).
+    lon, lat : numpy.ndarray
+        Their coordinates, projected to the territory's metric CRS for distances.
+    layer : _Layer or None
+        The territory's QPV.
+    territory : str
+        Territory name.
+    codes : numpy.ndarray
+        QPV codes by reference row.
 
     Returns
     -------
     containing : numpy.ndarray of object
         ``;``-joined codes of the QPV containing (or touching) the point, else None.
     nearest : numpy.ndarray of int
-        Row of the nearest QPV, -1 when the territory has none.
+        Row of the nearest QPV (the first containing one when inside), -1 if none.
     distance : numpy.ndarray of float
         Metres to the nearest QPV boundary, 0 inside, NaN when the territory has none.
     """
@@ -223,18 +294,23 @@ def _find_qpv(
     if layer is None or n == 0:
         return containing, nearest, distance
     hit_point, hit_poly = layer.tree.query(points, predicate="intersects")
+    hit_rows = layer.rows[hit_poly]
+    outside = np.ones(n, dtype=bool)
     if len(hit_point):
         joined = (
-            pd.Series(codes[layer.rows[hit_poly]])
-            .groupby(hit_point)
-            .agg(lambda group: ";".join(sorted(group)))
+            pd.Series(codes[hit_rows]).groupby(hit_point).agg(lambda group: ";".join(sorted(group)))
         )
         containing[joined.index.to_numpy()] = joined.to_numpy()
-    (near_point, near_poly), found = layer.tree.query_nearest(
-        points, return_distance=True, all_matches=False
+        inside = _first_hit(n, hit_point, hit_rows)
+        outside = inside < 0
+        nearest[~outside] = inside[~outside]
+        distance[~outside] = 0.0
+    far = np.flatnonzero(outside)
+    (near_point, near_segment), found = layer.segments.query_nearest(
+        _metric_points(lon[far], lat[far], territory), return_distance=True, all_matches=False
     )
-    nearest[near_point] = layer.rows[near_poly]
-    distance[near_point] = found
+    nearest[far[near_point]] = layer.segment_rows[near_segment]
+    distance[far[near_point]] = found
     return containing, nearest, distance
 
 
@@ -265,65 +341,95 @@ def _distance_text(metres: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(metres < 1000), below, _join(km, " km"))
 
 
+#: Kinds of QPV sentence in a motif, see :func:`_motifs`.
+_INVALID, _UNCHECKED, _INSIDE, _NO_QPV, _NEAR, _FAR = range(6)
+
+
 def _motifs(
-    verdict: np.ndarray,
-    parts: dict[str, Any],
-    ref: Reference,
+    verdict: np.ndarray, sentence: np.ndarray, parts: dict[str, Any], ref: Reference
 ) -> pa.Array:
-    """Compose the French motif of each row from its parts, with arrow string kernels."""
+    """Compose the French motif of each row, with arrow string kernels.
+
+    Rows are grouped by kind of QPV sentence; each group's motifs are built once on the
+    group's rows only, then put back in row order with one ``take``.
+
+    Parameters
+    ----------
+    verdict : numpy.ndarray of int
+        Position of each row's verdict in :data:`VERDICTS`.
+    sentence : numpy.ndarray of int
+        Kind of QPV sentence (``_INVALID``…``_FAR``).
+    parts : dict
+        Per-row ``distance``, ``gap`` (numpy), ``commune``, ``nearest`` (row positions
+        in the reference, -1 for none), ``qpv_code``, ``qpv_nom``, ``probleme`` (arrow).
+    ref : Reference
+    """
     rules = ref.rules
     geography = f"géographie prioritaire {rules.qpv_vintage}"
     threshold = f"{rules.near_distance_m:g} m"
-    nearest = _join(
-        "à ",
-        _distance_text(parts["distance"]),
-        " du QPV le plus proche ",
-        parts["nearest_code"],
-        " « ",
-        parts["nearest_name"],
-        " »",
-    )
-    qpv_part = pc.if_else(
-        pa.array(parts["distance"] <= rules.near_distance_m),
-        _join(nearest, f", à moins de {threshold} : proximité immédiate ({geography})"),
-        _join(nearest, f", au-delà de {threshold} ({geography})"),
-    )
-    qpv_part = pc.if_else(
-        parts["in_qpv"],
-        _join("dans le QPV ", parts["qpv_code"], " « ", parts["qpv_nom"], f" » ({geography})"),
-        qpv_part,
-    )
-    qpv_part = pc.if_else(
-        pa.array(np.isnan(parts["distance"])),
-        f"aucun QPV {rules.qpv_vintage} dans ce territoire",
-        qpv_part,
-    )
-    qpv_part = pc.if_else(
-        parts["checked"],
-        qpv_part,
-        _join(
+    labels = pa.array(list(VERDICTS.values()))
+
+    def nearest(rows: np.ndarray) -> pa.Array:
+        taken = pa.array(parts["nearest"][rows])
+        return _join(
+            "à ",
+            _distance_text(parts["distance"][rows]),
+            " du QPV le plus proche ",
+            ref.qpv_text["code_qpv"].take(taken),
+            " « ",
+            ref.qpv_text["nom_qpv"].take(taken),
+            " »",
+        )
+
+    builders = {
+        _UNCHECKED: lambda rows, taken: _join(
             "QPV non vérifiable : département ",
-            parts["dep"],
+            ref.commune_text["dep"].take(pa.array(parts["commune"][rows])),
             f" absent de la couche QPV {rules.qpv_vintage} chargée (extrait régional)",
         ),
-    )
-    commune_part = pc.if_else(
-        pa.array(parts["gap"] > 0),
-        _join(
-            parts["raison"],
-            " ; point à ",
-            _distance_text(parts["gap"]),
-            " des contours communaux simplifiés, rattaché à la commune la plus proche",
+        _INSIDE: lambda rows, taken: _join(
+            "dans le QPV ",
+            parts["qpv_code"].take(taken),
+            " « ",
+            parts["qpv_nom"].take(taken),
+            f" » ({geography})",
         ),
-        parts["raison"],
-    )
-    labels = pa.array(list(VERDICTS.values())).take(
-        pa.array(pd.Categorical(verdict, categories=list(VERDICTS)).codes)
-    )
-    motif = _join(labels, " : ", qpv_part, " ; ", commune_part, ".")
-    return pc.if_else(
-        pa.array(verdict == "invalide"), _join(labels, " : ", parts["probleme"]), motif
-    )
+        _NO_QPV: lambda rows, taken: pa.array(
+            [f"aucun QPV {rules.qpv_vintage} dans ce territoire"] * len(rows)
+        ),
+        _NEAR: lambda rows, taken: _join(
+            nearest(rows), f", à moins de {threshold} : proximité immédiate ({geography})"
+        ),
+        _FAR: lambda rows, taken: _join(nearest(rows), f", au-delà de {threshold} ({geography})"),
+    }
+    pieces, order = [], []
+    for kind in range(_FAR + 1):
+        rows = np.flatnonzero(sentence == kind)
+        if not len(rows):
+            continue
+        taken = pa.array(rows)
+        label = labels.take(pa.array(verdict[rows]))
+        if kind == _INVALID:
+            pieces.append(_join(label, " : ", parts["probleme"].take(taken)))
+        else:
+            reason = ref.commune_text["raison_urbaine"].take(pa.array(parts["commune"][rows]))
+            gap = parts["gap"][rows]
+            if (gap > 0).any():
+                note = _join(
+                    reason,
+                    " ; point à ",
+                    _distance_text(gap),
+                    " des contours communaux simplifiés, rattaché à la commune la plus proche",
+                )
+                reason = pc.if_else(pa.array(gap > 0), note, reason)
+            pieces.append(_join(label, " : ", builders[kind](rows, taken), " ; ", reason, "."))
+        order.append(rows)
+    if not pieces:
+        return pa.array([], type=pa.large_string())
+    stacked = pa.concat_arrays([piece.cast(pa.large_string()) for piece in pieces])
+    position = np.empty(len(sentence), dtype=np.int64)
+    position[np.concatenate(order)] = np.arange(len(sentence))
+    return stacked.take(pa.array(position))
 
 
 def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
@@ -347,25 +453,30 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
     n = len(frame)
     index = frame.index
     valid = frame["probleme"].isna().to_numpy(copy=True)
-    territory = frame["territoire"].to_numpy(dtype=object)
+    names = [territory.name for territory in crs.TERRITORIES]
+    territory = pd.Categorical(frame["territoire"], categories=names).codes
     lon = frame["lon"].to_numpy(dtype=float)
     lat = frame["lat"].to_numpy(dtype=float)
+    points = frame.geometry.to_numpy()
     commune = np.full(n, -1)
     gap = np.zeros(n)
     containing = np.full(n, None, dtype=object)
     nearest = np.full(n, -1)
     distance = np.full(n, np.nan)
     checked = np.zeros(n, dtype=bool)
-    for name in np.unique(territory[valid]):
-        rows = np.flatnonzero(valid & (territory == name))
-        points = _project(lon[rows], lat[rows], name)
-        commune[rows], gap[rows] = _find_communes(points, ref.commune_layers.get(name))
+    for code, name in enumerate(names):
+        rows = np.flatnonzero(valid & (territory == code))
+        if not len(rows):
+            continue
+        commune[rows], gap[rows] = _find_communes(
+            points[rows], lon[rows], lat[rows], ref.commune_layers.get(name), name
+        )
         located = commune[rows] >= 0
         located[located] = ref.commune_qpv_covered[commune[rows][located]]
         subset = rows[located]
         checked[subset] = True
         containing[subset], nearest[subset], distance[subset] = _find_qpv(
-            points[located], ref.qpv_layers.get(name), ref.qpv_codes
+            points[subset], lon[subset], lat[subset], ref.qpv_layers.get(name), name, ref.qpv_codes
         )
 
     problems = _text(frame["probleme"])
@@ -380,14 +491,16 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
         problems = pc.if_else(pa.array(outside_france), where, problems)
     valid &= ~outside_france
     checked &= valid
+    commune[~valid] = -1
+    nearest[~checked] = -1
+    distance[~checked] = np.nan
 
-    take = pa.array(np.where(valid, commune, -1), mask=~valid)
-    columns = {name: values.take(take) for name, values in ref.commune_text.items()}
+    missing = pa.array(commune, mask=commune < 0)
+    columns = {name: values.take(missing) for name, values in ref.commune_text.items()}
     in_qpv = pd.array(pd.notna(containing), dtype="boolean")
     in_qpv[~checked] = pd.NA
     near = pd.array(distance <= ref.rules.near_distance_m, dtype="boolean")
-    near[~checked | np.isnan(distance)] = pd.NA
-    near[checked & np.isnan(distance)] = False
+    near[~checked] = pd.NA
     outside_urban = pd.array(ref.commune_outside[np.maximum(commune, 0)], dtype="boolean")
     outside_urban[~valid] = pd.NA
     nearest_take = pa.array(nearest, mask=nearest < 0)
@@ -398,25 +511,28 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
         .map(lambda codes: " ; ".join(ref.qpv_names[c] for c in codes.split(";")))
         .reindex(range(n))
     )
-    int_column = lambda values: pd.array(values, dtype="Int64")  # noqa: E731
-    densite7 = int_column(ref.commune_densite7[np.maximum(commune, 0)])
-    cateaav = int_column(ref.commune_cateaav[np.maximum(commune, 0)])
+    densite7 = pd.array(ref.commune_densite7[np.maximum(commune, 0)], dtype="Int64")
+    cateaav = pd.array(ref.commune_cateaav[np.maximum(commune, 0)], dtype="Int64")
     densite7[~valid] = pd.NA
     cateaav[~valid] = pd.NA
-    verdict = decide(valid, in_qpv, near, outside_urban)
+    verdict = pd.Categorical(
+        decide(valid, in_qpv, near, outside_urban), categories=list(VERDICTS)
+    ).codes
+    sentence = np.select(
+        [~valid, ~checked, in_qpv.fillna(False), np.isnan(distance), near.fillna(False)],
+        [_INVALID, _UNCHECKED, _INSIDE, _NO_QPV, _NEAR],
+        default=_FAR,
+    )
     motif = _motifs(
         verdict,
+        sentence,
         {
             "distance": distance,
             "gap": gap,
-            "checked": pa.array(checked),
-            "in_qpv": pa.array(in_qpv.fillna(False).to_numpy(dtype=bool)),
+            "commune": commune,
+            "nearest": nearest,
             "qpv_code": qpv_code,
             "qpv_nom": qpv_nom,
-            "nearest_code": ref.qpv_text["code_qpv"].take(nearest_take),
-            "nearest_name": ref.qpv_text["nom_qpv"].take(nearest_take),
-            "dep": pc.fill_null(columns["dep"], "?"),
-            "raison": pc.fill_null(columns["raison_urbaine"], "commune inconnue"),
             "probleme": problems,
         },
         ref,
@@ -425,13 +541,13 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
         {
             "lon": frame["lon"],
             "lat": frame["lat"],
-            "territoire": pd.Series(np.where(valid, territory, ""), index=index, dtype=_STR),
+            "territoire": _series(
+                pa.array(["", *names]).take(pa.array(np.where(valid, territory + 1, 0))), index
+            ),
             "qpv_code": _series(qpv_code, index),
             "qpv_nom": _series(qpv_nom, index),
             "in_qpv": pd.Series(in_qpv, index=index),
-            "distance_qpv_m": pd.Series(
-                np.round(np.where(checked, distance, np.nan), 1), index=index
-            ),
+            "distance_qpv_m": pd.Series(np.round(distance, 1), index=index),
             "nearest_qpv_code": _series(ref.qpv_text["code_qpv"].take(nearest_take), index),
             "near_qpv": pd.Series(near, index=index),
             "code_insee": _series(columns["code_insee"], index),
@@ -441,7 +557,7 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
             "densite7": pd.Series(densite7, index=index),
             "cateaav2020": pd.Series(cateaav, index=index),
             "hors_grands_centres_urbains": pd.Series(outside_urban, index=index),
-            "verdict": pd.Series(verdict, index=index, dtype=_STR),
+            "verdict": _series(pa.array(list(VERDICTS)).take(pa.array(verdict)), index),
             "motif": _series(motif, index),
         },
         index=index,
@@ -462,6 +578,9 @@ def classify(
     input_crs: str | int | None = None,
     data_dir: Path | None = None,
     ref: Reference | None = None,
+    progress: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+    workers: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Classify places: in or near a QPV, outside large urban centres, with reasons.
 
@@ -481,6 +600,13 @@ def classify(
     ref : Reference, optional
         Prepared reference layers (e.g. built from your own QPV/commune frames with
         :meth:`Reference.build`); ``rules`` is then taken from it.
+    progress : bool, default False
+        Show a progress bar (one step per chunk of ``chunk_size`` rows).
+    chunk_size : int, default :data:`CHUNK_SIZE`
+        Rows classified together; chunks run in parallel threads (shapely and arrow
+        release the GIL), which also bounds the memory of intermediate arrays.
+    workers : int, optional
+        Threads; defaults to the number of CPU cores.
 
     Returns
     -------
@@ -494,7 +620,19 @@ def classify(
         chosen = preset(rules) if isinstance(rules, str) else rules
         ref = reference(chosen, data_dir)
     frame = places.read_places(source, lon=lon, lat=lat, crs=input_crs)
-    out = classify_frame(frame, ref)
+    chunks = [frame.iloc[start : start + chunk_size] for start in range(0, len(frame), chunk_size)]
+    with (
+        ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
+        tqdm(total=len(frame), disable=not progress, unit=" lieux", desc="classement") as bar,
+    ):
+
+        def run(chunk: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+            done = classify_frame(chunk, ref)
+            bar.update(len(chunk))
+            return done
+
+        parts = list(pool.map(run, chunks)) or [classify_frame(frame, ref)]
+    out = pd.concat(parts) if len(parts) > 1 else parts[0]
     out.attrs = {
         "regles": ref.rules.describe(),
         "sources": ref.sources,

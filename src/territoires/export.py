@@ -1,0 +1,95 @@
+"""Write classification results to the files staff open: CSV, XLSX, GeoPackage, GeoJSON.
+
+Every row is written, invalid ones included (with an empty geometry in spatial formats).
+Beside the file, ``<name>.provenance.json`` records the rules and the reference data
+(files, vintages, checksums) that produced it, so a result can always be audited.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+#: Output formats by file extension.
+FORMATS = {".csv": "CSV", ".xlsx": "Excel", ".gpkg": "GeoPackage", ".geojson": "GeoJSON"}
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop the geometry and turn nullable booleans into ``oui``/``non``/empty."""
+    out = pd.DataFrame(frame.drop(columns=frame.geometry.name, errors="ignore"))
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.BooleanDtype):
+            out[column] = out[column].map({True: "oui", False: "non"}).astype("string")
+    return out
+
+
+def _spatial(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Make columns writable by OGR: nullable booleans as ``oui``/``non``, strings as str."""
+    out = frame.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if isinstance(dtype, pd.BooleanDtype):
+            out[column] = out[column].map({True: "oui", False: "non"}).astype(object)
+        elif isinstance(dtype, pd.StringDtype):
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out
+
+
+def provenance_path(path: Path) -> Path:
+    """Path of the provenance file written beside ``path``."""
+    return path.with_name(path.name + ".provenance.json")
+
+
+def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
+    """Write a classified GeoDataFrame by file extension, with its provenance beside it.
+
+    Parameters
+    ----------
+    result : geopandas.GeoDataFrame
+        Output of :func:`territoires.classify` (``attrs`` holds rules and sources).
+    path : str or pathlib.Path
+        ``.csv`` (semicolon separated, decimal comma, UTF-8 with BOM: opens as is in a
+        French Excel), ``.xlsx`` (sheets ``resultats`` and ``regles``), ``.gpkg`` or
+        ``.geojson`` (point geometry, empty for invalid rows).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        For an unknown extension; the message lists the accepted ones.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"format de sortie inconnu {path.suffix!r} : attendu {', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        _plain(result).to_csv(path, sep=";", decimal=",", index=False, encoding="utf-8-sig")
+    elif suffix == ".xlsx":
+        with pd.ExcelWriter(path, engine="openpyxl") as writer:
+            _plain(result).to_excel(writer, sheet_name="resultats", index=False)
+            _attrs_table(result.attrs).to_excel(writer, sheet_name="regles", index=False)
+    else:
+        driver = "GPKG" if suffix == ".gpkg" else "GeoJSON"
+        _spatial(result).to_file(path, driver=driver, engine="pyogrio")
+    provenance_path(path).write_text(
+        json.dumps(result.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+    )
+    return path
+
+
+def _attrs_table(attrs: dict[str, Any]) -> pd.DataFrame:
+    """Rules, verdict counts and sources as a two-column table."""
+    rows = [(f"règle : {key}", value) for key, value in attrs.get("regles", {}).items()]
+    rows += [(f"verdict : {key}", value) for key, value in attrs.get("verdicts", {}).items()]
+    for source in attrs.get("sources", []):
+        rows.append((f"source : {source.get('jeu')}", json.dumps(source, ensure_ascii=False)))
+    return pd.DataFrame(rows, columns=["clé", "valeur"])
