@@ -37,6 +37,10 @@ COMMUNE_TOLERANCE_M: float = 1000.0
 #: Rows classified together by one thread in :func:`classify`.
 CHUNK_SIZE: int = 100_000
 
+#: Suffix given to an input column that bears the name of an output column (e.g. an
+#: input ``commune`` column comes out as ``commune_entree``): nothing is dropped.
+INPUT_SUFFIX = "_entree"
+
 #: Columns added by :func:`classify`, in order, before the geometry.
 OUTPUT_COLUMNS = [
     "lon",
@@ -454,7 +458,7 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
     index = frame.index
     valid = frame["probleme"].isna().to_numpy(copy=True)
     names = [territory.name for territory in crs.TERRITORIES]
-    territory = pd.Categorical(frame["territoire"], categories=names).codes
+    territory = pd.Categorical(frame["territoire"], categories=["", *names]).codes - 1
     lon = frame["lon"].to_numpy(dtype=float)
     lat = frame["lat"].to_numpy(dtype=float)
     points = frame.geometry.to_numpy()
@@ -539,8 +543,8 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
     )
     result = pd.DataFrame(
         {
-            "lon": frame["lon"],
-            "lat": frame["lat"],
+            "lon": frame["lon"].where(valid),
+            "lat": frame["lat"].where(valid),
             "territoire": _series(
                 pa.array(["", *names]).take(pa.array(np.where(valid, territory + 1, 0))), index
             ),
@@ -563,7 +567,7 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
         index=index,
     )
     user = frame.drop(columns=["lon", "lat", "probleme", "territoire", "geometry"])
-    user = user.drop(columns=[c for c in OUTPUT_COLUMNS if c in user.columns])
+    user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in OUTPUT_COLUMNS if c in user})
     out = pd.concat([user, result], axis=1)
     geometry = frame.geometry.where(valid, None)
     return gpd.GeoDataFrame(out, geometry=geometry, crs=crs.GEOGRAPHIC)
@@ -611,7 +615,8 @@ def classify(
     Returns
     -------
     geopandas.GeoDataFrame
-        Every input row, in input order and with the input index and columns, plus
+        Every input row, in input order and with the input index and columns (an input
+        column named like an output column gets the suffix :data:`INPUT_SUFFIX`), plus
         :data:`OUTPUT_COLUMNS`; point geometry in EPSG:4326 (``None`` when invalid).
         ``attrs["regles"]`` describes the rules, ``attrs["sources"]`` the data files
         and vintages, ``attrs["verdicts"]`` the count per verdict.

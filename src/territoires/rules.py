@@ -82,9 +82,12 @@ class UrbanRule:
         """
         values = pd.to_numeric(communes[self.column], errors="coerce").astype("Int64")
         urban = values.isin(self.urban_values)
+        unknown = values.isna()
         if self.pole_only:
-            urban &= communes["cateaav2020"].isin([11, 12])
-        outside = (~urban).astype("boolean").mask(values.isna())
+            category = pd.to_numeric(communes["cateaav2020"], errors="coerce").astype("Int64")
+            unknown |= urban & category.isna()  # large AAV, pole membership unknown
+            urban &= category.isin([11, 12])
+        outside = (~urban).astype("boolean").mask(unknown)
         reasons = [
             self._reason(row, out) for row, out in zip(communes.itertuples(), outside, strict=True)
         ]
@@ -94,7 +97,8 @@ class UrbanRule:
         value = getattr(row, self.column)
         commune = f"{row.nom} ({row.code_insee})"
         if pd.isna(outside):
-            return f"{commune} : {self.column} inconnu, règle « {self.name} » non applicable"
+            missing = self.column if pd.isna(value) else "cateaav2020"
+            return f"{commune} : {missing} inconnu, règle « {self.name} » non applicable"
         verdict = "hors grands centres urbains" if outside else "grand centre urbain"
         if self.column == "densite7":
             detail = f"niveau {value} « {_label(DENSITE7, value)} » de la grille de densité INSEE"

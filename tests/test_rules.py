@@ -1,0 +1,289 @@
+"""Tests of territoires.rules: presets, validation, urban rules and verdict precedence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from territoires import rules
+from territoires.rules import (
+    DISTANCE_PROXIMITE_IMMEDIATE_M,
+    PRESETS,
+    URBAN_RULES,
+    VERDICTS,
+    Rules,
+    decide,
+    preset,
+    urban_rule,
+)
+
+# ------------------------------------------------------------------------------ presets
+
+
+def test_default_preset_is_fabriques_2019() -> None:
+    default = preset()
+
+    assert default is PRESETS["fabriques-2019"]
+    assert default.name == rules.DEFAULT_PRESET == "fabriques-2019"
+    assert default.qpv_vintage == 2015
+    assert default.near_distance_m == DISTANCE_PROXIMITE_IMMEDIATE_M == 500.0
+    assert default.urban is URBAN_RULES["densite-hors-grands-centres"]
+    assert "Fabriques de Territoire" in default.reference
+
+
+def test_qpv2024_preset() -> None:
+    later = preset("fabriques-2019-qpv2024")
+
+    assert later.qpv_vintage == 2024
+    assert later.near_distance_m == 500.0
+    assert later.urban.name == "densite-hors-grands-centres"
+
+
+def test_unknown_preset_lists_known_names() -> None:
+    with pytest.raises(KeyError) as error:
+        preset("fabriques-2030")
+    message = str(error.value)
+    assert "fabriques-2030" in message
+    for name in PRESETS:
+        assert name in message
+
+
+def test_unknown_urban_rule_lists_known_names() -> None:
+    with pytest.raises(KeyError) as error:
+        urban_rule("metropoles")
+    for name in URBAN_RULES:
+        assert name in str(error.value)
+    with pytest.raises(KeyError, match="densite-hors-grands-centres"):
+        preset(urban="metropoles")
+
+
+def test_overrides_rename_the_rule_set() -> None:
+    custom = preset(near_distance_m=300, urban="uu-moins-200k")
+
+    assert custom.name == "fabriques-2019+personnalisé"
+    assert custom.near_distance_m == 300
+    assert custom.urban is URBAN_RULES["uu-moins-200k"]
+    assert PRESETS["fabriques-2019"].near_distance_m == 500.0  # the preset is untouched
+    again = custom.replace(qpv_vintage=2024)
+    assert again.name == "fabriques-2019+personnalisé+personnalisé"
+    assert custom.replace(name="mon-appel").name == "mon-appel"
+    assert preset("fabriques-2019") is preset()  # no override: the preset itself
+
+
+def test_rules_are_frozen_and_hashable() -> None:
+    assert hash(preset()) == hash(preset())
+    assert preset(near_distance_m=100) == preset(near_distance_m=100)
+    assert preset(near_distance_m=100) != preset(near_distance_m=200)
+    with pytest.raises(AttributeError):
+        preset().near_distance_m = 1  # type: ignore[misc]
+
+
+def test_describe_records_everything() -> None:
+    described = preset("fabriques-2019-qpv2024", near_distance_m=250).describe()
+
+    assert described == {
+        "nom": "fabriques-2019-qpv2024+personnalisé",
+        "version": "1",
+        "titre": PRESETS["fabriques-2019-qpv2024"].title,
+        "reference": PRESETS["fabriques-2019-qpv2024"].reference,
+        "millesime_qpv": 2024,
+        "distance_proximite_m": 250,
+        "regle_urbaine": "densite-hors-grands-centres",
+        "regle_urbaine_version": "2024",
+        "regle_urbaine_description": URBAN_RULES["densite-hors-grands-centres"].description,
+    }
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("vintage", [2016, 2014, 2023, "2015", None])
+def test_unknown_qpv_vintage_is_refused(vintage) -> None:
+    with pytest.raises(ValueError, match="millésime QPV"):
+        preset(qpv_vintage=vintage)
+
+
+@pytest.mark.parametrize("distance", [-1, -0.001, float("nan"), float("inf"), -float("inf")])
+def test_invalid_distance_is_refused(distance) -> None:
+    with pytest.raises(ValueError, match="near_distance_m"):
+        preset(near_distance_m=distance)
+
+
+def test_zero_distance_is_allowed() -> None:
+    assert preset(near_distance_m=0).near_distance_m == 0
+
+
+def test_direct_construction_is_validated() -> None:
+    with pytest.raises(ValueError):
+        Rules(
+            name="x",
+            version="1",
+            title="x",
+            reference="x",
+            qpv_vintage=2016,
+            near_distance_m=500,
+            urban=URBAN_RULES["densite-hors-grands-centres"],
+        )
+
+
+# --------------------------------------------------------------------------- urban rules
+
+
+@pytest.fixture
+def communes() -> pd.DataFrame:
+    """Hand-made communes: every combination the three rules look at, some data missing."""
+    return pd.DataFrame(
+        {
+            "code_insee": ["31555", "31069", "12202", "48095", "99001", "99002", "99003", "99004"],
+            "nom": [
+                "Toulouse",
+                "Blagnac",
+                "Rodez",
+                "Mende",
+                "Sans grille",
+                "Sans pôle",
+                "Vide",
+                "Secondaire",
+            ],
+            "densite7": pd.array([1, 3, 2, 4, pd.NA, 1, pd.NA, 2], dtype="Int64"),
+            "aav2020": ["004", "004", "093", "310", "004", "004", None, "004"],
+            "cateaav2020": pd.array([11, 12, 11, 11, 20, pd.NA, pd.NA, 13], dtype="Int64"),
+            "taav2017": pd.array([4, 4, 2, 1, 4, 4, pd.NA, 4], dtype="Int64"),
+            "uu2020": ["31701", "31701", "12501", "48501", "31701", None, None, "31302"],
+            "tuu2017": pd.array([7, 7, 5, 3, 7, pd.NA, pd.NA, 4], dtype="Int64"),
+        },
+        index=[10, 20, 30, 40, 50, 60, 70, 80],
+    )
+
+
+def _as_list(values: pd.Series) -> list:
+    return [None if pd.isna(value) else bool(value) for value in values]
+
+
+def test_density_rule(communes) -> None:
+    outside, reason = URBAN_RULES["densite-hors-grands-centres"].evaluate(communes)
+
+    assert outside.dtype == "boolean"
+    assert outside.index.equals(communes.index) and reason.index.equals(communes.index)
+    assert _as_list(outside) == [False, True, True, True, None, False, None, True]
+    assert reason[10] == (
+        "Toulouse (31555) : niveau 1 « Grands centres urbains » de la grille de densité INSEE "
+        "→ grand centre urbain (règle « densite-hors-grands-centres »)"
+    )
+    assert "niveau 3 « Ceintures urbaines »" in reason[20]
+    assert "→ hors grands centres urbains" in reason[20]
+    assert reason[50] == (
+        "Sans grille (99001) : densite7 inconnu, règle « densite-hors-grands-centres » "
+        "non applicable"
+    )
+
+
+def test_aav_rule(communes) -> None:
+    outside, reason = URBAN_RULES["aav-hors-poles-200k"].evaluate(communes)
+
+    # Toulouse, Blagnac: pole of a large AAV; Rodez, Mende: small AAV; 99001: crown;
+    # 99002: large AAV but pole membership unknown; 99003: no data; 99004: secondary pole
+    assert _as_list(outside) == [False, False, True, True, True, None, None, True]
+    assert "« Commune-centre », aire d'attraction 004" in reason[10]
+    assert "Aire de 700 000 habitants ou plus (hors Paris)" in reason[10]
+    assert "→ grand centre urbain" in reason[10]
+    assert "« Autre commune du pôle principal »" in reason[20]
+    assert "Aire de 50 000 à moins de 200 000 habitants → hors grands centres urbains" in reason[30]
+    assert "« Commune de la couronne »" in reason[50]
+    assert "cateaav2020 inconnu" in reason[60]
+    assert "« Commune d'un pôle secondaire »" in reason[80]
+    assert "→ hors grands centres urbains" in reason[80]
+    assert "taav2017 inconnu" in reason[70]
+
+
+def test_aav_rule_reads_categories_given_as_text(communes) -> None:
+    communes["cateaav2020"] = ["11", "12", "11", "11", "20", None, None, "13"]
+    outside, _ = URBAN_RULES["aav-hors-poles-200k"].evaluate(communes)
+
+    assert _as_list(outside) == [False, False, True, True, True, None, None, True]
+
+
+def test_urban_unit_rule(communes) -> None:
+    outside, reason = URBAN_RULES["uu-moins-200k"].evaluate(communes)
+
+    assert _as_list(outside) == [False, False, True, True, False, None, None, True]
+    assert "Unité urbaine de 200 000 à 1 999 999 habitants (unité urbaine 31701)" in reason[10]
+    assert "Unité urbaine de 50 000 à 99 999 habitants (unité urbaine 12501)" in reason[30]
+    assert (
+        reason[60] == "Sans pôle (99002) : tuu2017 inconnu, règle « uu-moins-200k » non applicable"
+    )
+
+
+def test_rules_disagree_on_some_communes(communes) -> None:
+    """The reason to offer several rules: they classify Blagnac and Sans-pôle differently."""
+    results = {name: _as_list(rule.evaluate(communes)[0]) for name, rule in URBAN_RULES.items()}
+
+    assert results["densite-hors-grands-centres"][1] is True
+    assert results["aav-hors-poles-200k"][1] is False
+    assert results["uu-moins-200k"][1] is False
+
+
+def test_urban_rules_are_documented() -> None:
+    assert set(URBAN_RULES) == {
+        "densite-hors-grands-centres",
+        "aav-hors-poles-200k",
+        "uu-moins-200k",
+    }
+    for name, rule in URBAN_RULES.items():
+        assert rule.name == name
+        assert rule.description.startswith("Hors grands centres urbains : ")
+        assert rule.version
+
+
+# ------------------------------------------------------------------------------ decide
+
+T, F, NA = True, False, None
+
+#: (valid, in_qpv, near_qpv, outside_urban) → verdict, by precedence.
+PRECEDENCE = [
+    (False, T, T, T, "invalide"),
+    (False, NA, NA, NA, "invalide"),
+    (True, T, T, F, "qpv"),
+    (True, T, T, T, "qpv"),
+    (True, T, T, NA, "qpv"),
+    (True, F, T, F, "proximite_qpv"),
+    (True, F, T, T, "proximite_qpv"),
+    (True, F, T, NA, "proximite_qpv"),
+    (True, F, F, T, "hors_grands_centres_urbains"),
+    (True, NA, NA, T, "hors_grands_centres_urbains"),
+    (True, F, F, F, "non_eligible"),
+    (True, NA, NA, F, "indetermine"),
+    (True, F, F, NA, "indetermine"),
+    (True, NA, NA, NA, "indetermine"),
+]
+
+
+def test_decide_precedence_table() -> None:
+    valid = np.array([row[0] for row in PRECEDENCE])
+    columns = [
+        pd.Series(pd.array([row[i] for row in PRECEDENCE], dtype="boolean")) for i in (1, 2, 3)
+    ]
+    verdicts = decide(valid, *columns)
+
+    assert list(verdicts) == [row[4] for row in PRECEDENCE]
+    assert set(verdicts) == set(VERDICTS)
+
+
+def test_decide_on_no_rows() -> None:
+    empty = pd.Series(pd.array([], dtype="boolean"))
+
+    assert len(decide(np.array([], dtype=bool), empty, empty, empty)) == 0
+
+
+def test_verdict_labels_are_french_and_ordered() -> None:
+    assert list(VERDICTS) == [
+        "invalide",
+        "qpv",
+        "proximite_qpv",
+        "hors_grands_centres_urbains",
+        "non_eligible",
+        "indetermine",
+    ]
+    assert VERDICTS["proximite_qpv"] == "À proximité immédiate d'un QPV"
+    assert VERDICTS["non_eligible"] == "Non éligible"
