@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from pyproj import Transformer
+from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
 from . import crs, loaders, places
@@ -71,33 +72,30 @@ class _Layer:
     """Reference polygons of one territory, indexed for containment and for distances.
 
     Containment is tested on the published EPSG:4326 polygons, against the points as
-    given. Distances are measured in the territory's legal metric CRS, against the
-    polygons' boundaries split into segments: the nearest segment gives exactly the
-    distance to a polygon from a point outside it, and a tree of short segments prunes
-    far better than a tree of whole polygons.
+    given. Distances are measured in the territory's legal metric CRS. To find the
+    nearest polygon quickly, each polygon is summarised by its minimum bounding circle
+    (centre in a k-d tree, radius): ``|p - c| - r`` and ``|p - c| + r`` bound its
+    distance from below and above, so exact distances are computed only for the few
+    polygons that can still be the nearest (see :func:`_nearest`).
     """
 
     rows: np.ndarray  # positions in the reference table
     tree: shapely.STRtree  # EPSG:4326 polygons
     metric: shapely.STRtree  # same polygons in the metric CRS
-    segments: shapely.STRtree  # metric boundary segments
-    segment_rows: np.ndarray  # position in the reference table of each segment's polygon
+    centres: cKDTree  # centres of the minimum bounding circles (metric)
+    radii: np.ndarray  # their radii
 
     @classmethod
     def build(cls, frame: gpd.GeoDataFrame, rows: np.ndarray, territory: str) -> _Layer:
         """Index the polygons of ``frame`` (EPSG:4326) at reference positions ``rows``."""
         metric = crs.to_metric(frame, territory).geometry.to_numpy()
-        rings, ring_owner = shapely.get_parts(shapely.boundary(metric), return_index=True)
-        coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
-        same_ring = coord_ring[1:] == coord_ring[:-1]
-        starts, ends = coords[:-1][same_ring], coords[1:][same_ring]
-        segments = shapely.linestrings(np.stack([starts, ends], axis=1))
+        centres = shapely.centroid(shapely.minimum_bounding_circle(metric))
         return cls(
             rows=rows,
             tree=shapely.STRtree(frame.geometry.to_numpy()),
             metric=shapely.STRtree(metric),
-            segments=shapely.STRtree(segments),
-            segment_rows=rows[ring_owner[coord_ring[:-1][same_ring]]],
+            centres=cKDTree(np.column_stack([shapely.get_x(centres), shapely.get_y(centres)])),
+            radii=shapely.minimum_bounding_radius(metric),
         )
 
 
@@ -259,6 +257,53 @@ def _find_communes(
     return commune, gap
 
 
+#: Candidate polygons examined per point by :func:`_nearest` before falling back.
+NEAREST_CANDIDATES: int = 8
+
+
+def _nearest(layer: _Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest polygon of each metric point and its distance, vectorised.
+
+    For the :data:`NEAREST_CANDIDATES` polygons whose bounding-circle centres are
+    nearest, the distance lies in ``[|p-c| - r, |p-c| + r]``; exact distances are computed
+    only for candidates whose lower bound does not exceed the smallest upper bound.
+    Polygons beyond the candidates are at least ``d_k - max(r)`` away: when that bound
+    does not prove the answer, the point falls back to an exhaustive STRtree search.
+
+    Returns
+    -------
+    found : numpy.ndarray of int
+        Position of the nearest polygon in the layer.
+    distance : numpy.ndarray of float
+        Metres to it (0 when inside).
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    k = min(NEAREST_CANDIDATES, len(layer.radii))
+    centre_distance, candidate = layer.centres.query(
+        np.column_stack([x, y]), k=list(range(1, k + 1))
+    )
+    radius = layer.radii[candidate]
+    upper = (centre_distance + radius).min(axis=1)
+    point, slot = np.nonzero(centre_distance - radius <= upper[:, None])
+    polygon = candidate[point, slot]
+    exact = shapely.distance(shapely.points(x[point], y[point]), layer.metric.geometries[polygon])
+    distance = np.full(n, np.inf)
+    np.minimum.at(distance, point, exact)
+    found = np.full(n, -1)
+    best = exact == distance[point]
+    found[point[best]] = polygon[best]
+    if k < len(layer.radii):
+        unproven = np.flatnonzero(centre_distance[:, -1] - layer.radii.max() < distance)
+        (hit, polygon), exact = layer.metric.query_nearest(
+            shapely.points(x[unproven], y[unproven]), return_distance=True, all_matches=False
+        )
+        found[unproven[hit]] = polygon
+        distance[unproven[hit]] = exact
+    return found, distance
+
+
 def _find_qpv(
     points: np.ndarray,
     lon: np.ndarray,
@@ -310,11 +355,9 @@ def _find_qpv(
         nearest[~outside] = inside[~outside]
         distance[~outside] = 0.0
     far = np.flatnonzero(outside)
-    (near_point, near_segment), found = layer.segments.query_nearest(
-        _metric_points(lon[far], lat[far], territory), return_distance=True, all_matches=False
-    )
-    nearest[far[near_point]] = layer.segment_rows[near_segment]
-    distance[far[near_point]] = found
+    x, y = _transformer(territory).transform(lon[far], lat[far])
+    found, distance[far] = _nearest(layer, x, y)
+    nearest[far] = layer.rows[found]
     return containing, nearest, distance
 
 
