@@ -17,7 +17,7 @@ import shapely
 from jinja2.utils import htmlsafe_json_dumps
 from shapely.geometry import Point, box
 
-from territoires import load_communes, load_qpv, maps
+from territoires import classify, coverage, load_communes, load_qpv, maps
 from territoires.rules import VERDICTS
 
 XSS = "<script>alert(1)</script>"
@@ -27,6 +27,7 @@ INSTALL_CHROMIUM = (
     "apt-get update && apt-get install -y chromium chromium-driver ; pip install selenium"
 )
 SCREENSHOT_COPY = Path("/tmp/territoires_map.png")
+EXAMPLE_PLACES = Path(__file__).resolve().parents[1] / "examples" / "lieux_exemple.csv"
 
 
 def _qpv() -> gpd.GeoDataFrame:
@@ -369,6 +370,84 @@ def test_coverage_qpv_needs_geometry():
         maps.coverage_map(_departements_agg(), qpv_cov=_qpv_cov(), qpv=_qpv().iloc[:2])
 
 
+def test_packed_polygons_round_trip():
+    square = box(1.0, 43.0, 1.2, 43.2)
+    with_hole = square.difference(box(1.05, 43.05, 1.1, 43.1))
+    degenerate_hole = shapely.Polygon(
+        square.exterior.coords, [[(1.15, 43.15), (1.150001, 43.15), (1.15, 43.150001)]]
+    )
+    pair = shapely.MultiPolygon([box(55.4, -21.0, 55.5, -20.9), box(55.6, -21.1, 55.61, -21.09)])
+    wiggly = Point(2.123456, 46.654321).buffer(0.01)
+    geometries = np.array([with_hole, degenerate_hole, pair, wiggly], dtype=object)
+    packed = maps._pack_polygons(geometries, 4)
+    decoded = [shapely.geometry.shape(g) for g in maps._unpack_polygons(packed, 4)]
+    for original, back in zip(geometries, decoded, strict=True):
+        expected = shapely.set_precision(original, 1e-4)
+        assert back.symmetric_difference(expected).area < 1e-6 * max(original.area, 1e-6)
+    assert len(decoded[0].geoms[0].interiors) == 1
+    assert len(decoded[1].geoms[0].interiors) == 0  # hole reduced to a point by rounding
+    assert len(decoded[2].geoms) == 2
+    assert np.allclose(shapely.get_coordinates(decoded), shapely.get_coordinates(decoded).round(4))
+    # deltas run on from one ring (and geometry) to the next: all small but the first
+    # (only the very first vertex is absolute; a 0.2° square then needs deltas ≤ 2,000)
+    flat = [v for polygons in packed[:2] for rings in polygons for ring in rings for v in ring]
+    assert flat[:2] == [10_000, 430_000]
+    assert max(abs(v) for v in flat[2:]) <= 2_000
+
+
+def test_coverage_commune_layer_is_compact_and_complete(tmp_path):
+    fmap = maps.coverage_map(
+        _departements_agg(), commune_cov=_commune_cov(), qpv_cov=_qpv_cov(), qpv=_qpv()
+    )
+    layer = _layers(fmap)["Communes couvertes ou non"]
+    assert isinstance(layer, maps._PackedPolygons)
+    features = {f["id"]: f["properties"] for f in layer.data["features"]}
+    assert features == {
+        "31555": {"n": "Toulouse", "p": 500_000, "c": True, "d": 0},
+        "31069": {"n": "Blagnac", "p": 25_000, "c": False, "d": 5200},
+        "31557": {"n": "Tournefeuille", "p": 28_000, "c": None, "d": None},
+        "59350": {"n": "Lille", "p": 230_000, "c": True, "d": 10},
+    }
+    coordinates = np.array(_coordinates(layer.data))
+    assert np.allclose(coordinates, coordinates.round(4), rtol=0, atol=1e-12)
+    styles = {
+        key: layer.styles.get(json.dumps(props["c"]), layer.default)["fillColor"]
+        for key, props in features.items()
+    }
+    assert styles == {
+        "31555": maps._COVERED_COLOUR,
+        "31069": maps._UNCOVERED_COLOUR,
+        "31557": maps._MISSING_COLOUR,
+        "59350": maps._COVERED_COLOUR,
+    }
+    page = _page(fmap, tmp_path)
+    legend = _legend(page)
+    assert "Couverture inconnue" in legend and "simplifiés pour l'affichage" in legend
+    assert "Population : " not in page.split("var packed = ", 1)[1].split(";\n", 1)[0]
+
+
+def test_commune_names_are_escaped_in_packed_layer(tmp_path):
+    communes = _commune_cov()
+    communes.loc[0, "nom"] = XSS
+    fmap = maps.coverage_map(_departements_agg(), commune_cov=communes)
+    layer = _layers(fmap)["Communes couvertes ou non"]
+    names = {f["properties"]["n"] for f in layer.data["features"]}
+    assert html.escape(XSS) in names
+    assert XSS not in _page(fmap, tmp_path)
+
+
+def test_commune_tolerance_follows_the_scale(real):
+    _, communes, _ = real
+    tolerances = maps._scale_tolerances(communes, 20)
+    assert 300 <= tolerances["metropole"] <= 500
+    assert 20 <= tolerances["reunion"] < 100
+    occitanie = maps._scale_tolerances(communes[communes["reg"] == "76"], 20)
+    assert 100 < occitanie["metropole"] < tolerances["metropole"]
+    fmap = maps.coverage_map(_departements_agg(), commune_cov=_commune_cov(), commune_simplify_m=0)
+    layer = _layers(fmap)["Communes couvertes ou non"]
+    assert len(layer.data["features"]) == 4
+
+
 # --- saving ----------------------------------------------------------------------------------
 
 _EXTERNAL_ASSET = re.compile(r'<(?:script[^>]*\ssrc|link[^>]*\shref)="(?P<url>[^"]*)"')
@@ -545,6 +624,48 @@ def test_national_map_size(real, tmp_path):
     assert len(page.encode()) < 4_000_000
 
 
+@pytest.fixture(scope="module")
+def national_coverage(data_dir):
+    """Coverage analysis of the 27 example places over the whole of France."""
+    places = classify(EXAMPLE_PLACES, data_dir=data_dir)
+    return coverage.analyse(places, geometry=True, data_dir=data_dir)
+
+
+@pytest.mark.slow
+def test_national_coverage_map_size(national_coverage, real, tmp_path):
+    """The national coverage map keeps every commune, yet stays under 5 MB."""
+    qpv, _, _ = real
+    layers_in = national_coverage
+    fmap = maps.coverage_map(
+        layers_in["dep"],
+        commune_cov=layers_in["communes"],
+        qpv_cov=layers_in["qpv"],
+        qpv=qpv,
+        self_contained=True,
+    )
+    layers = _layers(fmap)
+    deps = layers["Part de la population couverte, par département"].data["features"]
+    assert len(deps) == len(layers_in["dep"]) > 100
+    communes = layers["Communes couvertes ou non"].data["features"]
+    assert len(communes) == len(layers_in["communes"]) > 30_000
+    assert {f["id"] for f in communes} == set(layers_in["communes"]["code_insee"])
+    uncovered = ~layers_in["qpv"]["couvert"].astype("boolean").fillna(False)
+    name = f"QPV non couverts ({int(uncovered.sum())})"
+    assert {f["id"] for f in layers[name].data["features"]} == set(
+        layers_in["qpv"].loc[uncovered, "code_qpv"]
+    )
+    page = _page(fmap, tmp_path, self_contained=True)
+    size = len(page.encode())
+    assert size < 5_000_000, f"{size / 1e6:.1f} MB"
+    for layer_name in (
+        "Part de la population couverte, par département",
+        "Communes couvertes ou non",
+        name,
+    ):
+        assert _in_page(html.escape(layer_name)) in page or html.escape(layer_name) in page
+    assert list(_EXTERNAL_ASSET.finditer(page)) == []
+
+
 # --- headless Chromium -----------------------------------------------------------------------
 
 
@@ -652,3 +773,47 @@ def test_clusters_render_in_chromium(chromium, tmp_path):
 
     # Once the view has settled, every placed point is in a cluster or drawn alone.
     WebDriverWait(chromium, 30).until(lambda d: drawn(d)[0] == 40 and drawn(d)[1] > 0)
+
+
+@pytest.mark.chromium
+def test_packed_commune_layer_renders_in_chromium(chromium, tmp_path):
+    """The browser decodes the packed communes exactly as Python does and shows tooltips."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    fmap = maps.coverage_map(_departements_agg(), commune_cov=_commune_cov(), self_contained=True)
+    layer = _layers(fmap)["Communes couvertes ou non"]
+    path = maps.save(fmap, tmp_path / "couverture.html", self_contained=True)
+    chromium.get(path.resolve().as_uri())
+    wait = WebDriverWait(chromium, 30)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers"))
+    var = layer.get_name()
+    assert chromium.execute_script(f"return {var}.getLayers().length") == 0  # built lazily
+    for label in chromium.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays label"):
+        if "Communes couvertes ou non" in label.text:
+            label.click()
+    wait.until(lambda d: d.execute_script(f"return {var}.getLayers().length") == 4)
+    assert chromium.find_elements(By.CSS_SELECTOR, ".leaflet-overlay-pane canvas")
+    drawn = chromium.execute_script(
+        f"return {var}.getLayers().map(function (l) {{"
+        "  return [l.feature.id, l.feature.geometry.coordinates, l.options.fillColor,"
+        "          (l.openTooltip(), l.getTooltip().getElement().textContent)]; });"
+    )
+    expected = {f["id"]: f["geometry"]["coordinates"] for f in layer.data["features"]}
+    assert {feature_id: coords for feature_id, coords, _, _ in drawn} == expected
+    colours = {feature_id: colour for feature_id, _, colour, _ in drawn}
+    assert colours["31069"] == maps._UNCOVERED_COLOUR
+    assert colours["31557"] == maps._MISSING_COLOUR
+    tips = {feature_id: text for feature_id, _, _, text in drawn}
+    assert tips["31069"] == (
+        "Blagnac (31069)Population : 25\u202f000Commune non couverte"
+        "Lieu le plus proche : 5,2\u00a0km"
+    )
+    assert tips["31557"].endswith("Commune couverture inconnueLieu le plus proche : inconnue")
+    assert tips["59350"].endswith("Commune couverteLieu le plus proche : 10\u00a0m")
+    errors = [
+        entry["message"]
+        for entry in chromium.get_log("browser")
+        if entry["level"] == "SEVERE" and "tile.openstreetmap.org" not in entry["message"]
+    ]
+    assert errors == []

@@ -309,9 +309,9 @@ def _rules(name: str, distance: float | None, urban: str | None, qpv: int | None
 
 
 def _classify(source: Path, rules: Rules, lon: str | None, lat: str | None, crs: str | None) -> Any:
-    typer.echo("Chargement des données de référence…", err=True)
-    ref = eligibility.reference(rules)
-    return eligibility.classify(source, ref=ref, lon=lon, lat=lat, input_crs=crs, progress=True)
+    """Classify a file; the file is read (and rejected if unusable) before the reference."""
+    typer.echo(f"Lecture de {source} puis des données de référence…", err=True)
+    return eligibility.classify(source, rules, lon=lon, lat=lat, input_crs=crs, progress=True)
 
 
 def _summary(result: Any) -> None:
@@ -334,7 +334,11 @@ def list_rules() -> None:
         typer.echo(f"  {rule.description}")
 
 
-@app.command("check")
+@app.command(
+    "check",
+    # Negative coordinates (overseas: -52.33 4.93, 55.45 -20.88) are numbers, not options.
+    context_settings={"ignore_unknown_options": True},
+)
 def check(
     lon: Annotated[float, typer.Argument(help="Longitude WGS84 (x), ex. 2.3522.")],
     lat: Annotated[float, typer.Argument(help="Latitude WGS84 (y), ex. 48.8566.")],
@@ -345,8 +349,7 @@ def check(
 ) -> None:
     """Donne le verdict d'éligibilité d'un lieu et son motif.
 
-    Pour une longitude négative, séparez les options des nombres par « -- » :
-    territoires check -- -52.33 4.93
+    Coordonnées négatives acceptées telles quelles : territoires check -52.33 4.93
     """
     row = eligibility.check(lon, lat, _rules(regles, distance, regle_urbaine, qpv))
     typer.secho(VERDICTS[row["verdict"]], fg=_VERDICT_COLOURS[row["verdict"]], bold=True)

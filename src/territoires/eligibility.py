@@ -180,14 +180,19 @@ def _layers(frame: gpd.GeoDataFrame) -> dict[str, _Layer]:
     return layers
 
 
-@lru_cache(maxsize=4)
-def _cached_reference(rules: Rules, data_dir: str | None) -> Reference:
+@lru_cache(maxsize=2)
+def _loaded(qpv_vintage: int, data_dir: str | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """QPV and communes as loaded, shared by every rule set of the same QPV vintage."""
     folder = Path(data_dir) if data_dir else None
-    return Reference.build(
-        rules,
-        loaders.load_qpv(rules.qpv_vintage, data_dir=folder),
+    return (
+        loaders.load_qpv(qpv_vintage, data_dir=folder),
         loaders.load_communes(data_dir=folder),
     )
+
+
+@lru_cache(maxsize=8)
+def _cached_reference(rules: Rules, data_dir: str | None) -> Reference:
+    return Reference.build(rules, *_loaded(rules.qpv_vintage, data_dir))
 
 
 def reference(rules: Rules | None = None, data_dir: Path | None = None) -> Reference:
@@ -664,10 +669,10 @@ def classify(
         ``attrs["regles"]`` describes the rules, ``attrs["sources"]`` the data files
         and vintages, ``attrs["verdicts"]`` the count per verdict.
     """
+    frame = places.read_places(source, lon=lon, lat=lat, crs=input_crs)
     if ref is None:
         chosen = preset(rules) if isinstance(rules, str) else rules
         ref = reference(chosen, data_dir)
-    frame = places.read_places(source, lon=lon, lat=lat, crs=input_crs)
     chunks = [frame.iloc[start : start + chunk_size] for start in range(0, len(frame), chunk_size)]
     with (
         ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,

@@ -13,6 +13,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 #: Output formats by file extension.
 FORMATS = {".csv": "CSV", ".xlsx": "Excel", ".gpkg": "GeoPackage", ".geojson": "GeoJSON"}
@@ -37,6 +38,40 @@ def _spatial(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         elif isinstance(dtype, pd.StringDtype):
             out[column] = out[column].astype(object).where(out[column].notna(), None)
     return out
+
+
+def _is_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) or values.dtype == object
+
+
+def _excel_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop the control characters a worksheet cannot hold (openpyxl refuses them)."""
+    out = frame.copy()
+    for column in out.columns:
+        if _is_text(out[column]):
+            out[column] = out[column].map(
+                lambda v: ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v
+            )
+    out.columns = [
+        ILLEGAL_CHARACTERS_RE.sub("", c) if isinstance(c, str) else c for c in out.columns
+    ]
+    return out
+
+
+def _no_formulas(sheet: Any, frame: pd.DataFrame) -> None:
+    """Keep text that starts with ``=`` as text: openpyxl would write it as a formula.
+
+    Place names and other columns come from the user's file; a name such as
+    ``=HYPERLINK(…)`` must not become a live formula in the workbook staff open.
+    """
+    for col, name in enumerate(frame.columns, start=1):
+        if isinstance(name, str) and name.startswith("="):
+            sheet.cell(row=1, column=col).data_type = "s"
+        if not _is_text(frame[name]):
+            continue
+        starts = frame[name].map(lambda v: isinstance(v, str) and v.startswith("="))
+        for row in starts.to_numpy(dtype=bool).nonzero()[0]:
+            sheet.cell(row=int(row) + 2, column=col).data_type = "s"
 
 
 def provenance_path(path: Path) -> Path:
@@ -75,8 +110,13 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
         _plain(result).to_csv(path, sep=";", decimal=",", index=False, encoding="utf-8-sig")
     elif suffix == ".xlsx":
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
-            _plain(result).to_excel(writer, sheet_name="resultats", index=False)
-            _attrs_table(result.attrs).to_excel(writer, sheet_name="regles", index=False)
+            for name, table in (
+                ("resultats", _plain(result)),
+                ("regles", _attrs_table(result.attrs)),
+            ):
+                table = _excel_text(table)
+                table.to_excel(writer, sheet_name=name, index=False)
+                _no_formulas(writer.sheets[name], table)
     else:
         driver = "GPKG" if suffix == ".gpkg" else "GeoJSON"
         _spatial(result).to_file(path, driver=driver, engine="pyogrio")

@@ -9,8 +9,10 @@ delivery networks blocked (base tiles still need the network; every other layer 
 vector data embedded in the page).
 
 Display geometries are simplified in each territory's legal metric CRS and their
-coordinates rounded to 5 decimals (about 1 m); all text coming from data is
-HTML-escaped.
+coordinates rounded to 5 decimals (about 1 m); the ~34,000 communes of a national
+coverage map are simplified at the map's scale, rounded to 4 decimals and embedded in a
+compact encoding, so the file stays around 4 MB (see :func:`coverage_map`). All text
+coming from data is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import shapely
 from branca.colormap import StepColormap
 from branca.element import MacroElement
 from jinja2 import Template
+from jinja2.utils import htmlsafe_json_dumps
 
 from .crs import GEOGRAPHIC, TERRITORIES, locate, territory_names, to_metric
 from .nomenclatures import DENSITE7
@@ -65,8 +68,15 @@ _BAND_COLOUR = "#cab2d6"
 _COVERED_COLOUR = "#1a9850"
 _UNCOVERED_COLOUR = "#fc8d59"
 _UNCOVERED_QPV_COLOUR = "#d7191c"
+_COMMUNE_STYLE = {"color": "#777", "weight": 0.4, "fillOpacity": 0.6}
 _NAME_COLUMNS = ("nom", "name", "nom_lieu", "libelle")
 _DECIMALS = 5
+#: Decimals of the commune outlines of the coverage map (about 10 m).
+_COMMUNE_DECIMALS = 4
+#: Width, in tolerances, of a territory's extent (see :func:`_scale_tolerances`).
+_VIEW_PIXELS = 2500
+#: Largest simplification tolerance chosen for a map's scale, in metres.
+_MAX_SIMPLIFY_M = 500.0
 #: Smallest half-extent of the initial view, in degrees (about 2 km).
 _MIN_HALF_EXTENT = 0.02
 _TILE_NAME = "Fond OpenStreetMap (en ligne)"
@@ -203,21 +213,250 @@ def _rounded(geometries: gpd.GeoSeries) -> gpd.GeoSeries:
     return gpd.GeoSeries(values, index=geometries.index, crs=geometries.crs)
 
 
-def _display_polygons(frame: gpd.GeoDataFrame, simplify_m: float) -> gpd.GeoDataFrame:
+def _display_polygons(
+    frame: gpd.GeoDataFrame, simplify_m: float, tolerances: dict[str, float] | None = None
+) -> gpd.GeoDataFrame:
     """Polygons simplified in each territory's metric CRS, in EPSG:4326, rounded.
 
-    Rows with a missing or empty geometry are dropped; index and columns are kept.
+    ``tolerances`` overrides ``simplify_m`` for the territories it names. Rows with a
+    missing or empty geometry are dropped; index and columns are kept.
     """
     frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty].to_crs(GEOGRAPHIC)
     geometries = frame.geometry.copy()
-    if simplify_m > 0:
-        names = _territories(frame)
-        for name in np.unique(names):
+    names = _territories(frame) if len(frame) else np.array([], dtype=object)
+    for name in np.unique(names):
+        tolerance = (tolerances or {}).get(name, simplify_m)
+        if tolerance > 0:
             part = to_metric(frame[names == name], name).geometry
-            simplified = part.simplify(simplify_m, preserve_topology=True)
+            simplified = part.simplify(tolerance, preserve_topology=True)
             geometries[names == name] = simplified.to_crs(GEOGRAPHIC).values
     out = frame.set_geometry(_rounded(geometries))
     return out[~out.geometry.is_empty]
+
+
+def _scale_tolerances(frame: gpd.GeoDataFrame, floor_m: float) -> dict[str, float]:
+    """Simplification tolerance per territory, adapted to the scale the territory is seen at.
+
+    About half a screen pixel when the whole territory fills a map 1,250 pixels wide:
+    the extent divided by :data:`_VIEW_PIXELS`, at least ``floor_m`` and at most
+    :data:`_MAX_SIMPLIFY_M`: about 490 m for métropole, 160 m for the communes of one
+    region such as Occitanie, a few tens of metres for La Réunion.
+    """
+    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty].to_crs(GEOGRAPHIC)
+    if frame.empty:
+        return {}
+    names = _territories(frame)
+    tolerances = {}
+    for name in np.unique(names):
+        corners = gpd.GeoDataFrame(
+            geometry=[shapely.box(*frame[names == name].total_bounds)], crs=GEOGRAPHIC
+        )
+        west, south, east, north = to_metric(corners, name).total_bounds
+        extent = max(east - west, north - south)
+        tolerances[str(name)] = float(np.clip(extent / _VIEW_PIXELS, floor_m, _MAX_SIMPLIFY_M))
+    return tolerances
+
+
+def _pack_polygons(geometries: np.ndarray, decimals: int) -> list[list[list[list[int]]]]:
+    """Polygons as delta-encoded integers: the compact form :class:`_PackedPolygons` embeds.
+
+    Coordinates are rounded to ``decimals`` decimals and multiplied by ``10**decimals``.
+    Each geometry becomes a list of polygons, each a list of rings, each a flat list
+    ``[dx0, dy0, dx1, dy1, …]`` of differences from the previous vertex, the cursor
+    running on across rings and geometries (starting at 0, 0). Rings are not closed
+    (the decoder closes them); repeated vertices left by the rounding are removed, as
+    are holes reduced to fewer than 3 vertices.
+    """
+    scale = 10**decimals
+    cursor = np.zeros((1, 2), dtype=np.int64)
+    packed = []
+    for geometry in geometries:
+        polygons = []
+        for polygon in shapely.get_parts(geometry):
+            rings: list[list[int]] = []
+            for ring in (polygon.exterior, *polygon.interiors):
+                xy = np.rint(shapely.get_coordinates(ring) * scale).astype(np.int64)
+                xy = xy[np.r_[True, (xy[1:] != xy[:-1]).any(axis=1)]]
+                if len(xy) > 1 and (xy[-1] == xy[0]).all():
+                    xy = xy[:-1]
+                if rings and len(xy) < 3:
+                    continue
+                rings.append(np.diff(xy, axis=0, prepend=cursor).ravel().tolist())
+                cursor = xy[-1:]
+            polygons.append(rings)
+        packed.append(polygons)
+    return packed
+
+
+def _unpack_polygons(packed: list[list[list[list[int]]]], decimals: int) -> list[dict[str, Any]]:
+    """GeoJSON ``MultiPolygon`` geometries from :func:`_pack_polygons` output (closed rings)."""
+    scale = 10**decimals
+    x = y = 0
+    geometries = []
+    for polygons in packed:
+        coordinates = []
+        for rings in polygons:
+            decoded = []
+            for ring in rings:
+                points = []
+                for dx, dy in zip(ring[::2], ring[1::2], strict=True):
+                    x, y = x + dx, y + dy
+                    points.append([x / scale, y / scale])
+                decoded.append([*points, points[0]])
+            coordinates.append(decoded)
+        geometries.append({"type": "MultiPolygon", "coordinates": coordinates})
+    return geometries
+
+
+class _PackedPolygons(folium.map.Layer):
+    """A toggleable layer of many polygons, compact in the page and quick to open.
+
+    folium's ``GeoJson`` embeds plain GeoJSON: about 19 bytes per vertex and 150 per
+    feature before any property, which makes the 34,000 French communes weigh more than
+    10 MB. This layer embeds, once, the columns of the properties and the polygons
+    delta-encoded by :func:`_pack_polygons` (3 to 4 bytes per coordinate); the browser
+    rebuilds the GeoJSON features the first time the layer is shown, draws them on a
+    canvas (far faster than thousands of SVG paths) and builds each tooltip when the
+    pointer reaches its polygon.
+
+    Parameters
+    ----------
+    frame : geopandas.GeoDataFrame
+        Polygons in EPSG:4326, one feature per row.
+    ids : pandas.Series
+        Feature ids (HTML-escaped text), passed to ``tooltip`` as second argument.
+    properties : dict of str to pandas.Series
+        Short property names and their values (numbers, booleans or HTML-escaped
+        text; missing values become ``null``).
+    name : str
+        Layer name in the layer control (HTML-escaped).
+    tooltip : str
+        JavaScript ``function (properties, id)`` returning the tooltip's HTML.
+    style_key : str
+        Property choosing the style in ``styles`` (by its JSON text: ``"true"``,
+        ``"1"``…); ``"null"`` is used for missing values, ``default`` for the others.
+    styles, default : dict
+        Leaflet path styles.
+    decimals : int
+        Decimals kept in coordinates.
+    show : bool
+        Whether the layer is shown at opening.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = (function () {
+            var packed = {{ this.packed_json }};
+            var styles = {{ this.styles|tojson }};
+            var fallback = {{ this.default|tojson }};
+            var tooltip = {{ this.tooltip }};
+            function unpack() {
+                var x = 0, y = 0, features = [];
+                packed.geometries.forEach(function (polygons, i) {
+                    var properties = {};
+                    for (var key in packed.properties) {
+                        properties[key] = packed.properties[key][i];
+                    }
+                    var coordinates = polygons.map(function (rings) {
+                        return rings.map(function (ring) {
+                            var points = [];
+                            for (var k = 0; k < ring.length; k += 2) {
+                                x += ring[k];
+                                y += ring[k + 1];
+                                points.push([x / packed.scale, y / packed.scale]);
+                            }
+                            points.push(points[0]);
+                            return points;
+                        });
+                    });
+                    features.push({
+                        type: "Feature",
+                        id: packed.ids[i],
+                        properties: properties,
+                        geometry: {type: "MultiPolygon", coordinates: coordinates}
+                    });
+                });
+                return {type: "FeatureCollection", features: features};
+            }
+            var layer = L.geoJson(null, {
+                renderer: L.canvas({padding: 0.5}),
+                style: function (feature) {
+                    var value = JSON.stringify(feature.properties[{{ this.style_key|tojson }}]);
+                    return styles[value] || fallback;
+                },
+                onEachFeature: function (feature, shape) {
+                    shape.bindTooltip(function () {
+                        return tooltip(feature.properties, feature.id);
+                    }, {sticky: true});
+                }
+            });
+            layer.once("add", function () { layer.addData(unpack()); });
+            return layer;
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        frame: gpd.GeoDataFrame,
+        ids: pd.Series,
+        properties: dict[str, pd.Series],
+        *,
+        name: str,
+        tooltip: str,
+        style_key: str,
+        styles: dict[str, dict[str, Any]],
+        default: dict[str, Any],
+        decimals: int,
+        show: bool = True,
+    ) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "PackedPolygons"
+        self.decimals = decimals
+        # Neighbours follow each other (Hilbert curve order), so the deltas stay short.
+        order = (
+            np.argsort(frame.geometry.hilbert_distance().to_numpy(), kind="stable")
+            if len(frame)
+            else np.arange(0)
+        )
+        self.packed = {
+            "scale": 10**decimals,
+            "ids": ids.astype(str).to_numpy(dtype=object)[order].tolist(),
+            "properties": {
+                key: [None if pd.isna(v) else v for v in values.to_numpy(dtype=object)[order]]
+                for key, values in properties.items()
+            },
+            "geometries": _pack_polygons(frame.geometry.to_numpy()[order], decimals),
+        }
+        self.packed_json = htmlsafe_json_dumps(
+            self.packed, separators=(",", ":"), ensure_ascii=False
+        )
+        self.tooltip = tooltip
+        self.style_key = style_key
+        self.styles = styles
+        self.default = default
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The layer as a GeoJSON ``FeatureCollection``, decoded as the browser does."""
+        columns = self.packed["properties"]
+        geometries = _unpack_polygons(self.packed["geometries"], self.decimals)
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "id": feature_id,
+                    "properties": {key: values[i] for key, values in columns.items()},
+                    "geometry": geometry,
+                }
+                for i, (feature_id, geometry) in enumerate(
+                    zip(self.packed["ids"], geometries, strict=True)
+                )
+            ],
+        }
 
 
 def _proximity_bands(
@@ -573,8 +812,21 @@ def coverage_map(
     qpv: gpd.GeoDataFrame | None = None,
     self_contained: bool = False,
     simplify_m: float = 20,
+    commune_simplify_m: float | None = None,
 ) -> folium.Map:
     """Map the share of population covered per département, communes and QPV.
+
+    The map is one HTML file that must open quickly even for the whole of France, so
+    the ~34,000 communes outside large urban centres are all kept, each with its name,
+    code, population, coverage and distance, but drawn economically: outlines are
+    simplified at a tolerance adapted to the scale of each territory (about 490 m for
+    métropole, see ``commune_simplify_m``, topology preserved), their coordinates kept
+    to 4 decimals (about 10 m), and the layer is embedded in a compact encoding (only
+    the properties the tooltip shows, polygons delta-encoded, see
+    :class:`_PackedPolygons`) that the browser decodes and draws on a canvas the first
+    time the layer is shown. A national map thus weighs about 4 MB instead of 17 MB,
+    and the legend states the tolerance used. Coverage figures are always computed on
+    the full-resolution outlines; only the drawing is simplified.
 
     Parameters
     ----------
@@ -584,7 +836,8 @@ def coverage_map(
         ``nb_qpv_couverts`` and polygons.
     commune_cov : geopandas.GeoDataFrame, optional
         ``code_insee``, ``nom``, ``population``, ``couvert`` (boolean, NA unknown),
-        ``distance_lieu_m`` and polygons; adds a layer, hidden at opening.
+        ``distance_lieu_m`` and polygons; adds the layer « Communes couvertes ou non »,
+        hidden at opening, with every row that has a geometry.
     qpv_cov : pandas.DataFrame, optional
         ``code_qpv``, ``nom_qpv``, ``couvert``, ``distance_lieu_m``; QPV not covered
         (``couvert`` False or unknown) are outlined in red, covered ones in grey.
@@ -594,7 +847,12 @@ def coverage_map(
     self_contained : bool, default False
         Link only Leaflet, as :func:`save` inlines it.
     simplify_m : float, default 20
-        Tolerance, in metres, of the simplification of displayed polygons.
+        Tolerance, in metres, of the simplification of displayed polygons
+        (départements, QPV) and the smallest one used for communes.
+    commune_simplify_m : float, optional
+        Tolerance, in metres, for the communes; by default adapted to the scale of each
+        territory: its extent divided by 2,500 (about half a pixel when the territory
+        fills the screen), between ``simplify_m`` and 500 m.
 
     Returns
     -------
@@ -643,12 +901,24 @@ def coverage_map(
     ]
     items.append(f"<div>{_swatch(_MISSING_COLOUR)}Non renseigné</div>")
     if commune_cov is not None:
-        _commune_coverage_layer(fmap, commune_cov, simplify_m)
+        if commune_simplify_m is None:
+            tolerances = _scale_tolerances(commune_cov, simplify_m)
+        else:
+            tolerances = dict.fromkeys((t.name for t in TERRITORIES), commune_simplify_m)
+        _commune_coverage_layer(fmap, commune_cov, tolerances)
         items.append("<h5>Communes (couche masquée)</h5>")
         items += [
             f"<div>{_swatch(_COVERED_COLOUR)}Couverte</div>",
             f"<div>{_swatch(_UNCOVERED_COLOUR)}Non couverte</div>",
         ]
+        if commune_cov["couvert"].isna().any():
+            items.append(f"<div>{_swatch(_MISSING_COLOUR)}Couverture inconnue</div>")
+        if tolerances:
+            largest = _fr_int(max(tolerances.values()))
+            items.append(
+                f"<p>Contours des communes simplifiés pour l'affichage (jusqu'à {largest} m) ; "
+                "la couverture est calculée sur les contours complets.</p>"
+            )
     if qpv_cov is not None:
         _qpv_coverage_layers(fmap, _qpv_coverage(qpv_cov, qpv), simplify_m)
         items.append("<h5>Quartiers prioritaires</h5>")
@@ -669,39 +939,51 @@ def _coverage_text(covered: pd.Series) -> pd.Series:
     )
 
 
+#: Tooltip of a commune of the coverage map, built in the browser from short properties:
+#: ``n`` name (escaped), ``p`` population, ``c`` covered (true, false or null), ``d``
+#: distance to the nearest place in metres; same French formats as :func:`_fr_int`
+#: and :func:`_fr_distance`.
+_COMMUNE_TOOLTIP = r"""function (p, id) {
+    function integer(v) {
+        return v === null ? "n.d." : String(v).replace(/\B(?=(\d{3})+(?!\d))/g, "\u202f");
+    }
+    function distance(m) {
+        if (m === null) { return "inconnue"; }
+        if (m < 1000) { return m + "\u00a0m"; }
+        return (m / 1000).toFixed(1).replace(".", ",") + "\u00a0km";
+    }
+    var state = p.c === null ? "couverture inconnue" : (p.c ? "couverte" : "non couverte");
+    return "<b>" + p.n + "</b> (" + id + ")<br>Population : " + integer(p.p)
+        + "<br>Commune " + state + "<br>Lieu le plus proche : " + distance(p.d);
+}"""
+
+
 def _commune_coverage_layer(
-    fmap: folium.Map, commune_cov: gpd.GeoDataFrame, simplify_m: float
+    fmap: folium.Map, commune_cov: gpd.GeoDataFrame, tolerances: dict[str, float]
 ) -> None:
-    shapes = _display_polygons(commune_cov, simplify_m)
-    covered = shapes["couvert"].astype("boolean")
-    info = (
-        "<b>"
-        + shapes["nom"].map(_esc)
-        + "</b> ("
-        + shapes["code_insee"].map(_esc)
-        + ")<br>"
-        + "Population : "
-        + shapes["population"].map(_fr_int)
-        + "<br>"
-        + "Commune "
-        + _coverage_text(covered).str.replace("couvert", "couverte")
-        + "<br>"
-        + "Lieu le plus proche : "
-        + shapes["distance_lieu_m"].map(_fr_distance)
-    )
-    state = covered.map(lambda v: "" if pd.isna(v) else ("1" if v else "0")).astype(str)
-    colour = {"1": _COVERED_COLOUR, "0": _UNCOVERED_COLOUR}
-    folium.GeoJson(
-        _feature_collection(shapes, shapes["code_insee"], info=info, c=state),
-        name="Communes couvertes ou non",
-        show=False,
-        style_function=lambda feature: {
-            "color": "#777",
-            "weight": 0.4,
-            "fillColor": colour.get(feature["properties"]["c"], _MISSING_COLOUR),
-            "fillOpacity": 0.6,
+    """Add every commune of ``commune_cov``, coloured by coverage, as a packed layer."""
+    shapes = _display_polygons(commune_cov, 0, tolerances)
+    population = pd.to_numeric(shapes["population"], errors="coerce").round().astype("Int64")
+    distance = pd.to_numeric(shapes["distance_lieu_m"], errors="coerce").round().astype("Int64")
+    _PackedPolygons(
+        shapes,
+        shapes["code_insee"].map(_esc),
+        {
+            "n": shapes["nom"].map(_esc),
+            "p": population,
+            "c": shapes["couvert"].astype("boolean"),
+            "d": distance,
         },
-        tooltip=folium.GeoJsonTooltip(fields=["info"], labels=False),
+        name="Communes couvertes ou non",
+        tooltip=_COMMUNE_TOOLTIP,
+        style_key="c",
+        styles={
+            "true": {**_COMMUNE_STYLE, "fillColor": _COVERED_COLOUR},
+            "false": {**_COMMUNE_STYLE, "fillColor": _UNCOVERED_COLOUR},
+        },
+        default={**_COMMUNE_STYLE, "fillColor": _MISSING_COLOUR},
+        decimals=_COMMUNE_DECIMALS,
+        show=False,
     ).add_to(fmap)
 
 

@@ -1,0 +1,275 @@
+"""Tests of the ``territoires`` eligibility and coverage commands, on the real mirror.
+
+The reference layers are loaded once per process (``eligibility.reference`` is cached),
+so only the first command run here pays for reading the mirror.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import openpyxl
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from territoires import export
+from territoires.cli import app
+from territoires.rules import PRESETS, URBAN_RULES
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lieux_exemple.csv"
+EXAMPLE_ROWS = 27
+SPATIAL = {".gpkg", ".geojson"}
+
+
+def _flat(text: str) -> str:
+    """Text without whitespace nor rich box characters (error panels wrap their lines)."""
+    return "".join(char for char in text if not char.isspace() and char not in "│╭╮╰╯─")
+
+
+@pytest.fixture(scope="module")
+def example_names() -> list[str]:
+    return pd.read_csv(EXAMPLE, sep=";", dtype=str)["nom"].tolist()
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+def test_check_in_qpv(data_dir: Path) -> None:
+    result = runner.invoke(app, ["check", "1.4020", "43.5750"])
+    assert result.exit_code == 0, result.output
+    assert "Dans un quartier prioritaire (QPV)" in result.stdout
+    assert "QP031007" in result.stdout
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args", [["--", "-52.33", "4.93"], ["-52.33", "4.93"]], ids=["double-dash", "plain"]
+)
+def test_check_negative_longitude(data_dir: Path, args: list[str]) -> None:
+    """Cayenne: a negative longitude is a coordinate, with or without « -- »."""
+    result = runner.invoke(app, ["check", *args])
+    assert result.exit_code == 0, result.output
+    assert "Cayenne (97302)" in result.stdout
+    assert "département 973 absent de la couche QPV 2015" in result.stdout
+
+
+def test_check_negative_latitude_with_options(data_dir: Path) -> None:
+    result = runner.invoke(app, ["check", "55.45", "-20.88", "--distance", "100"])
+    assert result.exit_code == 0, result.output
+    assert "Saint-Denis (97411)" in result.stdout
+
+
+def test_check_swapped_coordinates(data_dir: Path) -> None:
+    result = runner.invoke(app, ["check", "43.6", "1.44"])
+    assert result.exit_code == 1
+    assert "Entrée invalide" in result.stdout
+    assert "inversées" in result.stdout
+
+
+def test_check_distance_changes_the_verdict(data_dir: Path) -> None:
+    """Montpellier, Figuerolles: 425 m from QP034010."""
+    default = runner.invoke(app, ["check", "3.8767", "43.6108"])
+    assert default.exit_code == 0, default.output
+    first, motif = default.stdout.splitlines()[:2]
+    assert first == "À proximité immédiate d'un QPV"
+    assert "425 m" in motif and "QP034010" in motif and "moins de 500 m" in motif
+    strict = runner.invoke(app, ["check", "3.8767", "43.6108", "--distance", "10"])
+    assert strict.exit_code == 0, strict.output
+    first, motif = strict.stdout.splitlines()[:2]
+    assert first == "Non éligible"
+    assert "425 m" in motif and "au-delà de 10 m" in motif
+
+
+def test_check_unknown_urban_rule() -> None:
+    result = runner.invoke(app, ["check", "1.4", "43.6", "--regle-urbaine", "inconnue"])
+    assert result.exit_code == 2
+    error = _flat(result.stderr)
+    assert "inconnue" in error
+    for name in URBAN_RULES:
+        assert name in error
+
+
+def test_check_unknown_preset() -> None:
+    result = runner.invoke(app, ["check", "1.4", "43.6", "--regles", "fabriques-2030"])
+    assert result.exit_code == 2
+    for name in PRESETS:
+        assert name in _flat(result.stderr)
+
+
+def test_check_negative_distance_refused() -> None:
+    result = runner.invoke(app, ["check", "1.4", "43.6", "--distance", "-5"])
+    assert result.exit_code == 2
+
+
+def test_check_missing_qpv_2024_offline(data_dir: Path) -> None:
+    result = runner.invoke(app, ["check", "1.4020", "43.5750", "--qpv", "2024"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Erreur : ")
+    error = _flat(result.stderr)
+    assert "millésime2024introuvableshorsligne" in error
+    assert "qpv/QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson" in error
+    assert "qpv/qpv2024.geojson" in error
+    assert str(data_dir).replace(" ", "") in error
+    assert "Traceback" not in result.output
+
+
+# --- classify --------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if path.suffix == ".csv":
+        return pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
+    if path.suffix == ".xlsx":
+        return pd.read_excel(path, sheet_name="resultats")
+    return gpd.read_file(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".gpkg", ".geojson"])
+def test_classify_every_format(data_dir, tmp_path, example_names, suffix) -> None:
+    output = tmp_path / f"resultats{suffix}"
+    result = runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert f"{EXAMPLE_ROWS} lieux classés" in result.stderr
+    table = _read(output)
+    assert len(table) == EXAMPLE_ROWS
+    assert table["nom"].tolist() == example_names  # every row, in input order
+    assert {"verdict", "motif"} <= set(table.columns)
+    assert table["verdict"].notna().all() and table["motif"].notna().all()
+    counts = table["verdict"].value_counts().to_dict()
+    assert counts["invalide"] == 5 and counts["qpv"] >= 1
+    assert table.loc[1, "verdict"] == "qpv" and table.loc[1, "qpv_code"] == "QP031007"
+    assert table.loc[22, "verdict"] == "invalide" and "inversées" in table.loc[22, "motif"]
+    assert set(table["in_qpv"].dropna()) <= {"oui", "non"}
+    if suffix in SPATIAL:
+        invalid = (table["verdict"] == "invalide").to_numpy()
+        assert table.geometry.isna().to_numpy().tolist() == invalid.tolist()
+    provenance = json.loads(export.provenance_path(output).read_text(encoding="utf-8"))
+    assert provenance["regles"]["nom"] == "fabriques-2019"
+    assert provenance["sources"] and provenance["verdicts"]["invalide"] == 5
+
+
+def test_classify_csv_is_french(data_dir, tmp_path) -> None:
+    output = tmp_path / "resultats.csv"
+    result = runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(output), "--distance", "300"])
+    assert result.exit_code == 0, result.output
+    text = output.read_text(encoding="utf-8-sig")
+    header = text.splitlines()[0].split(";")
+    assert header[:4] == ["nom", "porteur", "longitude", "latitude"]
+    assert "distance_qpv_m" in header and "geometry" not in header
+    table = pd.read_csv(output, sep=";", decimal=",", encoding="utf-8-sig")
+    assert pd.api.types.is_float_dtype(table["distance_qpv_m"])
+    assert pd.api.types.is_float_dtype(table["lat"])
+    assert table.loc[0, "lat"] == pytest.approx(43.6047)
+    assert ";43,6047;" in text  # decimal comma
+    assert table.loc[2, "verdict"] == "non_eligible"  # 425 m > 300 m
+    provenance = json.loads(export.provenance_path(output).read_text(encoding="utf-8"))
+    assert provenance["regles"]["distance_proximite_m"] == 300
+
+
+def test_classify_unknown_format_fails_before_any_work(tmp_path) -> None:
+    output = tmp_path / "resultats.txt"
+    result = runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(output)])
+    assert result.exit_code == 2
+    assert "Chargement" not in result.output
+    for suffix in export.FORMATS:
+        assert suffix in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_classify_without_coordinate_columns(data_dir, tmp_path) -> None:
+    source = tmp_path / "lieux.csv"
+    source.write_text("nom;adresse;code postal\nFablab;1 rue X;31000\n", encoding="utf-8")
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 1
+    assert "Erreur" in result.stderr
+    for column in ("'nom'", "'adresse'", "'code postal'"):
+        assert column in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("content", ["", "nom;longitude;latitude\n"], ids=["empty", "header"])
+def test_classify_empty_file(data_dir, tmp_path, content) -> None:
+    source = tmp_path / "vide.csv"
+    source.write_text(content, encoding="utf-8")
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 1
+    assert "fichier vide" in result.stderr and "vide.csv" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_classify_missing_file(tmp_path) -> None:
+    missing = tmp_path / "absent.csv"
+    result = runner.invoke(app, ["classify", str(missing), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 2
+    assert "absent.csv" in _flat(result.stderr)
+
+
+# --- map -------------------------------------------------------------------------------------
+
+
+def test_map_offline(data_dir, tmp_path) -> None:
+    output = tmp_path / "carte.html"
+    result = runner.invoke(app, ["map", str(EXAMPLE), "-o", str(output), "--offline"])
+    assert result.exit_code == 0, result.output
+    assert f"Carte de {EXAMPLE_ROWS} lieux" in result.stderr
+    page = output.read_text(encoding="utf-8")
+    for cdn in ("https://cdn", "unpkg", "jsdelivr"):
+        assert cdn not in page
+    assert "<script src=" not in page and '<link rel="stylesheet" href=' not in page
+    assert "leaflet" in page.lower()
+    assert "Leaflet 1.9" in page  # inlined from the xstatic package
+    assert "Fabrique de la Reynerie" in page
+
+
+# --- coverage --------------------------------------------------------------------------------
+
+
+def test_coverage_report_and_map(data_dir, tmp_path) -> None:
+    report, carte = tmp_path / "couverture.xlsx", tmp_path / "carte.html"
+    result = runner.invoke(
+        app, ["coverage", str(EXAMPLE), "-o", str(report), "--carte", str(carte), "--offline"]
+    )
+    assert result.exit_code == 0, result.output
+    workbook = openpyxl.load_workbook(report, read_only=True)
+    assert workbook.sheetnames == ["lisez-moi", "qpv", "communes", "departements", "regions"]
+    workbook.close()
+    departements = pd.read_excel(report, sheet_name="departements")
+    assert len(departements) > 100
+    page = carte.read_text(encoding="utf-8")
+    for layer in (  # names in the layer control, JSON-encoded in the page
+        "Communes couvertes ou non",
+        "Part de la population couverte, par département",
+        "QPV non couverts (",
+    ):
+        assert json.dumps(layer)[1:-1] in page
+    assert carte.stat().st_size < 5_000_000
+    for cdn in ("https://cdn", "unpkg", "jsdelivr"):
+        assert cdn not in page
+
+
+def test_coverage_refuses_csv_report(tmp_path) -> None:
+    result = runner.invoke(app, ["coverage", str(EXAMPLE), "-o", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2
+    assert ".xlsx" in result.stderr and ".gpkg" in result.stderr
+    assert "Chargement" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- regles ----------------------------------------------------------------------------------
+
+
+def test_rules_listing() -> None:
+    result = runner.invoke(app, ["regles"])
+    assert result.exit_code == 0, result.output
+    for rules in PRESETS.values():
+        assert f"{rules.name} (version {rules.version})" in result.stdout
+        assert rules.title in result.stdout
+    for rule in URBAN_RULES.values():
+        assert f"{rule.name} (version {rule.version})" in result.stdout
+    assert "proximité immédiate ≤ 500 m" in result.stdout

@@ -1,0 +1,173 @@
+"""Tests of territoires.export.write_results on a small synthetic classified frame."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import shapely
+from shapely.geometry import Point
+
+from territoires import export
+
+ATTRS = {
+    "regles": {"nom": "fabriques-2019", "millesime_qpv": 2015, "distance_proximite_m": 500.0},
+    "sources": [{"jeu": "qpv2015_occitanie", "sha256": "abc123", "millesime": 2015}],
+    "verdicts": {"qpv": 1, "invalide": 2, "indetermine": 1, "non_eligible": 1},
+}
+SPATIAL = [".gpkg", ".geojson"]
+
+
+@pytest.fixture
+def classified() -> gpd.GeoDataFrame:
+    """Five rows like classify's output: nullable booleans and text with NA, 2 invalid rows."""
+    frame = gpd.GeoDataFrame(
+        {
+            "nom": pd.array(
+                ["Café « Le Point ; Virgule »", 'Atelier "B"', None, "Fablab", "Lieu"],
+                dtype="string",
+            ),
+            "qpv_code": pd.array(["QP031007", None, None, None, None], dtype="string"),
+            "in_qpv": pd.array([True, False, pd.NA, False, pd.NA], dtype="boolean"),
+            "near_qpv": pd.array([True, False, pd.NA, pd.NA, pd.NA], dtype="boolean"),
+            "distance_qpv_m": [0.0, 1506.6, np.nan, 12.25, np.nan],
+            "densite7": pd.array([1, 5, pd.NA, 7, pd.NA], dtype="Int64"),
+            "verdict": pd.array(
+                ["qpv", "non_eligible", "invalide", "indetermine", "invalide"],
+                dtype=pd.StringDtype("pyarrow"),
+            ),
+            "motif": [
+                "dans le QPV",
+                "à 1,5 km",
+                "coordonnées absentes",
+                "QPV inconnu",
+                "illisible",
+            ],
+        },
+        geometry=[Point(1.402, 43.575), Point(1.4442, 43.6047), None, Point(55.45, -20.88), None],
+        crs="EPSG:4326",
+    )
+    frame.attrs = json.loads(json.dumps(ATTRS))
+    return frame
+
+
+def _invalid(frame: pd.DataFrame) -> np.ndarray:
+    return (frame["verdict"] == "invalide").to_numpy(dtype=bool)
+
+
+def test_csv_for_a_french_excel(classified, tmp_path):
+    path = export.write_results(classified, tmp_path / "out.csv")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
+    text = raw.decode("utf-8-sig")
+    assert text.splitlines()[0].split(";")[:3] == ["nom", "qpv_code", "in_qpv"]
+    assert "1506,6" in text and "12,25" in text and "1506.6" not in text
+    assert "geometry" not in text.splitlines()[0]
+    back = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig", dtype={"densite7": str})
+    assert len(back) == len(classified)
+    assert back["nom"].tolist()[:2] == ["Café « Le Point ; Virgule »", 'Atelier "B"']
+    assert back["nom"].isna().tolist() == [False, False, True, False, False]
+    assert back["in_qpv"].tolist()[:2] == ["oui", "non"] and back["in_qpv"].isna()[[2, 4]].all()
+    assert back["distance_qpv_m"].tolist()[:2] == [0.0, 1506.6]
+    assert back["densite7"].fillna("").tolist() == ["1", "5", "", "7", ""]
+    assert back["verdict"].tolist() == classified["verdict"].tolist()
+
+
+def test_xlsx_sheets(classified, tmp_path):
+    path = export.write_results(classified, tmp_path / "out.xlsx")
+    assert openpyxl.load_workbook(path).sheetnames == ["resultats", "regles"]
+    sheets = pd.read_excel(path, sheet_name=None)
+    results = sheets["resultats"]
+    assert len(results) == len(classified)
+    assert "geometry" not in results.columns
+    assert results["in_qpv"].tolist()[:2] == ["oui", "non"]
+    assert results["in_qpv"].isna().tolist() == [False, False, True, False, True]
+    assert results["distance_qpv_m"].tolist()[:2] == [0.0, 1506.6]
+    assert results["verdict"].tolist() == classified["verdict"].tolist()
+    rules = dict(zip(sheets["regles"]["clé"], sheets["regles"]["valeur"], strict=True))
+    assert rules["règle : nom"] == "fabriques-2019"
+    assert rules["verdict : invalide"] == 2
+    assert json.loads(rules["source : qpv2015_occitanie"])["sha256"] == "abc123"
+
+
+def test_xlsx_keeps_user_text_as_text(classified, tmp_path):
+    """User text never becomes a formula, and control characters do not break the export."""
+    classified["nom"] = pd.array(
+        ['=HYPERLINK("http://exemple.invalid";"clic")', "=1+2", "Tab\x0bverticale", None, "A"],
+        dtype="string",
+    )
+    path = export.write_results(classified, tmp_path / "out.xlsx")
+    sheet = openpyxl.load_workbook(path)["resultats"]
+    cells = [cell for (cell,) in sheet.iter_rows(min_row=2, max_col=1)]
+    assert [cell.value for cell in cells][:3] == [
+        '=HYPERLINK("http://exemple.invalid";"clic")',
+        "=1+2",
+        "Tabverticale",
+    ]
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+
+
+@pytest.mark.parametrize("suffix", SPATIAL)
+def test_spatial_formats_keep_every_row(classified, tmp_path, suffix):
+    path = export.write_results(classified, tmp_path / f"out{suffix}")
+    back = gpd.read_file(path)
+    assert len(back) == len(classified)
+    assert back.crs.to_epsg() == 4326
+    invalid = _invalid(classified)
+    assert back.geometry.isna().to_numpy().tolist() == invalid.tolist()  # null, not dropped
+    written = back.geometry[~invalid].to_numpy()
+    assert shapely.equals(written, classified.geometry[~invalid].to_numpy()).all()
+    assert back["in_qpv"].tolist()[:2] == ["oui", "non"] and back["in_qpv"].isna()[[2, 4]].all()
+    assert back["near_qpv"].isna().tolist() == [False, False, True, True, True]
+    assert back["qpv_code"].isna().tolist() == [False, True, True, True, True]
+    assert back["verdict"].tolist() == classified["verdict"].tolist()
+    assert back["motif"].tolist() == classified["motif"].tolist()
+
+
+@pytest.mark.parametrize("suffix", SPATIAL)
+def test_spatial_overwrite_and_all_invalid(classified, tmp_path, suffix):
+    path = tmp_path / f"out{suffix}"
+    export.write_results(classified, path)
+    export.write_results(classified, path)  # written again, not appended
+    assert len(gpd.read_file(path)) == len(classified)
+    invalid = classified[_invalid(classified)]
+    export.write_results(invalid, path)
+    back = gpd.read_file(path)
+    assert len(back) == 2 and back.geometry.isna().all()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", *SPATIAL])
+def test_provenance_beside_every_format(classified, tmp_path, suffix):
+    before = classified.dtypes.copy()
+    path = export.write_results(classified, tmp_path / "sous-dossier" / f"res{suffix}")
+    assert path.is_file()
+    provenance = export.provenance_path(path)
+    assert provenance == path.with_name(f"res{suffix}.provenance.json")
+    assert json.loads(provenance.read_text(encoding="utf-8")) == ATTRS
+    assert classified.dtypes.equals(before)  # input untouched
+
+
+def test_uppercase_extension(classified, tmp_path):
+    path = export.write_results(classified, tmp_path / "OUT.CSV")
+    assert len(pd.read_csv(path, sep=";", encoding="utf-8-sig")) == len(classified)
+
+
+@pytest.mark.parametrize("name", ["out.txt", "out.shp", "out", "out.csv.gz"])
+def test_unknown_extension_lists_formats(classified, tmp_path, name):
+    with pytest.raises(ValueError, match="format de sortie inconnu") as error:
+        export.write_results(classified, tmp_path / name)
+    for suffix in export.FORMATS:
+        assert suffix in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_provenance_of_non_json_values(classified, tmp_path):
+    classified.attrs["regles"]["chemin"] = Path("/données/qpv.geojson")
+    path = export.write_results(classified, tmp_path / "out.csv")
+    provenance = json.loads(export.provenance_path(path).read_text(encoding="utf-8"))
+    assert provenance["regles"]["chemin"] == "/données/qpv.geojson"
