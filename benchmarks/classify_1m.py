@@ -129,18 +129,25 @@ def main() -> None:
     same_qpv = (naive["in_qpv"][checked] == result.loc[sample, "in_qpv"][checked]).all()
     gap = (naive["distance_qpv_m"][checked] - result.loc[sample, "distance_qpv_m"][checked]).abs()
 
-    print(f"machine                  : {os.cpu_count()} cœurs, "
-          f"{psutil.virtual_memory().total / 2**30:.0f} Gio")
+    print(
+        f"machine                  : {os.cpu_count()} cœurs, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} Gio"
+    )
     print(f"référence préparée       : {prepared:.2f} s (une fois, mise en cache)")
-    print(f"territoires              : {args.n:,} lieux en {elapsed:.2f} s "
-          f"= {ours:,.0f} lieux/s")
-    print(f"mémoire (RSS)            : pic {memory.peak / 2**20:,.0f} Mio, "
-          f"+{(memory.peak - before) / 2**20:,.0f} Mio pendant la classification")
-    print(f"référence naïve geopandas: {len(sample):,} lieux en {naive_elapsed:.2f} s "
-          f"= {baseline:,.0f} lieux/s")
+    print(f"territoires              : {args.n:,} lieux en {elapsed:.2f} s = {ours:,.0f} lieux/s")
+    print(
+        f"mémoire (RSS)            : pic {memory.peak / 2**20:,.0f} Mio, "
+        f"+{(memory.peak - before) / 2**20:,.0f} Mio pendant la classification"
+    )
+    print(
+        f"référence naïve geopandas: {len(sample):,} lieux en {naive_elapsed:.2f} s "
+        f"= {baseline:,.0f} lieux/s"
+    )
     print(f"rapport                  : territoires {ours / baseline:,.0f} fois plus rapide")
-    print(f"accord sur l'échantillon : commune {same_commune:.2%}, "
-          f"dans un QPV identique={same_qpv}, écart max de distance {gap.max():.3f} m")
+    print(
+        f"accord sur l'échantillon : commune {same_commune:.2%}, "
+        f"dans un QPV identique={same_qpv}, écart max de distance {gap.max():.3f} m"
+    )
     print("verdicts                 :", result.attrs["verdicts"])
 
 
