@@ -141,9 +141,13 @@ class Reference:
             if self.qpv_departements is None
             else communes["dep"].isin(self.qpv_departements).to_numpy()
         )
-        self.commune_text = {
-            c: _text(communes[c]) for c in ("code_insee", "nom", "dep", "reg", "raison_urbaine")
-        }
+        self.commune_reasons = pa.concat_arrays(
+            [
+                _join(" ; ", _text(communes["raison_urbaine"]), ".").cast(pa.large_string()),
+                pa.array([""], type=pa.large_string()),
+            ]
+        )
+        self.commune_text = {c: _text(communes[c]) for c in ("code_insee", "nom", "dep", "reg")}
         self.commune_outside = communes["hors_gcu"].to_numpy(dtype=object, na_value=None)
         self.commune_densite7 = communes["densite7"].to_numpy(dtype=object, na_value=None)
         self.commune_cateaav = communes["cateaav2020"].to_numpy(dtype=object, na_value=None)
@@ -380,8 +384,14 @@ def _series(values: pa.Array, index: pd.Index) -> pd.Series:
 
 
 def _join(*parts: Any) -> pa.Array:
-    """Concatenate arrow strings and str scalars element-wise (null if any part is null)."""
-    return pc.binary_join_element_wise(*parts, "")
+    """Concatenate arrow strings and str scalars element-wise (null if any part is null).
+
+    Parts are brought to one string type (``large_string`` as soon as one part is).
+    """
+    large = any(getattr(part, "type", None) == pa.large_string() for part in parts)
+    kind = pa.large_string() if large else pa.string()
+    same = [pa.scalar(part, kind) if isinstance(part, str) else part.cast(kind) for part in parts]
+    return pc.binary_join_element_wise(*same, pa.scalar("", kind))
 
 
 def _distance_text(metres: np.ndarray) -> pa.Array:
@@ -402,8 +412,9 @@ def _motifs(
 ) -> pa.Array:
     """Compose the French motif of each row, with arrow string kernels.
 
-    Rows are grouped by kind of QPV sentence; each group's motifs are built once on the
-    group's rows only, then put back in row order with one ``take``.
+    Rows are grouped by kind of QPV sentence; each group's sentences are built on the
+    group's rows only and put back in row order with one ``take``; the verdict label
+    and the commune's reason (prepared once per commune) are then joined to them.
 
     Parameters
     ----------
@@ -460,28 +471,36 @@ def _motifs(
         if not len(rows):
             continue
         taken = pa.array(rows)
-        label = labels.take(pa.array(verdict[rows]))
         if kind == _INVALID:
-            pieces.append(_join(label, " : ", parts["probleme"].take(taken)))
+            piece = parts["probleme"].take(taken)
         else:
-            reason = ref.commune_text["raison_urbaine"].take(pa.array(parts["commune"][rows]))
+            piece = builders[kind](rows, taken)
             gap = parts["gap"][rows]
             if (gap > 0).any():
                 note = _join(
-                    reason,
+                    piece,
                     " ; point à ",
                     _distance_text(gap),
                     " des contours communaux simplifiés, rattaché à la commune la plus proche",
                 )
-                reason = pc.if_else(pa.array(gap > 0), note, reason)
-            pieces.append(_join(label, " : ", builders[kind](rows, taken), " ; ", reason, "."))
+                piece = pc.if_else(pa.array(gap > 0), note, piece)
+        pieces.append(piece.cast(pa.large_string()))
         order.append(rows)
-    if not pieces:
+    n = len(sentence)
+    if not n:
         return pa.array([], type=pa.large_string())
-    stacked = pa.concat_arrays([piece.cast(pa.large_string()) for piece in pieces])
-    position = np.empty(len(sentence), dtype=np.int64)
-    position[np.concatenate(order)] = np.arange(len(sentence))
-    return stacked.take(pa.array(position))
+    position = np.empty(n, dtype=np.int64)
+    position[np.concatenate(order)] = np.arange(n)
+    sentences = pa.concat_arrays(pieces).take(pa.array(position))
+    # The commune's reason, with its separators, is taken once per row; invalid rows
+    # point past the end, at an empty string.
+    commune = np.where(sentence == _INVALID, len(ref.commune_reasons) - 1, parts["commune"])
+    return _join(
+        labels.take(pa.array(verdict)),
+        " : ",
+        sentences,
+        ref.commune_reasons.take(pa.array(commune)),
+    )
 
 
 def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
@@ -493,7 +512,8 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
     Parameters
     ----------
     frame : geopandas.GeoDataFrame
-        Output of ``read_places`` (``lon``, ``lat``, ``probleme``, ``territoire``).
+        Output of ``read_places`` (``lon``, ``lat``, ``probleme``, ``territoire``); its
+        geometry is ignored: points are built from ``lon``/``lat``.
     ref : Reference
         Prepared reference layers.
 
@@ -509,7 +529,8 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
     territory = pd.Categorical(frame["territoire"], categories=["", *names]).codes - 1
     lon = frame["lon"].to_numpy(dtype=float)
     lat = frame["lat"].to_numpy(dtype=float)
-    points = frame.geometry.to_numpy()
+    points = np.full(n, None, dtype=object)
+    points[valid] = shapely.points(lon[valid], lat[valid])
     commune = np.full(n, -1)
     gap = np.zeros(n)
     containing = np.full(n, None, dtype=object)
@@ -617,8 +638,8 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
     user = frame.drop(columns=["lon", "lat", "probleme", "territoire", "geometry"])
     user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in OUTPUT_COLUMNS if c in user})
     out = pd.concat([user, result], axis=1)
-    geometry = frame.geometry.where(valid, None)
-    return gpd.GeoDataFrame(out, geometry=geometry, crs=crs.GEOGRAPHIC)
+    points[~valid] = None
+    return gpd.GeoDataFrame(out, geometry=points, crs=crs.GEOGRAPHIC)
 
 
 def classify(
@@ -641,6 +662,9 @@ def classify(
     source : path, pandas.DataFrame or geopandas.GeoDataFrame
         Places: a CSV/XLSX/GeoJSON/GPKG file, a table with longitude/latitude (or
         projected x/y with ``input_crs``) columns, or point geometries.
+        A dask (geo)DataFrame is classified partition by partition with the same
+        results (see :func:`territoires.distributed.classify_dask`) and a lazy
+        ``dask_geopandas.GeoDataFrame`` is returned.
     rules : Rules or str, optional
         Rule set or preset name; defaults to ``"fabriques-2019"``.
     lon, lat : str, optional
@@ -669,7 +693,17 @@ def classify(
         ``attrs["regles"]`` describes the rules, ``attrs["sources"]`` the data files
         and vintages, ``attrs["verdicts"]`` the count per verdict.
     """
-    frame = places.read_places(source, lon=lon, lat=lat, crs=input_crs)
+    if hasattr(source, "__dask_graph__"):  # a dask (geo)DataFrame: see territoires.distributed
+        if ref is not None:
+            raise ValueError(
+                "ref= n'est pas pris en charge avec un DataFrame dask : passez rules= et data_dir="
+            )
+        from .distributed import classify_dask
+
+        return classify_dask(
+            source, rules, lon=lon, lat=lat, input_crs=input_crs, data_dir=data_dir
+        )
+    frame = places.read_places(source, lon=lon, lat=lat, crs=input_crs, geometry=False)
     if ref is None:
         chosen = preset(rules) if isinstance(rules, str) else rules
         ref = reference(chosen, data_dir)

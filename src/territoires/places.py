@@ -106,6 +106,7 @@ def read_places(
     lat: str | None = None,
     crs: str | int | None = None,
     sheet: str | int | None = None,
+    geometry: bool = True,
 ) -> gpd.GeoDataFrame:
     """Read places and check their coordinates, row by row.
 
@@ -123,6 +124,10 @@ def read_places(
         longitude/latitude columns. For a layer, only used when the layer declares none.
     sheet : str or int, optional
         Sheet of an XLSX workbook or layer of a GeoPackage; the first one when omitted.
+    geometry : bool, default True
+        Build the point geometries; ``False`` leaves the geometry empty for a caller
+        that builds them itself from ``lon``/``lat`` (the eligibility engine does, chunk
+        by chunk, in parallel with its spatial queries).
 
     Returns
     -------
@@ -145,7 +150,7 @@ def read_places(
     lon_values, lat_values, problems, territoire = _validate(
         frame, coordinates, np.arange(len(frame)) + first_line
     )
-    return _assemble(frame, coordinates, lon_values, lat_values, problems, territoire)
+    return _assemble(frame, coordinates, lon_values, lat_values, problems, territoire, geometry)
 
 
 def _read(source: Source, sheet: str | int | None) -> tuple[pd.DataFrame, int]:
@@ -527,6 +532,7 @@ def _assemble(
     lat: np.ndarray,
     problems: np.ndarray,
     territoire: np.ndarray,
+    geometry: bool,
 ) -> gpd.GeoDataFrame:
     """Copy the input and add the output columns (the input object is left untouched)."""
     out = pd.DataFrame(frame).copy(deep=False)
@@ -536,7 +542,10 @@ def _assemble(
     out["lat"] = lat
     out["probleme"] = pd.array(problems, dtype="string")
     out["territoire"] = pd.array(territoire, dtype="string")
-    points = gpd.points_from_xy(lon, lat, crs=_crs.GEOGRAPHIC)
-    points[np.isnan(lon)] = None
+    if geometry:
+        points = gpd.points_from_xy(lon, lat, crs=_crs.GEOGRAPHIC)
+        points[np.isnan(lon)] = None
+    else:
+        points = gpd.array.from_shapely(np.full(len(out), None, dtype=object), _crs.GEOGRAPHIC)
     out["geometry"] = points
     return gpd.GeoDataFrame(out, geometry="geometry")

@@ -1,0 +1,240 @@
+"""The dask backend gives, row for row, what the in-memory classification gives.
+
+100,000 places (random over the communes of France, QPV surroundings in Occitanie so
+that every verdict occurs, and invalid rows including duplicates spread over several
+partitions) are classified in memory and with dask, on a two-worker ``LocalCluster``
+(loopback only) and on the local scheduler; a CSV file is classified partition by
+partition into Parquet and CSV.
+"""
+
+from __future__ import annotations
+
+import dask
+import dask.dataframe as dd
+import dask_geopandas
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from distributed import Client, Future, LocalCluster
+
+from territoires import InputError, classify, eligibility, load_communes, load_qpv
+from territoires.distributed import classify_dask, classify_file_in_partitions
+from territoires.rules import VERDICTS
+
+N_PLACES = 100_000
+N_PARTITIONS = 7
+
+
+def _inside(polygons: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points (x, y), each uniform inside a polygon drawn among ``polygons``."""
+    found = np.empty((0, 2))
+    while len(found) < n:
+        picked = polygons[rng.integers(len(polygons), size=2 * n)]
+        bounds = shapely.bounds(picked)
+        x = rng.uniform(bounds[:, 0], bounds[:, 2])
+        y = rng.uniform(bounds[:, 1], bounds[:, 3])
+        keep = shapely.contains_xy(picked, x, y)
+        found = np.vstack([found, np.column_stack([x[keep], y[keep]])])
+    return found[:n]
+
+
+def _places(communes: gpd.GeoDataFrame, qpv: gpd.GeoDataFrame, n: int) -> pd.DataFrame:
+    """Places as typed by people: text coordinates, decimal commas, errors, duplicates."""
+    rng = np.random.default_rng(2024)
+    occitanie = communes["reg"] == "76"
+    urban = communes[occitanie & (communes["densite7"] == 1)].geometry.to_numpy()
+    around = qpv.to_crs(2154).buffer(700).to_crs(qpv.crs).to_numpy()
+    n_urban, n_qpv, n_bad = n // 20, n // 10, n // 50
+    xy = np.vstack(
+        [
+            _inside(communes.geometry.to_numpy(), n - n_urban - n_qpv - n_bad, rng),
+            _inside(urban, n_urban, rng),
+            _inside(around, n_qpv, rng),
+            np.full((n_bad, 2), np.nan),
+        ]
+    )
+    xy = xy[rng.permutation(n)]
+    lon = pd.Series(np.round(xy[:, 0], 6).astype(str), dtype="str")
+    lat = pd.Series(np.round(xy[:, 1], 6).astype(str), dtype="str")
+    bad = np.flatnonzero(np.isnan(xy[:, 0]))
+    kinds = np.arange(len(bad)) % 6
+    lon[bad[kinds == 0]] = "abc"
+    lat[bad[kinds == 0]] = "43.6"
+    lat[bad[kinds == 1]] = None
+    lon[bad[kinds == 1]] = "1.4"
+    lon[bad[kinds == 2]], lat[bad[kinds == 2]] = "43.6", "1.44"  # swapped
+    lon[bad[kinds == 3]], lat[bad[kinds == 3]] = "-74.006", "40.7128"  # New York
+    lon[bad[kinds == 4]], lat[bad[kinds == 4]] = "652000", "6862000"  # Lambert-93
+    lon[bad[kinds == 5]], lat[bad[kinds == 5]] = "-3.0", "47.0"  # at sea
+    commas = rng.random(n) < 0.1
+    lon[commas] = lon[commas].str.replace(".", ",")
+    table = pd.DataFrame({"nom": [f"lieu {i % 50_000}" for i in range(n)], "lon": lon, "lat": lat})
+    # duplicates, within and across partitions, some written with a decimal comma
+    sources = rng.integers(0, n // 2, size=300)
+    targets = rng.integers(n // 2, n, size=300)
+    table.iloc[targets] = table.iloc[sources].to_numpy()
+    table.loc[targets[::3], "lon"] = table.loc[targets[::3], "lon"].str.replace(".", ",")
+    table.iloc[sources[:50] + 1] = table.iloc[sources[:50]].to_numpy()
+    return table
+
+
+@pytest.fixture(scope="module")
+def reference_layers(data_dir):
+    """The QPV and communes of the mirror, as loaded for the default rules."""
+    return load_communes(data_dir=data_dir), load_qpv(2015, data_dir=data_dir)
+
+
+@pytest.fixture(scope="module")
+def places(reference_layers) -> pd.DataFrame:
+    return _places(*reference_layers, N_PLACES)
+
+
+@pytest.fixture(scope="module")
+def expected(places, data_dir) -> gpd.GeoDataFrame:
+    """The in-memory classification, the reference result."""
+    out = classify(places, data_dir=data_dir)
+    assert set(out["verdict"]) == set(VERDICTS), out.attrs["verdicts"]
+    assert out["motif"].str.contains("doublon de la ligne").sum() >= 300
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes on the loopback interface, one thread each."""
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+            processes=True,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
+
+
+def _dask_frame(table: pd.DataFrame) -> dd.DataFrame:
+    """The table in partitions, its text columns kept as pandas reads them."""
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_pandas(table, npartitions=N_PARTITIONS)
+
+
+def _same(result: gpd.GeoDataFrame, expected: gpd.GeoDataFrame) -> None:
+    """Row-for-row identity, geometry included (attrs aside: verdict counts are global)."""
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(result.drop(columns="geometry")),
+        pd.DataFrame(expected.drop(columns="geometry")),
+    )
+    assert (
+        result.geometry.geom_equals_exact(expected.geometry, 0).sum()
+        == expected["geometry"].notna().sum()
+    )
+    assert (result.geometry.isna() == expected.geometry.isna()).all()
+    assert result.crs == expected.crs
+
+
+def test_cluster_matches_in_memory(cluster, places, expected, data_dir):
+    result = classify_dask(_dask_frame(places), data_dir=data_dir)
+    assert isinstance(result, dask_geopandas.GeoDataFrame)
+    assert result.npartitions == N_PARTITIONS
+    computed = result.compute()
+    _same(computed, expected)
+    assert computed.attrs["regles"]["nom"] == "fabriques-2019"
+    counts = result["verdict"].value_counts().compute()
+    assert counts.to_dict() == expected.attrs["verdicts"]
+
+
+def test_local_scheduler_matches_in_memory(places, expected, data_dir):
+    with dask.config.set(scheduler="threads"):  # even while the cluster's client exists
+        result = classify_dask(_dask_frame(places), "fabriques-2019", data_dir=data_dir)
+        assert list(result._meta.dtypes) == list(expected.dtypes)
+        _same(result.compute(), expected)
+
+
+def test_point_layer_in_partitions(places, data_dir):
+    sample = places.iloc[:5000]
+    numbers = sample.assign(
+        lon=pd.to_numeric(sample["lon"].str.replace(",", "."), errors="coerce"),
+        lat=pd.to_numeric(sample["lat"].str.replace(",", "."), errors="coerce"),
+    ).dropna()
+    layer = gpd.GeoDataFrame(
+        numbers[["nom"]],
+        geometry=gpd.points_from_xy(numbers["lon"], numbers["lat"]),
+        crs="EPSG:4326",
+    ).to_crs(2154)
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dask_geopandas.from_geopandas(layer, npartitions=3)
+    with dask.config.set(scheduler="sync"):
+        result = classify_dask(ddf, data_dir=data_dir).compute()
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(result.drop(columns="geometry")),
+        pd.DataFrame(classify(layer, data_dir=data_dir).drop(columns="geometry")),
+    )
+
+
+def test_file_in_partitions(cluster, places, tmp_path, data_dir, capsys):
+    source = tmp_path / "lieux.csv"
+    places.iloc[:20_000].to_csv(source, sep=";", index=False, encoding="utf-8-sig")
+    expected = classify(source, data_dir=data_dir)
+
+    summary = classify_file_in_partitions(source, tmp_path / "sortie.parquet", blocksize=100_000)
+    assert summary["partitions"] > 3
+    assert summary["lignes"] == 20_000
+    assert summary["verdicts"] == expected.attrs["verdicts"]
+    written = gpd.read_parquet(tmp_path / "sortie.parquet")
+    pd.testing.assert_index_equal(written.index, expected.index, exact=False)
+    for column in ("verdict", "motif", "code_insee", "qpv_code"):
+        assert written[column].astype(object).equals(expected[column].astype(object)), column
+    assert (
+        written.geometry.geom_equals_exact(expected.geometry, 0).sum()
+        == expected["geometry"].notna().sum()
+    )
+
+    with dask.config.set(scheduler="threads"):
+        classify_file_in_partitions(source, tmp_path / "sortie.csv", blocksize=100_000)
+    assert "100% Completed" in capsys.readouterr().out  # dask.diagnostics.ProgressBar
+    table = pd.read_csv(tmp_path / "sortie.csv", dtype=str, keep_default_na=False)
+    assert table.columns.tolist() == [c for c in expected.columns if c != "geometry"]
+    assert table["motif"].tolist() == expected["motif"].tolist()
+
+
+def test_parquet_file_in_partitions(places, tmp_path, data_dir):
+    table = places.iloc[:20_000].reset_index(drop=True)
+    table.to_parquet(tmp_path / "lieux.parquet")
+    with dask.config.set(scheduler="threads"):
+        summary = classify_file_in_partitions(
+            tmp_path / "lieux.parquet", tmp_path / "sortie.csv", progress=False
+        )
+    expected = classify(table, data_dir=data_dir)
+    assert summary["verdicts"] == expected.attrs["verdicts"]
+    written = pd.read_csv(tmp_path / "sortie.csv", dtype=str, keep_default_na=False)
+    assert written["motif"].tolist() == expected["motif"].tolist()
+
+
+def test_errors_in_french(tmp_path, data_dir):
+    with pytest.raises(InputError, match="aucune paire de colonnes"):
+        classify_dask(dd.from_pandas(pd.DataFrame({"a": [1.0]}), npartitions=1))
+    (tmp_path / "lieux.xlsx").write_bytes(b"")
+    with pytest.raises(InputError, match="format non reconnu"):
+        classify_file_in_partitions(tmp_path / "lieux.xlsx", tmp_path / "o.parquet")
+    with pytest.raises(InputError, match="fichier introuvable"):
+        classify_file_in_partitions(tmp_path / "absent.csv", tmp_path / "o.parquet")
+    (tmp_path / "o.parquet").mkdir()
+    (tmp_path / "o.parquet" / "part.00000.parquet").write_bytes(b"")
+    with pytest.raises(InputError, match="n'est pas vide"):
+        classify_file_in_partitions(tmp_path / "absent.csv", tmp_path / "o.parquet")
+    with pytest.raises(InputError, match="format de sortie"):
+        classify_file_in_partitions(tmp_path / "absent.csv", tmp_path / "o.xlsx")
+
+
+def test_reference_shared_once(cluster, places, data_dir):
+    """One graph key gives the reference to every partition, locally or on the cluster."""
+    with dask.config.set(scheduler="threads"):
+        local = classify_dask(_dask_frame(places.iloc[:1000]), data_dir=data_dir)
+    remote = classify_dask(_dask_frame(places.iloc[:1000]), data_dir=data_dir)
+    for result, kind in ((local, eligibility.Reference), (remote, Future)):
+        values = [getattr(task, "value", task) for task in result.__dask_graph__().values()]
+        assert sum(isinstance(value, kind) for value in values) == 1
