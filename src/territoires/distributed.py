@@ -43,7 +43,7 @@ from dask.diagnostics import ProgressBar
 from distributed import Client
 from distributed import progress as distributed_progress
 
-from . import eligibility, loaders, places
+from . import _csv, eligibility, loaders, places
 from ._errors import InputError
 from .rules import Rules, preset
 
@@ -53,12 +53,8 @@ _ADDED = ("probleme", "territoire", "geometry")
 _SECOND_HASH_KEY = "territoires-2nd!"
 #: Start value of :func:`_second_hash`.
 _SEED = np.uint64(0x9E3779B97F4A7C15)
-#: Bytes of a CSV read to detect its encoding and separator.
-_SNIFF_BYTES = 1 << 20
 #: Text columns read with the dtype pandas gives them, as ``territoires.classify(path)``.
 _PANDAS_STRINGS = partial(dask.config.set, {"dataframe.convert-string": False})
-#: Encodings tried in order, as :func:`territoires.places.read_places` does.
-_ENCODINGS = ("utf-8-sig", "cp1252")
 
 
 @dataclass(frozen=True)
@@ -418,25 +414,14 @@ def _read_table(path: Path, blocksize: str | int) -> tuple[dd.DataFrame, int]:
             f"format non reconnu pour {path} (extension {suffix or 'absente'}) ; "
             "formats acceptés en partitions : .csv, .tsv, .txt, .parquet"
         )
-    with open(path, "rb") as handle:
-        sample = handle.read(_SNIFF_BYTES)
-    if len(sample) == _SNIFF_BYTES:
-        sample = sample[: sample.rfind(b"\n") + 1]
-    for encoding in _ENCODINGS:
-        try:
-            text = sample.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise InputError(f"encodage non reconnu pour {path} : attendu UTF-8 ou Windows-1252")
+    text, encoding = _csv.sample(path)
     if not text.strip():
         raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
     with _PANDAS_STRINGS():
         ddf = dd.read_csv(
             path,
             blocksize=blocksize,
-            sep=places._sniff_separator(text.rstrip()),
+            sep=_csv.sniff_separator(text.rstrip()),
             encoding=encoding,
             dtype=str,
             keep_default_na=False,

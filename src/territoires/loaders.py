@@ -10,7 +10,6 @@ the populations file; what cannot be matched is reported in ``frame.attrs["joint
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import warnings
@@ -25,7 +24,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from . import _http, catalogue, settings
+from . import _csv, _http, catalogue, settings
 from ._errors import CatalogueError
 from .catalogue import Dataset
 from .crs import GEOGRAPHIC
@@ -70,15 +69,6 @@ def provenance(dataset: Dataset, path: Path, rows: int) -> dict[str, Any]:
     }
 
 
-def _sniff_separator(path: Path, encoding: str) -> str:
-    with open(path, encoding=encoding, newline="") as handle:
-        sample = handle.read(20_000)
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
 def _read_excel(source: Any, dataset: Dataset) -> pd.DataFrame:
     """Read a sheet whose header row is found by looking for the catalogue's columns."""
     raw = pd.read_excel(source, sheet_name=dataset.sheet or 0, header=None, dtype=str)
@@ -117,9 +107,13 @@ def read_raw(dataset: Dataset, path: Path) -> pd.DataFrame | gpd.GeoDataFrame:
             frame = frame.set_crs(dataset.crs)
         return frame
     if dataset.format == "csv":
-        separator = _sniff_separator(path, "utf-8-sig")
+        text, encoding = _csv.sample(path)
         return pd.read_csv(
-            path, sep=separator, dtype=str, encoding="utf-8-sig", keep_default_na=False
+            path,
+            sep=_csv.sniff_separator(text),
+            dtype=str,
+            encoding=encoding,
+            keep_default_na=False,
         )
     if dataset.format == "json":
         return pd.DataFrame.from_records(json.loads(path.read_text(encoding="utf-8")))

@@ -29,9 +29,7 @@ Everything is vectorised: messages are built for the flagged rows only.
 
 from __future__ import annotations
 
-import csv
 import io
-import itertools
 import re
 import unicodedata
 import zipfile
@@ -48,6 +46,7 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
+from . import _csv
 from . import crs as _crs
 from ._errors import InputError
 
@@ -62,9 +61,6 @@ COORDINATE_NAMES: dict[str, tuple[str, ...]] = {
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 _XLSX_SUFFIXES = (".xlsx", ".xlsm")
 _LAYER_SUFFIXES = (".geojson", ".json", ".gpkg")
-_SEPARATORS = (";", "\t", ",")
-_ENCODINGS = ("utf-8-sig", "cp1252")
-_SNIFF_LINES = 50
 _WGS84 = CRS.from_user_input(_crs.GEOGRAPHIC)
 _CRS_ABSENT = "CRS absent : la couche n'a pas de système de coordonnées déclaré"
 _CRS_XY = "CRS non précisé pour les colonnes x/y"
@@ -180,13 +176,13 @@ def _read(source: Source, sheet: str | int | None) -> tuple[pd.DataFrame, int]:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     """Read a CSV as text columns, sniffing its encoding and separator."""
-    text = _decode(path.read_bytes(), path).rstrip()
+    text = _csv.decode(path.read_bytes(), path)[0].rstrip()
     if not text:
         raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
     try:
         return pd.read_csv(
             io.StringIO(text),
-            sep=_sniff_separator(text),
+            sep=_csv.sniff_separator(text),
             dtype=str,
             keep_default_na=False,
             na_values=[""],
@@ -194,30 +190,6 @@ def _read_csv(path: Path) -> pd.DataFrame:
         )
     except (pd.errors.ParserError, ValueError) as error:
         raise InputError(f"CSV illisible : {path} ({error})") from error
-
-
-def _decode(data: bytes, path: Path) -> str:
-    """Decode UTF-8 (with or without BOM), else Windows-1252."""
-    for encoding in _ENCODINGS:
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InputError(f"encodage non reconnu pour {path} : attendu UTF-8 ou Windows-1252")
-
-
-def _sniff_separator(text: str) -> str:
-    """Return the separator giving the same number (> 1) of fields on the first lines.
-
-    ``csv.Sniffer`` is not used: decimal commas fool it on ``;``-separated files.
-    """
-    lines = list(itertools.islice(io.StringIO(text), _SNIFF_LINES))
-
-    def score(separator: str) -> tuple[bool, int]:
-        widths = [len(row) for row in csv.reader(lines, delimiter=separator) if row]
-        return len(set(widths)) == 1 and widths[0] > 1, widths[0]
-
-    return max(_SEPARATORS, key=score)
 
 
 def _read_xlsx(path: Path, sheet: str | int | None) -> pd.DataFrame:
