@@ -17,7 +17,7 @@ import shapely
 from jinja2.utils import htmlsafe_json_dumps
 from shapely.geometry import Point, box
 
-from territoires import classify, coverage, load_communes, load_qpv, maps
+from territoires import classify, coverage, load_admin, load_communes, load_qpv, maps
 from territoires.rules import VERDICTS
 
 XSS = "<script>alert(1)</script>"
@@ -817,3 +817,15 @@ def test_packed_commune_layer_renders_in_chromium(chromium, tmp_path):
         if entry["level"] == "SEVERE" and "tile.openstreetmap.org" not in entry["message"]
     ]
     assert errors == []
+
+
+def test_real_department_outlines_keep_the_map_readable_offline(real, data_dir, tmp_path):
+    qpv, _, places = real
+    outlines = load_admin("departements", data_dir=data_dir)
+    fmap = maps.eligibility_map(places, qpv, outlines=outlines, self_contained=True)
+    layer = _layers(fmap)["Limites administratives"]
+    drawn = gpd.GeoDataFrame.from_features(layer.data, crs="EPSG:4326")
+    assert len(drawn) == len(outlines) == 101
+    assert drawn.geometry.is_valid.all()
+    path = maps.save(fmap, tmp_path / "carte.html", self_contained=True)
+    assert path.stat().st_size < 2_000_000

@@ -407,7 +407,9 @@ def map_command(
     rules = _rules(regles, distance, regle_urbaine, qpv)
     result = _classify(source, rules, lon, lat, crs)
     layer = loaders.load_qpv(rules.qpv_vintage)
-    fmap = maps.eligibility_map(result, layer, self_contained=offline)
+    fmap = maps.eligibility_map(
+        result, layer, outlines=loaders.load_admin("departements"), self_contained=offline
+    )
     maps.save(fmap, output, self_contained=offline)
     typer.echo(f"Carte de {len(result)} lieux → {output}", err=True)
     _summary(result)

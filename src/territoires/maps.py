@@ -661,11 +661,23 @@ def _places_layers(
     return drawn
 
 
+def _outlines_layer(fmap: folium.Map, outlines: gpd.GeoDataFrame) -> None:
+    """Thin grey administrative outlines, not interactive."""
+    drawn = _display_polygons(outlines, 0, _scale_tolerances(outlines, floor_m=100))
+    folium.GeoJson(
+        _feature_collection(drawn, pd.Series(range(len(drawn)))),
+        name="Limites administratives",
+        style_function=lambda _: {"color": "#777777", "weight": 1, "fill": False},
+        interactive=False,
+    ).add_to(fmap)
+
+
 def eligibility_map(
     classified: gpd.GeoDataFrame,
     qpv: gpd.GeoDataFrame,
     *,
     communes: gpd.GeoDataFrame | None = None,
+    outlines: gpd.GeoDataFrame | None = None,
     near_distance_m: float | None = None,
     name_column: str | None = None,
     cluster_above: int = 300,
@@ -684,6 +696,10 @@ def eligibility_map(
     communes : geopandas.GeoDataFrame, optional
         Output of :func:`territoires.load_communes`; adds a layer, hidden at opening, of
         the communes around the view coloured by density level.
+    outlines : geopandas.GeoDataFrame, optional
+        Administrative outlines (e.g. :func:`territoires.load_admin`), drawn as thin grey
+        lines simplified to the scale of their territory: the map stays readable where
+        the base tiles cannot load (offline networks).
     near_distance_m : float, optional
         Width of the proximity band, metres from the QPV boundary; defaults to
         ``classified.attrs["regles"]["distance_proximite_m"]``. ``0`` draws no band.
@@ -739,6 +755,8 @@ def eligibility_map(
     if rules.get("nom"):
         title += f" — règles « {rules['nom']} »"
     fmap = _new_map(title, self_contained)
+    if outlines is not None:
+        _outlines_layer(fmap, outlines)
     if distance > 0:
         bands = _proximity_bands(qpv, float(distance), simplify_m)
         folium.GeoJson(
