@@ -273,3 +273,25 @@ def test_rules_listing() -> None:
     for rule in URBAN_RULES.values():
         assert f"{rule.name} (version {rule.version})" in result.stdout
     assert "proximité immédiate ≤ 500 m" in result.stdout
+
+
+def test_classify_in_partitions_matches_in_memory(data_dir: Path, tmp_path: Path) -> None:
+    parquet = tmp_path / "resultats.parquet"
+    memory = tmp_path / "resultats.csv"
+    result = runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(parquet), "--partitions"])
+    assert result.exit_code == 0, result.output
+    assert f"{EXAMPLE_ROWS} lieux classés" in result.output
+    assert runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(memory)]).exit_code == 0
+
+    partitioned = gpd.read_parquet(parquet).sort_index()
+    expected = pd.read_csv(memory, sep=";", decimal=",", encoding="utf-8-sig", dtype=str)
+    assert partitioned["verdict"].tolist() == expected["verdict"].tolist()
+    assert partitioned["motif"].tolist() == expected["motif"].tolist()
+
+
+def test_classify_in_partitions_rejects_other_formats(data_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["classify", str(EXAMPLE), "-o", str(tmp_path / "r.xlsx"), "--partitions"]
+    )
+    assert result.exit_code == 2
+    assert ".parquetou.csv" in _flat(result.output)

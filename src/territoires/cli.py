@@ -315,7 +315,9 @@ def _classify(source: Path, rules: Rules, lon: str | None, lat: str | None, crs:
 
 
 def _summary(result: Any) -> None:
-    for verdict, count in result.attrs["verdicts"].items():
+    """Print the count per verdict of a classified frame (or of a partitioned run)."""
+    counts = result["verdicts"] if isinstance(result, dict) else result.attrs["verdicts"]
+    for verdict, count in counts.items():
         typer.secho(f"  {VERDICTS[verdict]} : {count}", fg=_VERDICT_COLOURS[verdict], err=True)
 
 
@@ -363,7 +365,11 @@ def classify(
     source: InputFile,
     output: Annotated[
         Path,
-        typer.Option("-o", "--output", help=f"Fichier résultat : {', '.join(export.FORMATS)}."),
+        typer.Option(
+            "-o",
+            "--output",
+            help=f"Fichier résultat : {', '.join(export.FORMATS)} (.parquet avec --partitions).",
+        ),
     ],
     regles: Preset = "fabriques-2019",
     distance: Distance = None,
@@ -372,16 +378,70 @@ def classify(
     lon: LonColumn = None,
     lat: LatColumn = None,
     crs: InputCrs = None,
+    partitions: Annotated[
+        bool,
+        typer.Option(
+            "--partitions",
+            help=(
+                "Fichier volumineux (CSV ou Parquet) : classer par blocs avec dask, mémoire "
+                "bornée ; sortie .parquet ou .csv (extra « dask »)."
+            ),
+        ),
+    ] = False,
+    bloc: Annotated[
+        str, typer.Option("--bloc", help="Taille des blocs avec --partitions, ex. 16MB.")
+    ] = "16MB",
 ) -> None:
     """Classe tous les lieux d'un fichier ; chaque ligne ressort avec verdict et motif."""
+    rules = _rules(regles, distance, regle_urbaine, qpv)
+    if partitions:
+        _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
+        return
     if output.suffix.lower() not in export.FORMATS:
         raise typer.BadParameter(
             f"format {output.suffix!r} inconnu : {', '.join(export.FORMATS)}", param_hint="-o"
         )
-    result = _classify(source, _rules(regles, distance, regle_urbaine, qpv), lon, lat, crs)
+    result = _classify(source, rules, lon, lat, crs)
     export.write_results(result, output)
     typer.echo(f"{len(result)} lieux classés → {output}", err=True)
     _summary(result)
+
+
+def _classify_in_partitions(
+    source: Path,
+    output: Path,
+    rules: Rules,
+    blocksize: str,
+    lon: str | None,
+    lat: str | None,
+    crs: str | None,
+) -> None:
+    """``classify --partitions``: a large file, block by block, with dask."""
+    if output.suffix.lower() not in {".parquet", ".csv"}:
+        raise typer.BadParameter(
+            f"format {output.suffix!r} inconnu avec --partitions : .parquet ou .csv",
+            param_hint="-o",
+        )
+    if lon or lat or crs:
+        raise typer.BadParameter(
+            "--lon, --lat et --crs ne s'appliquent pas avec --partitions : nommez les colonnes "
+            "lon/lat (ou longitude/latitude) en degrés WGS84",
+            param_hint="--partitions",
+        )
+    try:
+        from . import distributed
+    except ImportError as error:
+        raise typer.BadParameter(
+            f"--partitions demande dask : pip install 'territoires[dask]' ({error})",
+            param_hint="--partitions",
+        ) from error
+    summary = distributed.classify_file_in_partitions(
+        source, output, blocksize=blocksize, rules=rules, progress=True
+    )
+    typer.echo(
+        f"{summary['lignes']} lieux classés en {summary['partitions']} blocs → {output}", err=True
+    )
+    _summary(summary)
 
 
 @app.command("map")
