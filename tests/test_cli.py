@@ -295,3 +295,12 @@ def test_classify_in_partitions_rejects_other_formats(data_dir: Path, tmp_path: 
     )
     assert result.exit_code == 2
     assert ".parquetou.csv" in _flat(result.output)
+
+
+def test_map_with_density_layer(data_dir: Path, tmp_path: Path) -> None:
+    output = tmp_path / "carte.html"
+    result = runner.invoke(app, ["map", str(EXAMPLE), "-o", str(output), "--communes"])
+    assert result.exit_code == 0, result.output
+    page = output.read_text(encoding="utf-8")
+    assert "Communes par densit" in page
+    assert "Limites administratives" in page

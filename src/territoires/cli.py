@@ -455,6 +455,16 @@ def map_command(
             help="Inclure Leaflet dans le fichier (réseaux qui bloquent les CDN).",
         ),
     ] = False,
+    communes: Annotated[
+        bool,
+        typer.Option(
+            "--communes",
+            help=(
+                "Ajouter la couche (masquée à l'ouverture) des communes par niveau de densité ; "
+                "lourde à l'échelle nationale."
+            ),
+        ),
+    ] = False,
     regles: Preset = "fabriques-2019",
     distance: Distance = None,
     regle_urbaine: UrbanRule = None,
@@ -468,7 +478,11 @@ def map_command(
     result = _classify(source, rules, lon, lat, crs)
     layer = loaders.load_qpv(rules.qpv_vintage)
     fmap = maps.eligibility_map(
-        result, layer, outlines=loaders.load_admin("departements"), self_contained=offline
+        result,
+        layer,
+        communes=loaders.load_communes() if communes else None,
+        outlines=loaders.load_admin("departements"),
+        self_contained=offline,
     )
     maps.save(fmap, output, self_contained=offline)
     typer.echo(f"Carte de {len(result)} lieux → {output}", err=True)
