@@ -187,11 +187,8 @@ def qpv_departements(qpv: pd.DataFrame) -> list[str] | None:
     """
     if "departements_qpv" in qpv.attrs:
         return qpv.attrs["departements_qpv"]
-    sources = qpv.attrs.get("sources") or []
-    if sources:
-        if any(source.get("departements") is None for source in sources):
-            return None
-        return sorted({dep for source in sources for dep in source["departements"]})
+    if qpv.attrs.get("sources"):
+        return loaders.qpv_departements(qpv)
     return sorted(qpv["dep"].dropna().astype(str).unique())
 
 

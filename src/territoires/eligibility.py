@@ -159,15 +159,12 @@ class Reference:
         table = pd.DataFrame(communes.drop(columns="geometry")).reset_index(drop=True)
         table["hors_gcu"] = outside.to_numpy()
         table["raison_urbaine"] = reason.to_numpy()
-        covered = None
-        for source in qpv.attrs.get("sources", []):
-            if source.get("departements"):
-                covered = frozenset(source["departements"])
+        covered = loaders.qpv_departements(qpv)
         return cls(
             rules=rules,
             qpv=pd.DataFrame(qpv.drop(columns="geometry")).reset_index(drop=True),
             communes=table,
-            qpv_departements=covered,
+            qpv_departements=None if covered is None else frozenset(covered),
             sources=qpv.attrs.get("sources", []) + communes.attrs.get("sources", []),
             qpv_layers=_layers(qpv),
             commune_layers=_layers(communes),

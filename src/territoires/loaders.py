@@ -283,6 +283,26 @@ def load_qpv(
     return out
 
 
+def qpv_departements(qpv: pd.DataFrame) -> list[str] | None:
+    """Départements a loaded QPV layer covers, read from its provenance.
+
+    Parameters
+    ----------
+    qpv : pandas.DataFrame
+        Output of :func:`load_qpv` (``attrs["sources"]``).
+
+    Returns
+    -------
+    list of str or None
+        ``None`` for the whole of France (or when the layer has no provenance), else
+        the sorted départements of its regional extract(s).
+    """
+    sources = qpv.attrs.get("sources") or []
+    if not sources or any(source.get("departements") is None for source in sources):
+        return None
+    return sorted({dep for source in sources for dep in source["departements"]})
+
+
 def bridge(populations: pd.DataFrame) -> pd.Series:
     """Map every known commune code (old or current) to its current code.
 
