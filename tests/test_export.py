@@ -171,3 +171,25 @@ def test_provenance_of_non_json_values(classified, tmp_path):
     path = export.write_results(classified, tmp_path / "out.csv")
     provenance = json.loads(export.provenance_path(path).read_text(encoding="utf-8"))
     assert provenance["regles"]["chemin"] == "/données/qpv.geojson"
+
+
+def test_csv_neutralises_spreadsheet_formulas(tmp_path: Path) -> None:
+    frame = gpd.GeoDataFrame(
+        {
+            "nom": ['=HYPERLINK("http://x")', "@SUM(A1)", "+33 6 12", "-cmd", "Normal"],
+            "longitude": ["-52,33", "-0.5", "2,35", "-,5", "1"],
+            "verdict": ["qpv"] * 5,
+        },
+        geometry=[None] * 5,
+        crs="EPSG:4326",
+    )
+    path = export.write_results(frame, tmp_path / "r.csv")
+    back = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str)
+    assert back["nom"].tolist() == [
+        '\'=HYPERLINK("http://x")',
+        "'@SUM(A1)",
+        "'+33 6 12",
+        "'-cmd",
+        "Normal",
+    ]
+    assert back["longitude"].tolist() == ["-52,33", "-0.5", "2,35", "-,5", "1"]

@@ -8,6 +8,7 @@ Beside the file, ``<name>.provenance.json`` records the rules and the reference 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,22 @@ def _no_formulas(sheet: Any, frame: pd.DataFrame) -> None:
             sheet.cell(row=int(row) + 2, column=col).data_type = "s"
 
 
+#: Text a spreadsheet would run as a formula when opening a CSV (a leading ``-`` only
+#: when no number follows, so that negative coordinates given as text stay as they are).
+_FORMULA_START = re.compile(r"^(?:[=+@\t\r]|-(?![\d.,]))")
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix with ``'`` the text cells a spreadsheet would execute (CSV injection)."""
+    out = frame.copy()
+    for column in out.columns:
+        if _is_text(out[column]):
+            out[column] = out[column].map(
+                lambda v: f"'{v}" if isinstance(v, str) and _FORMULA_START.match(v) else v
+            )
+    return out
+
+
 def provenance_path(path: Path) -> Path:
     """Path of the provenance file written beside ``path``."""
     return path.with_name(path.name + ".provenance.json")
@@ -88,8 +105,9 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
         Output of :func:`territoires.classify` (``attrs`` holds rules and sources).
     path : str or pathlib.Path
         ``.csv`` (semicolon separated, decimal comma, UTF-8 with BOM: opens as is in a
-        French Excel), ``.xlsx`` (sheets ``resultats`` and ``regles``), ``.gpkg`` or
-        ``.geojson`` (point geometry, empty for invalid rows).
+        French Excel; text that a spreadsheet would run as a formula, such as a name
+        starting with ``=``, gets a leading ``'``), ``.xlsx`` (sheets ``resultats`` and
+        ``regles``), ``.gpkg`` or ``.geojson`` (point geometry, empty for invalid rows).
 
     Returns
     -------
@@ -107,7 +125,9 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
         raise ValueError(f"format de sortie inconnu {path.suffix!r} : attendu {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        _plain(result).to_csv(path, sep=";", decimal=",", index=False, encoding="utf-8-sig")
+        _csv_safe(_plain(result)).to_csv(
+            path, sep=";", decimal=",", index=False, encoding="utf-8-sig"
+        )
     elif suffix == ".xlsx":
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
             for name, table in (
