@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -82,21 +82,30 @@ class _Layer:
     rows: np.ndarray  # positions in the reference table
     tree: shapely.STRtree  # EPSG:4326 polygons
     metric: shapely.STRtree  # same polygons in the metric CRS
-    centres: cKDTree  # centres of the minimum bounding circles (metric)
-    radii: np.ndarray  # their radii
 
     @classmethod
     def build(cls, frame: gpd.GeoDataFrame, rows: np.ndarray, territory: str) -> _Layer:
         """Index the polygons of ``frame`` (EPSG:4326) at reference positions ``rows``."""
-        metric = crs.to_metric(frame, territory).geometry.to_numpy()
-        centres = shapely.centroid(shapely.minimum_bounding_circle(metric))
         return cls(
             rows=rows,
             tree=shapely.STRtree(frame.geometry.to_numpy()),
-            metric=shapely.STRtree(metric),
-            centres=cKDTree(np.column_stack([shapely.get_x(centres), shapely.get_y(centres)])),
-            radii=shapely.minimum_bounding_radius(metric),
+            metric=shapely.STRtree(crs.to_metric(frame, territory).geometry.to_numpy()),
         )
+
+    @cached_property
+    def radii(self) -> np.ndarray:
+        """Radii of the polygons' minimum bounding circles (metric).
+
+        Computed on first use: only layers searched for their nearest polygon (the QPV)
+        need the circles, not the communes.
+        """
+        return shapely.minimum_bounding_radius(self.metric.geometries)
+
+    @cached_property
+    def centres(self) -> cKDTree:
+        """k-d tree of the centres of the polygons' minimum bounding circles (metric)."""
+        centres = shapely.centroid(shapely.minimum_bounding_circle(self.metric.geometries))
+        return cKDTree(np.column_stack([shapely.get_x(centres), shapely.get_y(centres)]))
 
 
 @dataclass
