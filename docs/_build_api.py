@@ -35,6 +35,8 @@ DONNEES = DOCS / "donnees.md"
 MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.rules", "Règles d'éligibilité"),
     ("territoires.eligibility", "Classement des lieux"),
+    ("territoires.engine", "Moteur spatial"),
+    ("territoires.motifs", "Motifs en français"),
     ("territoires.places", "Lecture des lieux"),
     ("territoires.loaders", "Chargement des données de référence"),
     ("territoires.catalogue", "Catalogue des sources"),

@@ -24,7 +24,7 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 import territoires
-from territoires import InputError, eligibility, loaders, settings
+from territoires import InputError, engine, loaders, settings
 from territoires.eligibility import COMMUNE_TOLERANCE_M, OUTPUT_COLUMNS, Reference
 from territoires.rules import VERDICTS, preset
 
@@ -580,7 +580,7 @@ def test_distance_measured_in_the_territory_crs(territory, dep, lon, lat, epsg) 
     row = classify(points_table(point_lon, point_lat), ref).iloc[0]
 
     assert row["territoire"] == territory
-    assert eligibility._transformer(territory).target_crs.to_epsg() == epsg
+    assert engine.transformer(territory).target_crs.to_epsg() == epsg
     assert abs(row["distance_qpv_m"] - 300) <= 2
     assert row["verdict"] == "proximite_qpv"
     assert row["nearest_qpv_code"] == "QPX"
@@ -663,7 +663,7 @@ def test_ajaccio_uses_lambert_93(real) -> None:
     row = territoires.check(8.7369, 41.9192, ref=real.ref)  # example file, on the harbour
 
     assert row["code_insee"] == "2A004" and row["territoire"] == "metropole"
-    assert eligibility._transformer("metropole").target_crs.to_epsg() == 2154
+    assert engine.transformer("metropole").target_crs.to_epsg() == 2154
     assert "rattaché à la commune la plus proche" in row["motif"]
 
 

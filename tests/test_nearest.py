@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import shapely
 
-from territoires import eligibility
+from territoires import engine
 
 
-def _layer(seed: int, count: int) -> eligibility._Layer:
+def _layer(seed: int, count: int) -> engine.Layer:
     """Random non-trivial polygons (stars, rings with holes, multipolygons) in Lambert-93."""
     rng = np.random.default_rng(seed)
     centres = rng.uniform([600_000, 6_200_000], [700_000, 6_300_000], size=(count, 2))
@@ -31,18 +31,18 @@ def _layer(seed: int, count: int) -> eligibility._Layer:
             star = shapely.MultiPolygon([star, shapely.Point(x + 3 * r, y).buffer(r * 0.3)])
         shapes.append(shapely.make_valid(star))
     frame = gpd.GeoDataFrame(geometry=shapes, crs=2154).to_crs(4326)
-    return eligibility._Layer.build(frame, np.arange(count), "metropole")
+    return engine.Layer.build(frame, np.arange(count), "metropole")
 
 
 @pytest.mark.parametrize("candidates", [1, 2, 8])
 def test_nearest_matches_exhaustive_search(monkeypatch, candidates: int) -> None:
-    monkeypatch.setattr(eligibility, "NEAREST_CANDIDATES", candidates)
+    monkeypatch.setattr(engine, "NEAREST_CANDIDATES", candidates)
     layer = _layer(seed=candidates, count=300)
     rng = np.random.default_rng(42)
     x = rng.uniform(550_000, 750_000, 5_000)
     y = rng.uniform(6_150_000, 6_350_000, 5_000)
 
-    found, distance = eligibility._nearest(layer, x, y)
+    found, distance = engine.nearest_polygons(layer, x, y)
     (point, polygon), expected = layer.metric.query_nearest(
         shapely.points(x, y), return_distance=True, all_matches=False
     )
@@ -59,5 +59,5 @@ def test_nearest_matches_exhaustive_search(monkeypatch, candidates: int) -> None
 
 
 def test_nearest_of_no_point_is_empty() -> None:
-    found, distance = eligibility._nearest(_layer(seed=0, count=5), np.zeros(0), np.zeros(0))
+    found, distance = engine.nearest_polygons(_layer(seed=0, count=5), np.zeros(0), np.zeros(0))
     assert found.shape == (0,) and distance.shape == (0,)

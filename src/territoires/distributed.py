@@ -1,14 +1,14 @@
 """Classify more places than fit in memory, partition by partition, with dask.
 
 :func:`classify_dask` applies :func:`territoires.places.read_places` and
-:func:`territoires.eligibility.classify_frame` to every partition of a dask DataFrame
+:func:`territoires.engine.classify_frame` to every partition of a dask DataFrame
 (lon/lat columns) or dask-geopandas GeoDataFrame (points), on the local scheduler or on
 a ``distributed`` cluster; :func:`classify_file_in_partitions` streams a large CSV or
 Parquet file through it to a Parquet or CSV output with bounded memory.
 
 The reference is prepared once and shared by every partition through a single graph
 key, never re-read per partition: on the local scheduler, the prepared
-:class:`~territoires.eligibility.Reference` itself (threads share it); when a
+:class:`~territoires.engine.Reference` itself (threads share it); when a
 ``distributed.Client`` is active, the loaded QPV and commune layers (about 12 MB),
 scattered to every worker, each worker process then preparing its Reference once.
 
@@ -43,7 +43,7 @@ from dask.diagnostics import ProgressBar
 from distributed import Client
 from distributed import progress as distributed_progress
 
-from . import _csv, eligibility, loaders, places
+from . import _csv, engine, places
 from ._errors import InputError
 from .rules import Rules, preset
 
@@ -145,7 +145,7 @@ def _client() -> Client | None:
 class _Layers:
     """Loaded QPV and communes, shipped to the workers instead of a built Reference.
 
-    A built :class:`~territoires.eligibility.Reference` holds hundreds of thousands of
+    A built :class:`~territoires.engine.Reference` holds hundreds of thousands of
     indexed geometries, slow to pickle; the loaded layers travel as WKB in a fraction of
     a second, and each worker process builds its Reference from them once
     (:func:`_built`), identified by ``token``.
@@ -164,9 +164,9 @@ class _Layers:
 
 
 @lru_cache(maxsize=4)
-def _built(layers: _Layers) -> eligibility.Reference:
+def _built(layers: _Layers) -> engine.Reference:
     """The Reference of ``layers``, built once per worker process."""
-    return eligibility.Reference.build(layers.rules, layers.qpv, layers.communes)
+    return engine.Reference.build(layers.rules, layers.qpv, layers.communes)
 
 
 def _shared_reference(rules: Rules | None, data_dir: Path | None) -> tuple[Any, Any]:
@@ -176,20 +176,18 @@ def _shared_reference(rules: Rules | None, data_dir: Path | None) -> tuple[Any, 
     the Reference rebuilt there once; on the local scheduler, the Reference itself is the
     graph key's value (threads share it, nothing is copied).
     """
-    ref = eligibility.reference(rules, data_dir)
+    ref = engine.reference(rules, data_dir)
     client = _client()
     if client is None:
         return ref, dask.delayed(ref, traverse=False)
-    layers = _loaded(ref.rules, str(data_dir) if data_dir else None)
+    layers = _loaded(ref.rules, Path(data_dir) if data_dir else None)
     return ref, dask.delayed(client.scatter(layers, broadcast=True, hash=False))
 
 
 @lru_cache(maxsize=4)
-def _loaded(rules: Rules, data_dir: str | None) -> _Layers:
-    """The layers :func:`territoires.eligibility.reference` builds from, loaded once."""
-    folder = Path(data_dir) if data_dir else None
-    qpv = loaders.load_qpv(rules.qpv_vintage, data_dir=folder)
-    communes = loaders.load_communes(data_dir=folder)
+def _loaded(rules: Rules, data_dir: Path | None) -> _Layers:
+    """The layers :func:`territoires.engine.reference` builds from, as shipped."""
+    qpv, communes = engine.load_layers(rules.qpv_vintage, data_dir)
     sources = qpv.attrs["sources"] + communes.attrs["sources"]
     return _Layers(
         token=tokenize(rules, [source["sha256"] for source in sources]),
@@ -217,7 +215,7 @@ def _reader(ddf: dd.DataFrame, read: Callable, lon: str | None, lat: str | None)
     read(meta)  # raises InputError now (no coordinate column, clash…), not on a worker
     ignored: list[Hashable] = list(_ADDED)
     if not (isinstance(meta, gpd.GeoDataFrame) and meta.active_geometry_name is not None):
-        columns = places._coordinate_columns(meta.columns, lon, lat)[:2]
+        columns = places.coordinate_columns(meta.columns, lon, lat)[:2]
         ignored += [column for column in columns if column not in ("lon", "lat")]
     return _Reader(read=read, ignored=tuple(ignored), first_line=1, renumber=False)
 
@@ -309,7 +307,7 @@ def _global_lines(
 
 def _classify_partition(
     part: pd.DataFrame,
-    shared: eligibility.Reference | _Layers,
+    shared: engine.Reference | _Layers,
     positions: _Positions,
     reader: _Reader,
     partition_info: dict[str, Any] | None = None,
@@ -318,7 +316,7 @@ def _classify_partition(
     offset = int(positions.offsets[partition_info["number"]])
     frame = _global_lines(reader.read(part), reader, positions, offset)
     ref = _built(shared) if isinstance(shared, _Layers) else shared
-    out = eligibility.classify_frame(frame, ref)
+    out = engine.classify_frame(frame, ref)
     out.attrs = {"regles": ref.rules.describe(), "sources": ref.sources}
     return out
 
@@ -329,11 +327,11 @@ def _classify(
     data_dir: Path | None,
     reader: _Reader,
     progress: bool,
-) -> tuple[dask_geopandas.GeoDataFrame, eligibility.Reference]:
+) -> tuple[dask_geopandas.GeoDataFrame, engine.Reference]:
     """Both passes over ``ddf`` (the first computed now, the second lazy), and the rules."""
     positions = _positions(ddf, reader, progress)
     ref, shared = _shared_reference(rules, data_dir)
-    meta = eligibility.classify_frame(reader.read(ddf._meta), ref)
+    meta = engine.classify_frame(reader.read(ddf._meta), ref)
     if reader.renumber:
         meta.index = pd.RangeIndex(0)
     result = ddf.map_partitions(

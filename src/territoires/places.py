@@ -219,7 +219,7 @@ def _from_columns(
     frame: pd.DataFrame, lon: str | None, lat: str | None, crs: str | int | None
 ) -> _Coordinates:
     """Read coordinates from two columns of a table."""
-    lon_column, lat_column, projected = _coordinate_columns(frame.columns, lon, lat)
+    lon_column, lat_column, projected = coordinate_columns(frame.columns, lon, lat)
     labels = ("coordonnée x", "coordonnée y") if projected else ("longitude", "latitude")
     x, x_problems = _parse_numbers(frame[lon_column], labels[0])
     y, y_problems = _parse_numbers(frame[lat_column], labels[1])
@@ -284,10 +284,30 @@ def _normalise(name: Hashable) -> str:
     return re.sub(r"[^0-9a-z]+", "_", plain.lower()).strip("_")
 
 
-def _coordinate_columns(
+def coordinate_columns(
     columns: pd.Index, lon: str | None, lat: str | None
 ) -> tuple[Hashable, Hashable, bool]:
-    """Return the longitude (or x) column, the latitude (or y) one, and if projected."""
+    """Find the coordinate columns of a table, as :func:`read_places` does.
+
+    Parameters
+    ----------
+    columns : pandas.Index
+        The table's columns.
+    lon, lat : str, optional
+        Column names given by the user (matched exactly, else without case and accents).
+
+    Returns
+    -------
+    tuple
+        The longitude (or x) column, the latitude (or y) one, and whether they are
+        projected x/y (``crs=`` needed).
+
+    Raises
+    ------
+    InputError
+        No pair of coordinate columns, several candidates for one role, or a given name
+        absent or ambiguous.
+    """
     found = {
         role: [column for column in columns if _normalise(column) in names]
         for role, names in COORDINATE_NAMES.items()

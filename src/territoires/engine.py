@@ -1,0 +1,615 @@
+"""The spatial engine: reference layers, point lookups and the classification of a frame.
+
+:class:`Reference` holds the QPV and communes of every territory indexed for bulk
+queries (STRtree for containment, k-d tree of bounding circles for the nearest QPV).
+:func:`classify_frame` classifies places already read by
+:func:`territoires.places.read_places` in two steps, with no Python loop over rows:
+:func:`locate` routes each point to its territory, projects it to the territory's legal
+metric CRS and finds its commune, the QPV containing it and the nearest QPV with its
+distance; :func:`assemble` turns these positions into the output columns, the verdict
+(:func:`territoires.rules.decide`) and the French motif (:mod:`territoires.motifs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+from pyproj import Transformer
+from scipy.spatial import cKDTree
+
+from . import crs, loaders, motifs
+from ._arrow import series, text
+from .rules import VERDICTS, Rules, decide, preset
+
+#: A point outside every (simplified) commune boundary but closer than this to one is
+#: attached to the nearest commune, with a note in the motif: published boundaries are
+#: generalised, so harbours and shore points may fall just outside them.
+COMMUNE_TOLERANCE_M: float = 1000.0
+
+#: Suffix given to an input column that bears the name of an output column (e.g. an
+#: input ``commune`` column comes out as ``commune_entree``): nothing is dropped.
+INPUT_SUFFIX = "_entree"
+
+#: Columns added by :func:`classify_frame`, in order, before the geometry.
+OUTPUT_COLUMNS = [
+    "lon",
+    "lat",
+    "territoire",
+    "qpv_code",
+    "qpv_nom",
+    "in_qpv",
+    "distance_qpv_m",
+    "nearest_qpv_code",
+    "near_qpv",
+    "code_insee",
+    "commune",
+    "dep",
+    "reg",
+    "densite7",
+    "cateaav2020",
+    "hors_grands_centres_urbains",
+    "verdict",
+    "motif",
+]
+
+#: Candidate polygons examined per point by :func:`nearest_polygons` before falling back.
+NEAREST_CANDIDATES: int = 8
+
+
+@dataclass
+class Layer:
+    """Reference polygons of one territory, indexed for containment and for distances.
+
+    Containment is tested on the published EPSG:4326 polygons, against the points as
+    given. Distances are measured in the territory's legal metric CRS. To find the
+    nearest polygon quickly, each polygon is summarised by its minimum bounding circle
+    (centre in a k-d tree, radius): ``|p - c| - r`` and ``|p - c| + r`` bound its
+    distance from below and above, so exact distances are computed only for the few
+    polygons that can still be the nearest (see :func:`nearest_polygons`).
+    """
+
+    rows: np.ndarray  # positions in the reference table
+    tree: shapely.STRtree  # EPSG:4326 polygons
+    metric: shapely.STRtree  # same polygons in the metric CRS
+
+    @classmethod
+    def build(cls, frame: gpd.GeoDataFrame, rows: np.ndarray, territory: str) -> Layer:
+        """Index the polygons of ``frame`` (EPSG:4326) at reference positions ``rows``."""
+        return cls(
+            rows=rows,
+            tree=shapely.STRtree(frame.geometry.to_numpy()),
+            metric=shapely.STRtree(crs.to_metric(frame, territory).geometry.to_numpy()),
+        )
+
+    @cached_property
+    def radii(self) -> np.ndarray:
+        """Radii of the polygons' minimum bounding circles (metric).
+
+        Computed on first use: only layers searched for their nearest polygon (the QPV)
+        need the circles, not the communes.
+        """
+        return shapely.minimum_bounding_radius(self.metric.geometries)
+
+    @cached_property
+    def centres(self) -> cKDTree:
+        """k-d tree of the centres of the polygons' minimum bounding circles (metric)."""
+        centres = shapely.centroid(shapely.minimum_bounding_circle(self.metric.geometries))
+        return cKDTree(np.column_stack([shapely.get_x(centres), shapely.get_y(centres)]))
+
+
+@dataclass
+class Reference:
+    """QPV and communes prepared for classification, one STRtree per territory.
+
+    Built once per rule set and reused (also broadcast once to every partition by the
+    dask backend).
+
+    Attributes
+    ----------
+    rules : Rules
+        Rules the reference was prepared for.
+    qpv : pandas.DataFrame
+        QPV attributes (``code_qpv``, ``nom_qpv``, ``dep``), positional.
+    communes : pandas.DataFrame
+        Commune attributes plus ``hors_gcu`` and ``raison_urbaine`` from the urban rule.
+    qpv_departements : frozenset of str or None
+        Départements the QPV layer covers; ``None`` for the whole of France.
+    sources : list of dict
+        Provenance of every file read.
+    """
+
+    rules: Rules
+    qpv: pd.DataFrame
+    communes: pd.DataFrame
+    qpv_departements: frozenset[str] | None
+    sources: list[dict[str, Any]]
+    qpv_layers: dict[str, Layer] = field(repr=False)
+    commune_layers: dict[str, Layer] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        """Column arrays taken per point, so that classification never loops in Python."""
+        self.qpv_codes = self.qpv["code_qpv"].to_numpy(dtype=object)
+        self.qpv_names = dict(
+            zip(self.qpv["code_qpv"], self.qpv["nom_qpv"].fillna(""), strict=True)
+        )
+        self.qpv_text = {c: text(self.qpv[c]) for c in ("code_qpv", "nom_qpv")}
+        communes = self.communes
+        self.commune_qpv_covered = (
+            np.ones(len(communes), dtype=bool)
+            if self.qpv_departements is None
+            else communes["dep"].isin(self.qpv_departements).to_numpy()
+        )
+        self.commune_text = {c: text(communes[c]) for c in ("code_insee", "nom", "dep", "reg")}
+        self.texts = motifs.Texts(
+            qpv_code=self.qpv_text["code_qpv"],
+            qpv_nom=self.qpv_text["nom_qpv"],
+            commune_dep=self.commune_text["dep"],
+            commune_reasons=motifs.commune_reasons(communes["raison_urbaine"]),
+        )
+        self.commune_outside = communes["hors_gcu"].to_numpy(dtype=object, na_value=None)
+        self.commune_densite7 = communes["densite7"].to_numpy(dtype=object, na_value=None)
+        self.commune_cateaav = communes["cateaav2020"].to_numpy(dtype=object, na_value=None)
+
+    @classmethod
+    def build(cls, rules: Rules, qpv: gpd.GeoDataFrame, communes: gpd.GeoDataFrame) -> Reference:
+        """Prepare loaded layers (EPSG:4326 with a ``dep`` column) for ``rules``."""
+        outside, reason = rules.urban.evaluate(communes)
+        table = pd.DataFrame(communes.drop(columns="geometry")).reset_index(drop=True)
+        table["hors_gcu"] = outside.to_numpy()
+        table["raison_urbaine"] = reason.to_numpy()
+        covered = loaders.qpv_departements(qpv)
+        return cls(
+            rules=rules,
+            qpv=pd.DataFrame(qpv.drop(columns="geometry")).reset_index(drop=True),
+            communes=table,
+            qpv_departements=None if covered is None else frozenset(covered),
+            sources=qpv.attrs.get("sources", []) + communes.attrs.get("sources", []),
+            qpv_layers=_index_layers(qpv),
+            commune_layers=_index_layers(communes),
+        )
+
+
+def _index_layers(frame: gpd.GeoDataFrame) -> dict[str, Layer]:
+    """Project each territory's polygons to its metric CRS and index them."""
+    names = crs.territory_names(frame["dep"].astype(str).to_numpy())
+    layers = {}
+    for name in np.unique(names):
+        rows = np.flatnonzero(names == name)
+        layers[name] = Layer.build(frame.iloc[rows], rows, name)
+    return layers
+
+
+@lru_cache(maxsize=2)
+def load_layers(
+    qpv_vintage: int, data_dir: Path | None = None
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """QPV and communes as loaded, shared by every rule set of the same QPV vintage.
+
+    Parameters
+    ----------
+    qpv_vintage : int
+        QPV geography (2015 or 2024).
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+
+    Returns
+    -------
+    tuple of geopandas.GeoDataFrame
+        The QPV and the communes (EPSG:4326, ``attrs["sources"]`` set), cached.
+    """
+    return (
+        loaders.load_qpv(qpv_vintage, data_dir=data_dir),
+        loaders.load_communes(data_dir=data_dir),
+    )
+
+
+@lru_cache(maxsize=8)
+def _cached_reference(rules: Rules, data_dir: Path | None) -> Reference:
+    return Reference.build(rules, *load_layers(rules.qpv_vintage, data_dir))
+
+
+def reference(rules: Rules | None = None, data_dir: Path | None = None) -> Reference:
+    """Return the prepared reference layers for ``rules`` (cached per rule set).
+
+    Parameters
+    ----------
+    rules : Rules, optional
+        Defaults to :func:`territoires.rules.preset`.
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+    """
+    return _cached_reference(rules or preset(), Path(data_dir) if data_dir else None)
+
+
+@lru_cache(maxsize=8)
+def transformer(territory: str) -> Transformer:
+    return Transformer.from_crs(crs.GEOGRAPHIC, crs.territory(territory).epsg, always_xy=True)
+
+
+def _metric_points(lon: np.ndarray, lat: np.ndarray, territory: str) -> np.ndarray:
+    x, y = transformer(territory).transform(lon, lat)
+    return shapely.points(x, y)
+
+
+def _first_hit(n: int, hit_point: np.ndarray, hit_rows: np.ndarray) -> np.ndarray:
+    """Smallest reference row hit by each point, -1 for none (independent of hit order)."""
+    none = np.iinfo(np.int64).max
+    found = np.full(n, none)
+    np.minimum.at(found, hit_point, hit_rows)
+    return np.where(found == none, -1, found)
+
+
+def _find_communes(
+    points: np.ndarray, lon: np.ndarray, lat: np.ndarray, layer: Layer | None, territory: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Commune row of each point (-1 if none) and its distance to the commune (0 inside).
+
+    Parameters
+    ----------
+    points : numpy.ndarray of shapely.Point
+        The places in EPSG:4326.
+    lon, lat : numpy.ndarray
+        Their coordinates, projected only for the few points outside every commune.
+    """
+    commune = np.full(len(points), -1)
+    gap = np.zeros(len(points))
+    if layer is None:
+        return commune, gap
+    # Query each (prepared) commune polygon against a tree of the points: far faster than
+    # testing every point against unprepared polygons. On a shared boundary the commune
+    # listed first in the reference wins.
+    hit_poly, hit_point = shapely.STRtree(points).query(
+        layer.tree.geometries, predicate="intersects"
+    )
+    commune = _first_hit(len(points), hit_point, layer.rows[hit_poly])
+    missing = np.flatnonzero(commune < 0)
+    if len(missing):
+        (near_point, near_poly), distance = layer.metric.query_nearest(
+            _metric_points(lon[missing], lat[missing], territory),
+            max_distance=COMMUNE_TOLERANCE_M,
+            return_distance=True,
+            all_matches=False,
+        )
+        commune[missing[near_point]] = layer.rows[near_poly]
+        gap[missing[near_point]] = distance
+    return commune, gap
+
+
+def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest polygon of each metric point and its distance, vectorised.
+
+    For the :data:`NEAREST_CANDIDATES` polygons whose bounding-circle centres are
+    nearest, the distance lies in ``[|p-c| - r, |p-c| + r]``; exact distances are computed
+    only for candidates whose lower bound does not exceed the smallest upper bound.
+    Polygons beyond the candidates are at least ``d_k - max(r)`` away: when that bound
+    does not prove the answer, the point falls back to an exhaustive STRtree search.
+
+    Returns
+    -------
+    found : numpy.ndarray of int
+        Position of the nearest polygon in the layer.
+    distance : numpy.ndarray of float
+        Metres to it (0 when inside).
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    k = min(NEAREST_CANDIDATES, len(layer.radii))
+    centre_distance, candidate = layer.centres.query(
+        np.column_stack([x, y]), k=list(range(1, k + 1))
+    )
+    radius = layer.radii[candidate]
+    upper = (centre_distance + radius).min(axis=1)
+    point, slot = np.nonzero(centre_distance - radius <= upper[:, None])
+    polygon = candidate[point, slot]
+    exact = shapely.distance(shapely.points(x[point], y[point]), layer.metric.geometries[polygon])
+    distance = np.full(n, np.inf)
+    np.minimum.at(distance, point, exact)
+    found = np.full(n, -1)
+    best = exact == distance[point]
+    found[point[best]] = polygon[best]
+    if k < len(layer.radii):
+        unproven = np.flatnonzero(centre_distance[:, -1] - layer.radii.max() < distance)
+        (hit, polygon), exact = layer.metric.query_nearest(
+            shapely.points(x[unproven], y[unproven]), return_distance=True, all_matches=False
+        )
+        found[unproven[hit]] = polygon
+        distance[unproven[hit]] = exact
+    return found, distance
+
+
+def _find_qpv(
+    points: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    layer: Layer | None,
+    territory: str,
+    codes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """QPV containing each point and nearest QPV with its distance in metres.
+
+    Parameters
+    ----------
+    points : numpy.ndarray of shapely.Point
+        The places in EPSG:4326 (containment is tested on the published polygons).
+    lon, lat : numpy.ndarray
+        Their coordinates, projected to the territory's metric CRS for distances.
+    layer : Layer or None
+        The territory's QPV.
+    territory : str
+        Territory name.
+    codes : numpy.ndarray
+        QPV codes by reference row.
+
+    Returns
+    -------
+    containing : numpy.ndarray of object
+        ``;``-joined codes of the QPV containing (or touching) the point, else None.
+    nearest : numpy.ndarray of int
+        Row of the nearest QPV (the first containing one when inside), -1 if none.
+    distance : numpy.ndarray of float
+        Metres to the nearest QPV boundary, 0 inside, NaN when the territory has none.
+    """
+    n = len(points)
+    containing = np.full(n, None, dtype=object)
+    nearest = np.full(n, -1)
+    distance = np.full(n, np.nan)
+    if layer is None or n == 0:
+        return containing, nearest, distance
+    hit_point, hit_poly = layer.tree.query(points, predicate="intersects")
+    hit_rows = layer.rows[hit_poly]
+    outside = np.ones(n, dtype=bool)
+    if len(hit_point):
+        joined = (
+            pd.Series(codes[hit_rows]).groupby(hit_point).agg(lambda group: ";".join(sorted(group)))
+        )
+        containing[joined.index.to_numpy()] = joined.to_numpy()
+        inside = _first_hit(n, hit_point, hit_rows)
+        outside = inside < 0
+        nearest[~outside] = inside[~outside]
+        distance[~outside] = 0.0
+    far = np.flatnonzero(outside)
+    x, y = transformer(territory).transform(lon[far], lat[far])
+    found, distance[far] = nearest_polygons(layer, x, y)
+    nearest[far] = layer.rows[found]
+    return containing, nearest, distance
+
+
+@dataclass
+class Location:
+    """Where each place of a frame lies, by reference row (output of :func:`locate`).
+
+    Attributes
+    ----------
+    valid : numpy.ndarray of bool
+        Usable point lying in (or within :data:`COMMUNE_TOLERANCE_M` of) a French commune.
+    outside_france : numpy.ndarray of bool
+        Point read without problem but found in no French commune.
+    territory : numpy.ndarray of int
+        Position of the territory in :data:`territoires.crs.TERRITORIES`, -1 for none.
+    points : numpy.ndarray of shapely.Point
+        The places in EPSG:4326, ``None`` when not valid.
+    commune : numpy.ndarray of int
+        Reference row of the commune, -1 when not valid.
+    gap : numpy.ndarray of float
+        Metres from the point to its commune's simplified boundary (0 inside).
+    checked : numpy.ndarray of bool
+        The QPV layer covers the commune's département.
+    containing : numpy.ndarray of object
+        ``;``-joined codes of the QPV containing (or touching) the point, else None.
+    nearest : numpy.ndarray of int
+        Reference row of the nearest QPV (the first containing one when inside), -1 if
+        none or not checked.
+    distance : numpy.ndarray of float
+        Metres to the nearest QPV (0 inside), NaN when not checked or no QPV.
+    """
+
+    valid: np.ndarray
+    outside_france: np.ndarray
+    territory: np.ndarray
+    points: np.ndarray
+    commune: np.ndarray
+    gap: np.ndarray
+    checked: np.ndarray
+    containing: np.ndarray
+    nearest: np.ndarray
+    distance: np.ndarray
+
+
+def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
+    """Find the commune, the containing and the nearest QPV of every place of ``frame``.
+
+    Parameters
+    ----------
+    frame : geopandas.GeoDataFrame
+        Output of ``read_places`` (``lon``, ``lat``, ``probleme``, ``territoire``); its
+        geometry is ignored: points are built from ``lon``/``lat``.
+    ref : Reference
+        Prepared reference layers.
+
+    Returns
+    -------
+    Location
+    """
+    n = len(frame)
+    valid = frame["probleme"].isna().to_numpy(copy=True)
+    names = [territory.name for territory in crs.TERRITORIES]
+    territory = pd.Categorical(frame["territoire"], categories=["", *names]).codes - 1
+    lon = frame["lon"].to_numpy(dtype=float)
+    lat = frame["lat"].to_numpy(dtype=float)
+    points = np.full(n, None, dtype=object)
+    points[valid] = shapely.points(lon[valid], lat[valid])
+    commune = np.full(n, -1)
+    gap = np.zeros(n)
+    containing = np.full(n, None, dtype=object)
+    nearest = np.full(n, -1)
+    distance = np.full(n, np.nan)
+    checked = np.zeros(n, dtype=bool)
+    for code, name in enumerate(names):
+        rows = np.flatnonzero(valid & (territory == code))
+        if not len(rows):
+            continue
+        commune[rows], gap[rows] = _find_communes(
+            points[rows], lon[rows], lat[rows], ref.commune_layers.get(name), name
+        )
+        located = commune[rows] >= 0
+        located[located] = ref.commune_qpv_covered[commune[rows][located]]
+        subset = rows[located]
+        checked[subset] = True
+        containing[subset], nearest[subset], distance[subset] = _find_qpv(
+            points[subset], lon[subset], lat[subset], ref.qpv_layers.get(name), name, ref.qpv_codes
+        )
+    outside_france = valid & (commune < 0)
+    valid &= ~outside_france
+    checked &= valid
+    commune[~valid] = -1
+    nearest[~checked] = -1
+    distance[~checked] = np.nan
+    points[~valid] = None
+    return Location(
+        valid=valid,
+        outside_france=outside_france,
+        territory=territory,
+        points=points,
+        commune=commune,
+        gap=gap,
+        checked=checked,
+        containing=containing,
+        nearest=nearest,
+        distance=distance,
+    )
+
+
+def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.GeoDataFrame:
+    """Output columns, verdict and motif of the places of ``frame`` located at ``where``.
+
+    Parameters
+    ----------
+    frame : geopandas.GeoDataFrame
+        Output of ``read_places``, as given to :func:`locate`.
+    where : Location
+        What :func:`locate` found for ``frame``.
+    ref : Reference
+        The reference ``where`` was located in.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``frame``'s own columns (renamed with :data:`INPUT_SUFFIX` on a clash), then
+        :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``), point geometry.
+    """
+    n = len(frame)
+    index = frame.index
+    names = [territory.name for territory in crs.TERRITORIES]
+    valid, checked, commune = where.valid, where.checked, where.commune
+    nearest, distance, containing = where.nearest, where.distance, where.containing
+    problems = text(frame["probleme"])
+    if where.outside_france.any():
+        lon = frame["lon"].to_numpy(dtype=float)
+        lat = frame["lat"].to_numpy(dtype=float)
+        problems = pc.if_else(
+            pa.array(where.outside_france), motifs.outside_france(lon, lat), problems
+        )
+
+    missing = pa.array(commune, mask=commune < 0)
+    columns = {name: values.take(missing) for name, values in ref.commune_text.items()}
+    in_qpv = pd.array(pd.notna(containing), dtype="boolean")
+    in_qpv[~checked] = pd.NA
+    near = pd.array(distance <= ref.rules.near_distance_m, dtype="boolean")
+    near[~checked] = pd.NA
+    outside_urban = pd.array(ref.commune_outside[np.maximum(commune, 0)], dtype="boolean")
+    outside_urban[~valid] = pd.NA
+    nearest_take = pa.array(nearest, mask=nearest < 0)
+    qpv_code = pa.array(containing, type=pa.string(), from_pandas=True)
+    qpv_nom = text(
+        pd.Series(containing)
+        .dropna()
+        .map(lambda codes: " ; ".join(ref.qpv_names[c] for c in codes.split(";")))
+        .reindex(range(n))
+    )
+    densite7 = pd.array(ref.commune_densite7[np.maximum(commune, 0)], dtype="Int64")
+    cateaav = pd.array(ref.commune_cateaav[np.maximum(commune, 0)], dtype="Int64")
+    densite7[~valid] = pd.NA
+    cateaav[~valid] = pd.NA
+    verdict = pd.Categorical(
+        decide(valid, in_qpv, near, outside_urban), categories=list(VERDICTS)
+    ).codes
+    sentence = np.select(
+        [~valid, ~checked, in_qpv.fillna(False), np.isnan(distance), near.fillna(False)],
+        [motifs.INVALID, motifs.UNCHECKED, motifs.INSIDE, motifs.NO_QPV, motifs.NEAR],
+        default=motifs.FAR,
+    )
+    motif = motifs.compose(
+        verdict,
+        sentence,
+        {
+            "distance": distance,
+            "gap": where.gap,
+            "commune": commune,
+            "nearest": nearest,
+            "qpv_code": qpv_code,
+            "qpv_nom": qpv_nom,
+            "probleme": problems,
+        },
+        ref.rules,
+        ref.texts,
+    )
+    territory = np.where(valid, where.territory + 1, 0)
+    result = pd.DataFrame(
+        {
+            "lon": frame["lon"].where(valid),
+            "lat": frame["lat"].where(valid),
+            "territoire": series(pa.array(["", *names]).take(pa.array(territory)), index),
+            "qpv_code": series(qpv_code, index),
+            "qpv_nom": series(qpv_nom, index),
+            "in_qpv": pd.Series(in_qpv, index=index),
+            "distance_qpv_m": pd.Series(np.round(distance, 1), index=index),
+            "nearest_qpv_code": series(ref.qpv_text["code_qpv"].take(nearest_take), index),
+            "near_qpv": pd.Series(near, index=index),
+            "code_insee": series(columns["code_insee"], index),
+            "commune": series(columns["nom"], index),
+            "dep": series(columns["dep"], index),
+            "reg": series(columns["reg"], index),
+            "densite7": pd.Series(densite7, index=index),
+            "cateaav2020": pd.Series(cateaav, index=index),
+            "hors_grands_centres_urbains": pd.Series(outside_urban, index=index),
+            "verdict": series(pa.array(list(VERDICTS)).take(pa.array(verdict)), index),
+            "motif": series(motif, index),
+        },
+        index=index,
+    )
+    user = frame.drop(columns=["lon", "lat", "probleme", "territoire", "geometry"])
+    user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in OUTPUT_COLUMNS if c in user})
+    out = pd.concat([user, result], axis=1)
+    return gpd.GeoDataFrame(out, geometry=where.points, crs=crs.GEOGRAPHIC)
+
+
+def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
+    """Classify places already read by :func:`territoires.places.read_places`.
+
+    The pure core of :func:`territoires.classify`, also applied per partition by the
+    dask backend: :func:`assemble` of :func:`locate`.
+
+    Parameters
+    ----------
+    frame : geopandas.GeoDataFrame
+        Output of ``read_places`` (``lon``, ``lat``, ``probleme``, ``territoire``); its
+        geometry is ignored: points are built from ``lon``/``lat``.
+    ref : Reference
+        Prepared reference layers.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``frame`` with :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``).
+    """
+    return assemble(frame, locate(frame, ref), ref)

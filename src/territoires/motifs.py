@@ -1,0 +1,176 @@
+"""French motifs: the sentence that gives, for each place, the verdict and its figures.
+
+A motif reads ``<verdict label> : <QPV sentence>[ ; <commune note>] ; <urban reason>.``
+It is composed with arrow string kernels, a group of rows at a time, never in a Python
+loop over rows. The spatial engine (:mod:`territoires.engine`) tells, for each row,
+which kind of QPV sentence applies (:data:`INVALID`…:data:`FAR`) and the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._arrow import join, text
+from .rules import VERDICTS, Rules
+
+#: Kinds of QPV sentence in a motif, see :func:`compose`.
+INVALID, UNCHECKED, INSIDE, NO_QPV, NEAR, FAR = range(6)
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Reference text the motifs quote, prepared once per reference.
+
+    Attributes
+    ----------
+    qpv_code, qpv_nom : pyarrow.Array
+        Code and name of each QPV, by reference row.
+    commune_dep : pyarrow.Array
+        Département of each commune, by reference row.
+    commune_reasons : pyarrow.Array
+        `` ; <reason>.`` of each commune's urban classification, by reference row,
+        followed by one empty string (taken by rows without a commune).
+    """
+
+    qpv_code: pa.Array
+    qpv_nom: pa.Array
+    commune_dep: pa.Array
+    commune_reasons: pa.Array
+
+
+def commune_reasons(reasons: pd.Series) -> pa.Array:
+    """`` ; <reason>.`` per commune, plus a trailing empty string (see :class:`Texts`)."""
+    return pa.concat_arrays(
+        [
+            join(" ; ", text(reasons), ".").cast(pa.large_string()),
+            pa.array([""], type=pa.large_string()),
+        ]
+    )
+
+
+def distance_text(metres: np.ndarray) -> pa.Array:
+    """``230 m`` below one kilometre, ``12,3 km`` above."""
+    below = join(
+        pc.cast(pa.array(np.round(metres), from_pandas=True).cast(pa.int64()), pa.string()), " m"
+    )
+    km = pc.replace_substring(pc.cast(pa.array(np.round(metres / 1000, 1)), pa.string()), ".", ",")
+    return pc.if_else(pa.array(metres < 1000), below, join(km, " km"))
+
+
+def outside_france(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
+    """Problem of a valid point that lies in no French commune."""
+    return join(
+        "point hors du territoire communal français (mer, pays voisin) : lon=",
+        pc.cast(pa.array(np.round(lon, 5)), pa.string()),
+        ", lat=",
+        pc.cast(pa.array(np.round(lat, 5)), pa.string()),
+    )
+
+
+def compose(
+    verdict: np.ndarray, sentence: np.ndarray, parts: dict[str, Any], rules: Rules, texts: Texts
+) -> pa.Array:
+    """Compose the French motif of each row, with arrow string kernels.
+
+    Rows are grouped by kind of QPV sentence; each group's sentences are built on the
+    group's rows only and put back in row order with one ``take``; the verdict label
+    and the commune's reason (prepared once per commune) are then joined to them.
+
+    Parameters
+    ----------
+    verdict : numpy.ndarray of int
+        Position of each row's verdict in :data:`~territoires.rules.VERDICTS`.
+    sentence : numpy.ndarray of int
+        Kind of QPV sentence (:data:`INVALID`…:data:`FAR`).
+    parts : dict
+        Per-row ``distance``, ``gap`` (numpy), ``commune``, ``nearest`` (row positions
+        in the reference, -1 for none), ``qpv_code``, ``qpv_nom``, ``probleme`` (arrow).
+    rules : Rules
+        The rules applied (QPV vintage, proximity threshold).
+    texts : Texts
+        The reference's quoted text.
+
+    Returns
+    -------
+    pyarrow.Array
+        One ``large_string`` motif per row.
+    """
+    geography = f"géographie prioritaire {rules.qpv_vintage}"
+    threshold = f"{rules.near_distance_m:g} m"
+    labels = pa.array(list(VERDICTS.values()))
+
+    def nearest(rows: np.ndarray) -> pa.Array:
+        taken = pa.array(parts["nearest"][rows])
+        return join(
+            "à ",
+            distance_text(parts["distance"][rows]),
+            " du QPV le plus proche ",
+            texts.qpv_code.take(taken),
+            " « ",
+            texts.qpv_nom.take(taken),
+            " »",
+        )
+
+    builders = {
+        UNCHECKED: lambda rows, taken: join(
+            "QPV non vérifiable : département ",
+            texts.commune_dep.take(pa.array(parts["commune"][rows])),
+            f" absent de la couche QPV {rules.qpv_vintage} chargée (extrait régional)",
+        ),
+        INSIDE: lambda rows, taken: join(
+            "dans le QPV ",
+            parts["qpv_code"].take(taken),
+            " « ",
+            parts["qpv_nom"].take(taken),
+            f" » ({geography})",
+        ),
+        NO_QPV: lambda rows, taken: pa.array(
+            [f"aucun QPV {rules.qpv_vintage} dans ce territoire"] * len(rows)
+        ),
+        NEAR: lambda rows, taken: join(
+            nearest(rows), f", à moins de {threshold} : proximité immédiate ({geography})"
+        ),
+        FAR: lambda rows, taken: join(nearest(rows), f", au-delà de {threshold} ({geography})"),
+    }
+    pieces, order = [], []
+    for kind in range(FAR + 1):
+        rows = np.flatnonzero(sentence == kind)
+        if not len(rows):
+            continue
+        taken = pa.array(rows)
+        if kind == INVALID:
+            piece = parts["probleme"].take(taken)
+        else:
+            piece = builders[kind](rows, taken)
+            gap = parts["gap"][rows]
+            if (gap > 0).any():
+                note = join(
+                    piece,
+                    " ; point à ",
+                    distance_text(gap),
+                    " des contours communaux simplifiés, rattaché à la commune la plus proche",
+                )
+                piece = pc.if_else(pa.array(gap > 0), note, piece)
+        pieces.append(piece.cast(pa.large_string()))
+        order.append(rows)
+    n = len(sentence)
+    if not n:
+        return pa.array([], type=pa.large_string())
+    position = np.empty(n, dtype=np.int64)
+    position[np.concatenate(order)] = np.arange(n)
+    sentences = pa.concat_arrays(pieces).take(pa.array(position))
+    # The commune's reason, with its separators, is taken once per row; invalid rows
+    # point past the end, at an empty string.
+    commune = np.where(sentence == INVALID, len(texts.commune_reasons) - 1, parts["commune"])
+    return join(
+        labels.take(pa.array(verdict)),
+        " : ",
+        sentences,
+        texts.commune_reasons.take(pa.array(commune)),
+    )
