@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 from . import catalogue, coverage, eligibility, export, loaders, maps, settings
 from ._errors import DataNotFoundError, TerritoiresError
 from .catalogue import Dataset
-from .rules import PRESETS, URBAN_RULES, VERDICTS, Rules, preset
+from .rules import DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
 
 #: Kinds (and vintage) read by ``load_qpv()`` and ``load_communes()`` with their defaults.
 _NEEDED: tuple[tuple[str, int | None], ...] = (
@@ -545,6 +545,76 @@ def coverage_command(
         )
         maps.save(fmap, carte, self_contained=offline)
         typer.echo(f"Carte de couverture → {carte}", err=True)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Adresse d'écoute ; 127.0.0.1 : seule cette machine peut se connecter."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port d'écoute.", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", help="Processus ; chacun charge sa copie des données de référence.", min=1
+        ),
+    ] = 1,
+    taille_max: Annotated[
+        float, typer.Option("--taille-max", help="Taille maximale d'un fichier envoyé (Mo).", min=0)
+    ] = 20.0,
+    limite_debit: Annotated[
+        int,
+        typer.Option(
+            "--limite-debit", help="Requêtes par minute et par client (0 : sans limite).", min=0
+        ),
+    ] = 300,
+    delai: Annotated[
+        float, typer.Option("--delai", help="Durée maximale d'une requête (s).", min=1)
+    ] = 120.0,
+    regles: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--regles",
+            help=(
+                "Jeu de règles préparé au démarrage (répétable ; défaut : "
+                f"{DEFAULT_PRESET}) ; les autres le sont à la première demande."
+            ),
+        ),
+    ] = None,
+    journal: Annotated[
+        bool,
+        typer.Option("--journal/--sans-journal", help="Journal d'accès JSON sur stderr."),
+    ] = True,
+) -> None:
+    """Lance l'API d'éligibilité et la page pour les agents (http://127.0.0.1:8000/)."""
+    try:
+        from .web import ServeConfig, serve
+    except ImportError as error:
+        raise typer.BadParameter(
+            f"serve demande FastAPI et uvicorn : pip install 'territoires[web]' ({error})"
+        ) from error
+    for name in regles or []:
+        if name not in PRESETS:
+            raise typer.BadParameter(
+                f"jeu de règles inconnu {name!r} ; connus : {', '.join(PRESETS)}",
+                param_hint="--regles",
+            )
+    config = ServeConfig(
+        data_dir=str(settings.data_dir()) if settings.data_dir() else None,
+        max_upload_mb=taille_max,
+        rate_limit=limite_debit,
+        timeout_s=delai,
+        preload=tuple(regles or (DEFAULT_PRESET,)),
+    )
+    typer.echo(
+        f"territoires serve : http://{host}:{port}/ (documentation de l'API : /docs) ; "
+        "données de référence en cours de chargement…",
+        err=True,
+    )
+    serve(config, host=host, port=port, workers=workers, access_log=journal)
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
