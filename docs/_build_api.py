@@ -48,6 +48,9 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.settings", "Réglages"),
     ("territoires.nomenclatures", "Nomenclatures INSEE"),
     ("territoires.cli", "Ligne de commande"),
+    ("territoires.web.app", "Service web : application, garde-fous (extra « web »)"),
+    ("territoires.web.service", "Service web : données chargées une fois, vérifications groupées"),
+    ("territoires.web.uploads", "Service web : fichiers reçus"),
 )
 _SECTIONS = {
     "Parameters": "Paramètres",
