@@ -37,7 +37,15 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch, tmp_path_factory) -> None:
-    """Every test reads the mirror, caches into a private folder and never goes online."""
+    """Every test reads the mirror, caches into a private folder and never goes online.
+
+    The settings attributes are what the library reads; the environment variables are
+    set too, for the subprocesses (CLI, notebook kernels) a test starts.
+    """
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setattr(settings, "data_dir", _mirror())
+    monkeypatch.setattr(settings, "cache_dir", cache)
+    monkeypatch.setattr(settings, "offline", True)
     monkeypatch.setenv(settings.DATA_DIR_ENV, str(_mirror()))
-    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(cache))
     monkeypatch.setenv(settings.OFFLINE_ENV, "1")

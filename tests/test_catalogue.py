@@ -141,7 +141,7 @@ def test_fetch_reads_the_mirror(data_dir: Path) -> None:
 def test_mirror_wins_over_cache(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(settings, "cache_dir", tmp_path)
     dataset = catalogue.get("regions_anct2025")
     dataset.cache_path.parent.mkdir(parents=True)
     dataset.cache_path.write_text("{}")
@@ -159,7 +159,7 @@ def test_mirror_checksum_mismatch_warns(tmp_path: Path) -> None:
 
 
 def test_offline_and_not_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(settings, "cache_dir", tmp_path / "cache")
     with pytest.raises(DataNotFoundError) as info:
         catalogue.fetch("qpv2024", data_dir=tmp_path)
     message = str(info.value)
@@ -220,11 +220,11 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A running local server; downloads allowed, into a private cache, with no mirror."""
     monkeypatch.setattr(settings, "backoff", 0)
     monkeypatch.setattr(settings, "timeout", 5.0)
-    monkeypatch.delenv(settings.OFFLINE_ENV)
-    monkeypatch.delenv(settings.DATA_DIR_ENV)
-    monkeypatch.setenv(settings.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(settings, "offline", False)
+    monkeypatch.setattr(settings, "data_dir", None)
+    monkeypatch.setattr(settings, "cache_dir", tmp_path / "cache")
     srv = Server()
-    monkeypatch.setenv(settings.DATAGOUV_API_ENV, f"{srv.url}/api/1")
+    monkeypatch.setattr(settings, "datagouv_api", f"{srv.url}/api/1")
     thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield srv

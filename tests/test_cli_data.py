@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -52,7 +51,7 @@ def test_list_with_data_dir_option(tmp_path: Path, data_dir: Path) -> None:
     assert set(rows) == set(catalogue.datasets())
     assert {row[3] for row in rows.values()} == {"absent"}
     # the option only lasts for the command
-    assert os.environ[settings.DATA_DIR_ENV] == str(data_dir)
+    assert settings.data_dir == data_dir
 
 
 def test_data_dir_must_exist(tmp_path: Path) -> None:

@@ -335,9 +335,9 @@ def real(data_dir, tmp_path_factory) -> dict:
     """Real communes and QPV 2015 Occitanie, loaded once, with 33 places in Occitanie."""
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        patch.setenv(settings.DATA_DIR_ENV, str(data_dir))
-        patch.setenv(settings.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
-        patch.setenv(settings.OFFLINE_ENV, "1")
+        patch.setattr(settings, "data_dir", data_dir)
+        patch.setattr(settings, "cache_dir", tmp_path_factory.mktemp("cache"))
+        patch.setattr(settings, "offline", True)
         communes = loaders.load_communes(data_dir=data_dir)
         qpv = loaders.load_qpv(2015, data_dir=data_dir)
         population = coverage.qpv_population_on_disk(2015, data_dir)

@@ -19,7 +19,7 @@ import pytest
 import shapely
 from distributed import Client, Future, LocalCluster
 
-from territoires import InputError, classify, eligibility, load_communes, load_qpv
+from territoires import InputError, OutputError, classify, eligibility, load_communes, load_qpv
 from territoires.distributed import classify_dask, classify_file_in_partitions
 from territoires.rules import VERDICTS
 
@@ -224,9 +224,9 @@ def test_errors_in_french(tmp_path, data_dir):
         classify_file_in_partitions(tmp_path / "absent.csv", tmp_path / "o.parquet")
     (tmp_path / "o.parquet").mkdir()
     (tmp_path / "o.parquet" / "part.00000.parquet").write_bytes(b"")
-    with pytest.raises(InputError, match="n'est pas vide"):
+    with pytest.raises(OutputError, match="n'est pas vide"):
         classify_file_in_partitions(tmp_path / "absent.csv", tmp_path / "o.parquet")
-    with pytest.raises(InputError, match="format de sortie"):
+    with pytest.raises(OutputError, match="format de sortie"):
         classify_file_in_partitions(tmp_path / "absent.csv", tmp_path / "o.xlsx")
 
 

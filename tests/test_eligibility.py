@@ -67,9 +67,9 @@ class Real:
 def real(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Real:
     """Reference for the default preset on the mirror (module scope: built once)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(settings.DATA_DIR_ENV, str(data_dir))
-        patch.setenv(settings.OFFLINE_ENV, "1")
-        patch.setenv(settings.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
+        patch.setattr(settings, "data_dir", data_dir)
+        patch.setattr(settings, "offline", True)
+        patch.setattr(settings, "cache_dir", tmp_path_factory.mktemp("cache"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # commune join report
             ref = territoires.reference(preset(), data_dir)

@@ -93,11 +93,11 @@ class Server:
 def server(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(settings, "backoff", 0)
     monkeypatch.setattr(settings, "timeout", 5.0)
-    monkeypatch.delenv(settings.OFFLINE_ENV, raising=False)
+    monkeypatch.setattr(settings, "offline", False)
     srv = Server()
     thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
-    monkeypatch.setenv(settings.DATAGOUV_API_ENV, f"{srv.url}/api/1")
+    monkeypatch.setattr(settings, "datagouv_api", f"{srv.url}/api/1")
     yield srv
     srv.httpd.shutdown()
     srv.httpd.server_close()
@@ -225,7 +225,7 @@ def test_unreachable_host(server: Server, tmp_path: Path) -> None:
 def test_offline_makes_no_request(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(settings.OFFLINE_ENV, "1")
+    monkeypatch.setattr(settings, "offline", True)
     with pytest.raises(DownloadError, match=settings.OFFLINE_ENV):
         _http.download(f"{server.url}/ok.bin", tmp_path / "f.bin")
     with pytest.raises(DownloadError, match=settings.OFFLINE_ENV):

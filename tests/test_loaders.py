@@ -39,8 +39,8 @@ def _sha256(path: Path) -> str:
 def loaded(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """``load_communes`` on the real mirror, once per module, with its warnings."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(settings.OFFLINE_ENV, "1")
-        patch.setenv(settings.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
+        patch.setattr(settings, "offline", True)
+        patch.setattr(settings, "cache_dir", tmp_path_factory.mktemp("cache"))
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

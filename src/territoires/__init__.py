@@ -5,13 +5,24 @@
 'qpv'
 """
 
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from . import settings
 from ._errors import (
     CatalogueError,
     ChecksumError,
+    ColumnError,
     DataNotFoundError,
     DownloadError,
     InputError,
+    OutputError,
+    RulesError,
     TerritoiresError,
+    UnknownNameError,
+    UnknownRuleError,
 )
 from .eligibility import Reference, check, classify, reference
 from .loaders import load_admin, load_communes, load_qpv
@@ -25,12 +36,17 @@ __all__ = [
     "VERDICTS",
     "CatalogueError",
     "ChecksumError",
+    "ColumnError",
     "DataNotFoundError",
     "DownloadError",
     "InputError",
+    "OutputError",
     "Reference",
     "Rules",
+    "RulesError",
     "TerritoiresError",
+    "UnknownNameError",
+    "UnknownRuleError",
     "check",
     "classify",
     "load_admin",
@@ -39,5 +55,22 @@ __all__ = [
     "preset",
     "read_places",
     "reference",
+    "settings",
 ]
 __version__ = "0.1.0"
+
+#: Sub-modules imported on first access (``territoires.maps``…), so that ``import
+#: territoires`` stays fast for the CLI while every module is one attribute away.
+_LAZY_MODULES = frozenset({"coverage", "export", "maps"})
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Import the sub-module ``name`` on first access (PEP 562)."""
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """List the public names, lazy sub-modules included."""
+    return sorted(set(globals()) | _LAZY_MODULES)

@@ -81,7 +81,7 @@ def _get(url: str, consume: Callable[[requests.Response], T]) -> T:
         When network access is forbidden, on a non-retryable HTTP error, or when
         every attempt failed.
     """
-    if settings.offline():
+    if settings.offline:
         raise DownloadError(
             f"network access is forbidden ({settings.OFFLINE_ENV} is set): cannot "
             f"download {url}. {_mirror_hint(url)}"
@@ -247,7 +247,7 @@ def resolve_datagouv(dataset: str, resource: str) -> str:
         When the API cannot be reached or answers garbage, or when no resource
         matches (the message lists the available titles).
     """
-    api_url = f"{settings.datagouv_api()}/datasets/{dataset}/"
+    api_url = settings.datagouv_api.rstrip("/") + f"/datasets/{dataset}/"
     try:
         resources = _get(api_url, lambda response: response.json())["resources"]
     except (ValueError, KeyError, TypeError) as exc:

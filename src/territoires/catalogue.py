@@ -96,7 +96,7 @@ class Dataset:
     @property
     def cache_path(self) -> Path:
         """Where the downloaded file lives in the cache."""
-        return settings.cache_dir() / self.kind / self.filename
+        return settings.cache_dir / self.kind / self.filename
 
     def mirror_path(self, data_dir: Path | None = None) -> Path | None:
         """Return the first existing mirror path of this dataset, or None.
@@ -104,9 +104,9 @@ class Dataset:
         Parameters
         ----------
         data_dir : pathlib.Path, optional
-            Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+            Mirror folder; defaults to :data:`territoires.settings.data_dir`.
         """
-        folder = data_dir if data_dir is not None else settings.data_dir()
+        folder = data_dir if data_dir is not None else settings.data_dir
         if folder is None:
             return None
         for relative in self.mirror:
@@ -216,7 +216,7 @@ def choose(kind: str, vintage: int | None = None, data_dir: Path | None = None) 
     vintage : int, optional
         Required vintage; any vintage (newest first) when omitted.
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
 
     Raises
     ------
@@ -228,12 +228,12 @@ def choose(kind: str, vintage: int | None = None, data_dir: Path | None = None) 
         if dataset.local_path(data_dir) is not None:
             return dataset
     for dataset in options:
-        if dataset.downloadable and not settings.offline():
+        if dataset.downloadable and not settings.offline:
             return dataset
     wanted = f"{kind}" + (f" millésime {vintage}" if vintage is not None else "")
     if not options:
         raise DataNotFoundError(f"aucun jeu de données {wanted} dans le catalogue")
-    folder = data_dir if data_dir is not None else settings.data_dir()
+    folder = data_dir if data_dir is not None else settings.data_dir
     expected = "; ".join(f"{ds.name}: {', '.join(ds.mirror)}" for ds in options)
     raise DataNotFoundError(
         f"données {wanted} introuvables hors ligne. Miroir : {folder or 'non défini'} "
@@ -253,7 +253,7 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
     dataset : Dataset or str
         The dataset or its catalogue name.
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     progress : bool, default False
         Show a progress bar while downloading.
 
@@ -282,7 +282,7 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
         return mirrored
     if ds.cache_path.is_file():
         return ds.cache_path
-    if not ds.downloadable or settings.offline():
+    if not ds.downloadable or settings.offline:
         reason = (
             "n'est publié qu'hors ligne"
             if not ds.downloadable
@@ -291,7 +291,7 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
         )
         raise DataNotFoundError(
             f"{ds.name} {reason} : placez {' ou '.join(ds.mirror)} dans le "
-            f"dossier miroir ({settings.DATA_DIR_ENV}={data_dir or settings.data_dir() or ''})"
+            f"dossier miroir ({settings.DATA_DIR_ENV}={data_dir or settings.data_dir or ''})"
         )
     url = ds.url or _http.resolve_datagouv(ds.datagouv["dataset"], ds.datagouv["resource"])
     ds.cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ exit code 1 (see :class:`TerritoiresGroup`).
 
 from __future__ import annotations
 
-import os
 import warnings
 from functools import partial
 from pathlib import Path
@@ -23,7 +22,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from . import catalogue, coverage, eligibility, export, loaders, maps, settings
-from ._errors import DataNotFoundError, TerritoiresError
+from ._errors import DataNotFoundError, RulesError, TerritoiresError
 from .catalogue import Dataset
 from .rules import DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
 
@@ -82,12 +81,9 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 
-def _restore_env(name: str, value: str | None) -> None:
-    """Put an environment variable back to `value` (unset it when `value` is None)."""
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
+def _restore_data_dir(value: Path | None) -> None:
+    """Put :data:`territoires.settings.data_dir` back to `value` once the command is over."""
+    settings.data_dir = value
 
 
 @app.callback()
@@ -110,10 +106,8 @@ def _options(
 ) -> None:
     """Apply the global options for the duration of the command."""
     if data_dir is not None:
-        ctx.call_on_close(
-            partial(_restore_env, settings.DATA_DIR_ENV, os.environ.get(settings.DATA_DIR_ENV))
-        )
-        os.environ[settings.DATA_DIR_ENV] = str(data_dir)
+        ctx.call_on_close(partial(_restore_data_dir, settings.data_dir))
+        settings.data_dir = data_dir
 
 
 def _on_disk(dataset: Dataset) -> tuple[str, Path | None]:
@@ -304,8 +298,8 @@ def _rules(name: str, distance: float | None, urban: str | None, qpv: int | None
         overrides["qpv_vintage"] = qpv
     try:
         return preset(name, **overrides)
-    except (KeyError, ValueError) as error:
-        raise typer.BadParameter(str(error).strip("'\"")) from error
+    except RulesError as error:
+        raise typer.BadParameter(str(error)) from error
 
 
 def _classify(source: Path, rules: Rules, lon: str | None, lat: str | None, crs: str | None) -> Any:

@@ -26,6 +26,7 @@ import pyogrio
 import shapely
 
 from . import catalogue, crs, loaders
+from ._errors import ColumnError, InputError, OutputError, UnknownNameError
 from .rules import Rules, preset
 
 #: Default distances, in metres, at which places are counted around each QPV.
@@ -57,9 +58,9 @@ def _count_column(distance: float) -> str:
 def _check_distances(distances_m: Sequence[float], covered_within_m: float) -> list[float]:
     distances = sorted({float(d) for d in distances_m})
     if not distances or not all(np.isfinite(d) and d > 0 for d in distances):
-        raise ValueError(f"distances_m={list(distances_m)!r} : attendu des mètres > 0")
+        raise InputError(f"distances_m={list(distances_m)!r} : attendu des mètres > 0")
     if not np.isfinite(covered_within_m) or covered_within_m < 0:
-        raise ValueError(f"covered_within_m={covered_within_m!r} : attendu ≥ 0 mètre")
+        raise InputError(f"covered_within_m={covered_within_m!r} : attendu ≥ 0 mètre")
     return distances
 
 
@@ -78,7 +79,7 @@ def _places(places: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, np.ndarray, np.nda
         ``nb_lieux_analyses`` and ``lieux_exclus`` (counts by reason) for ``attrs``.
     """
     if places.crs is None:
-        raise ValueError("les lieux n'ont pas de CRS déclaré ; il n'est jamais deviné")
+        raise InputError("les lieux n'ont pas de CRS déclaré ; il n'est jamais deviné")
     geometry = places.geometry.to_crs(crs.GEOGRAPHIC)
     invalid = (
         places["verdict"].eq("invalide").fillna(False).to_numpy(dtype=bool)
@@ -256,7 +257,7 @@ def qpv_coverage(
         out["population"] = pd.array([pd.NA] * len(out), dtype="Int64")
     else:
         if qpv_population.index.duplicated().any():
-            raise ValueError("qpv_population : plusieurs valeurs pour un même code_qpv")
+            raise InputError("qpv_population : plusieurs valeurs pour un même code_qpv")
         values = pd.to_numeric(qpv_population, errors="coerce").round().astype("Int64")
         out["population"] = values.reindex(out["code_qpv"]).array
         sources += list(qpv_population.attrs.get("sources", []))
@@ -318,7 +319,7 @@ def commune_coverage(
     required = [*columns, "cateaav2020"] if rules.urban.pole_only else columns
     absent = [column for column in required if column not in communes]
     if absent:
-        raise ValueError(f"communes : colonnes absentes {absent} (voir load_communes)")
+        raise ColumnError(f"communes : colonnes absentes {absent} (voir load_communes)")
     points, territories, labels, report = _places(places)
     outside, _ = rules.urban.evaluate(communes)
     keep = outside.fillna(False).to_numpy(dtype=bool)
@@ -402,7 +403,7 @@ def aggregate(
         ``part_population_couverte``.
     """
     if level not in LEVELS:
-        raise ValueError(f"niveau inconnu {level!r} : {' ou '.join(map(repr, LEVELS))}")
+        raise UnknownNameError(f"niveau inconnu {level!r} : {' ou '.join(map(repr, LEVELS))}")
     if names is None:
         names = loaders.load_admin(LEVELS[level], data_dir=data_dir)
     dep_reg = _dep_to_reg(communes, commune_cov, qpv_cov)
@@ -521,7 +522,7 @@ def most_underserved(
         The ``n`` first rows, ``rang`` (1 = most underserved, ties share a rank) first.
     """
     if by not in aggregated:
-        raise ValueError(f"colonne {by!r} absente ; colonnes : {list(aggregated.columns)}")
+        raise ColumnError(f"colonne {by!r} absente ; colonnes : {list(aggregated.columns)}")
     known = aggregated[aggregated[by].notna()]
     ranked = known.sort_values(by, ascending=ascending, kind="stable").head(n)
     rank = known[by].astype("Float64").rank(method="min", ascending=ascending)
@@ -602,13 +603,13 @@ def write_report(
 
     Raises
     ------
-    ValueError
+    OutputError
         For another file format, or an invalid or duplicate sheet name.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in {".xlsx", ".gpkg"}:
-        raise ValueError(
+        raise OutputError(
             f"{path.name} : format de rapport non pris en charge ; le rapport a plusieurs "
             "tables : utilisez .xlsx (une feuille par table) ou .gpkg (une couche par table)"
         )
@@ -616,9 +617,9 @@ def write_report(
     for level, frame in aggregates_by_level.items():
         sheet = LEVELS.get(level, level)
         if sheet in tables or sheet == "lisez-moi":
-            raise ValueError(f"nom de feuille en double : {sheet!r}")
+            raise OutputError(f"nom de feuille en double : {sheet!r}")
         if len(sheet) > 31 or any(char in sheet for char in "[]:*?/\\"):
-            raise ValueError(f"nom de feuille invalide pour un classeur : {sheet!r}")
+            raise OutputError(f"nom de feuille invalide pour un classeur : {sheet!r}")
         tables[sheet] = frame
     readme = _readme(qpv_cov, commune_cov, list(tables))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 
+from ._errors import InputError, UnknownNameError
+
 #: CRS of every loaded layer and of longitude/latitude input.
 GEOGRAPHIC = "EPSG:4326"
 
@@ -64,13 +66,15 @@ def territory(name: str) -> Territory:
 
     Raises
     ------
-    KeyError
+    UnknownNameError
         With the list of known names.
     """
     try:
         return _BY_NAME[name]
     except KeyError:
-        raise KeyError(f"territoire inconnu {name!r} ; connus : {', '.join(_BY_NAME)}") from None
+        raise UnknownNameError(
+            f"territoire inconnu {name!r} ; connus : {', '.join(_BY_NAME)}"
+        ) from None
 
 
 def territory_of_departement(dep: str) -> Territory:
@@ -134,9 +138,9 @@ def to_metric(frame: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
 
     Raises
     ------
-    ValueError
+    InputError
         When the frame has no CRS: it is never guessed.
     """
     if frame.crs is None:
-        raise ValueError("la couche n'a pas de CRS déclaré ; il n'est jamais deviné")
+        raise InputError("la couche n'a pas de CRS déclaré ; il n'est jamais deviné")
     return frame.to_crs(epsg=territory(name).epsg)

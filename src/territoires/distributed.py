@@ -44,7 +44,7 @@ from distributed import Client
 from distributed import progress as distributed_progress
 
 from . import _csv, engine, places
-from ._errors import InputError
+from ._errors import InputError, OutputError
 from .rules import Rules, preset
 
 #: Columns added by ``read_places`` (never part of a row's fingerprint).
@@ -372,7 +372,7 @@ def classify_dask(
     input_crs : str or int, optional
         CRS of x/y columns (e.g. 2154).
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
 
     Returns
     -------
@@ -485,7 +485,7 @@ def classify_file_in_partitions(
         Show a progress bar per pass: ``dask.diagnostics.ProgressBar`` on the local
         scheduler, ``distributed.progress`` when a ``distributed.Client`` is active.
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
 
     Returns
     -------
@@ -507,9 +507,9 @@ def classify_file_in_partitions(
     path, output = Path(path), Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".parquet", ".csv"):
-        raise InputError(f"format de sortie non reconnu pour {output} : attendu .parquet ou .csv")
+        raise OutputError(f"format de sortie non reconnu pour {output} : attendu .parquet ou .csv")
     if suffix == ".parquet" and output.exists() and any(output.iterdir()):
-        raise InputError(
+        raise OutputError(
             f"le dossier de sortie {output} existe et n'est pas vide : choisissez-en un autre"
         )
     ddf, first_line = _read_table(path, blocksize)

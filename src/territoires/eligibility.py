@@ -19,6 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import places
+from ._errors import InputError
 from .engine import (
     COMMUNE_TOLERANCE_M,
     INPUT_SUFFIX,
@@ -75,7 +76,7 @@ def classify(
     input_crs : str or int, optional
         CRS of x/y columns (e.g. 2154).
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     ref : Reference, optional
         Prepared reference layers (e.g. built from your own QPV/commune frames with
         :meth:`Reference.build`); ``rules`` is then taken from it.
@@ -98,7 +99,7 @@ def classify(
     """
     if hasattr(source, "__dask_graph__"):  # a dask (geo)DataFrame: see territoires.distributed
         if ref is not None:
-            raise ValueError(
+            raise InputError(
                 "ref= n'est pas pris en charge avec un DataFrame dask : passez rules= et data_dir="
             )
         from .distributed import classify_dask

@@ -199,7 +199,7 @@ def load_layers(
     qpv_vintage : int
         QPV geography (2015 or 2024).
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
 
     Returns
     -------
@@ -225,7 +225,7 @@ def reference(rules: Rules | None = None, data_dir: Path | None = None) -> Refer
     rules : Rules, optional
         Defaults to :func:`territoires.rules.preset`.
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     """
     return _cached_reference(rules or preset(), Path(data_dir) if data_dir else None)
 

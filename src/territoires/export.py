@@ -16,6 +16,8 @@ import geopandas as gpd
 import pandas as pd
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from ._errors import OutputError
+
 #: Output formats by file extension.
 FORMATS = {".csv": "CSV", ".xlsx": "Excel", ".gpkg": "GeoPackage", ".geojson": "GeoJSON"}
 
@@ -116,13 +118,15 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
 
     Raises
     ------
-    ValueError
+    OutputError
         For an unknown extension; the message lists the accepted ones.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"format de sortie inconnu {path.suffix!r} : attendu {', '.join(FORMATS)}")
+        raise OutputError(
+            f"format de sortie inconnu {path.suffix!r} : attendu {', '.join(FORMATS)}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         _csv_safe(_plain(result)).to_csv(

@@ -25,7 +25,7 @@ import pyogrio
 import shapely
 
 from . import _csv, _http, catalogue, settings
-from ._errors import CatalogueError
+from ._errors import CatalogueError, UnknownNameError
 from .catalogue import Dataset
 from .crs import GEOGRAPHIC
 from .nomenclatures import DENSITE7_TO_4
@@ -189,7 +189,7 @@ def read(
     dataset : Dataset or str
         Catalogue entry or name.
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
 
     Returns
     -------
@@ -242,7 +242,7 @@ def load_qpv(
         Catalogue name to read; by default the preferred dataset of that vintage found
         in the mirror or the cache, else downloaded from the publisher.
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
 
     Returns
     -------
@@ -383,7 +383,7 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
     Parameters
     ----------
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     geometry : bool, default True
         Keep the boundaries (EPSG:4326); ``False`` returns a plain DataFrame.
 
@@ -469,7 +469,7 @@ def _zoning_datasets(data_dir: Path | None) -> list[Dataset]:
     needed = set(_ZONAGES)
     options = [ds for ds in catalogue.candidates("zonages")]
     available = [ds for ds in options if ds.local_path(data_dir) is not None]
-    if not settings.offline():
+    if not settings.offline:
         available += [ds for ds in options if ds.downloadable and ds not in available]
     for ds in sorted(available, key=lambda d: (d.local_path(data_dir) is None, d.priority)):
         provides = needed & set(ds.columns.values())
@@ -500,7 +500,7 @@ def load_admin(level: str = "departements", *, data_dir: Path | None = None) -> 
         published) in EPSG:4326.
     """
     if level not in {"departements", "regions"}:
-        raise ValueError(f"niveau inconnu {level!r} : 'departements' ou 'regions'")
+        raise UnknownNameError(f"niveau inconnu {level!r} : 'departements' ou 'regions'")
     frame, source = read(catalogue.choose(level, data_dir=data_dir), data_dir)
     out = gpd.GeoDataFrame(frame, crs=frame.crs).to_crs(GEOGRAPHIC)
     out.attrs = {"sources": [source]}

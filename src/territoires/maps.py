@@ -36,6 +36,7 @@ from branca.element import MacroElement
 from jinja2 import Template
 from jinja2.utils import htmlsafe_json_dumps
 
+from ._errors import ColumnError, InputError
 from .crs import GEOGRAPHIC, TERRITORIES, locate, territory_names, to_metric
 from .nomenclatures import DENSITE7
 from .rules import VERDICTS
@@ -500,7 +501,7 @@ def _main_bounds(frame: gpd.GeoDataFrame) -> list[list[float]]:
     Degenerate extents (one point) are widened to about 2 km either side.
     """
     if frame.empty:
-        raise ValueError("rien à cartographier : aucune géométrie")
+        raise InputError("rien à cartographier : aucune géométrie")
     names = _territories(frame)
     main = pd.Series(names).value_counts().index[0]
     west, south, east, north = frame[names == main].total_bounds
@@ -527,7 +528,7 @@ def _name_column(classified: pd.DataFrame, name_column: str | None) -> str | Non
     if name_column is None:
         return next((c for c in _NAME_COLUMNS if c in classified.columns), None)
     if name_column not in classified.columns:
-        raise KeyError(
+        raise ColumnError(
             f"colonne de nom {name_column!r} absente ; colonnes : {list(classified.columns)}"
         )
     return name_column
@@ -722,19 +723,19 @@ def eligibility_map(
 
     Raises
     ------
-    ValueError
+    InputError
         When the proximity distance is unknown, ``classified`` has no CRS or holds
         unknown verdicts.
     """
     if classified.crs is None:
-        raise ValueError("classified n'a pas de CRS déclaré ; il n'est jamais deviné")
+        raise InputError("classified n'a pas de CRS déclaré ; il n'est jamais deviné")
     unknown = set(classified["verdict"].dropna()) - set(VERDICTS)
     if unknown:
-        raise ValueError(f"verdicts inconnus {sorted(unknown)} ; attendus : {list(VERDICTS)}")
+        raise InputError(f"verdicts inconnus {sorted(unknown)} ; attendus : {list(VERDICTS)}")
     rules = classified.attrs.get("regles", {})
     distance = near_distance_m if near_distance_m is not None else rules.get("distance_proximite_m")
     if distance is None:
-        raise ValueError(
+        raise InputError(
             "distance de proximité inconnue : passez near_distance_m ou une sortie de classify "
             "(attrs['regles']['distance_proximite_m'])"
         )
@@ -807,7 +808,7 @@ def _qpv_coverage(qpv_cov: pd.DataFrame, qpv: gpd.GeoDataFrame | None) -> gpd.Ge
     if isinstance(qpv_cov, gpd.GeoDataFrame) and "geometry" in qpv_cov.columns:
         return qpv_cov
     if qpv is None:
-        raise ValueError("qpv_cov n'a pas de géométrie : passez aussi qpv (sortie de load_qpv)")
+        raise InputError("qpv_cov n'a pas de géométrie : passez aussi qpv (sortie de load_qpv)")
     shapes = qpv[["code_qpv", "geometry"]].drop_duplicates("code_qpv")
     joined = gpd.GeoDataFrame(
         pd.DataFrame(qpv_cov).merge(shapes, on="code_qpv", how="left"), crs=qpv.crs
@@ -880,7 +881,7 @@ def coverage_map(
         territory holding most départements.
     """
     if qpv is not None and qpv_cov is None:
-        raise ValueError("qpv ne sert qu'à placer qpv_cov : passez aussi qpv_cov")
+        raise InputError("qpv ne sert qu'à placer qpv_cov : passez aussi qpv_cov")
     title = "Couverture des territoires par les tiers-lieux"
     fmap = _new_map(title, self_contained)
     colormap = StepColormap(list(COVERAGE_COLOURS), index=list(COVERAGE_STEPS), vmin=0.0, vmax=1.0)
@@ -1045,12 +1046,12 @@ def _asset(url: str) -> tuple[str, str, str]:
 
     Raises
     ------
-    ValueError
+    InputError
         When no installed package ships that file.
     """
     filename = url.rsplit("/", 1)[-1]
     if filename not in _ASSETS:
-        raise ValueError(f"ressource externe sans copie locale connue : {url}")
+        raise InputError(f"ressource externe sans copie locale connue : {url}")
     module, member, credit = _ASSETS[filename]
     base = Path(importlib.import_module(module).BASE_DIR)
     text = _SOURCE_MAP.sub("", (base / member).read_text(encoding="utf-8"))
@@ -1107,7 +1108,7 @@ def save(fmap: folium.Map, path: str | Path, *, self_contained: bool = False) ->
 
     Raises
     ------
-    ValueError
+    InputError
         In self-contained mode, when the page links to a script or stylesheet that no
         installed package ships.
     """

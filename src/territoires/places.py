@@ -48,7 +48,7 @@ from pyproj.exceptions import CRSError
 
 from . import _csv
 from . import crs as _crs
-from ._errors import InputError
+from ._errors import ColumnError, InputError
 
 #: Accepted names of coordinate columns, compared without case, accents or punctuation.
 COORDINATE_NAMES: dict[str, tuple[str, ...]] = {
@@ -203,6 +203,8 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> pd.DataFrame:
                     f"feuille {sheet!r} absente de {path} ; feuilles : {', '.join(names)}"
                 )
             return pd.read_excel(book, sheet_name=0 if sheet is None else sheet)
+    except InputError:  # a ValueError too, but already worded for the user
+        raise
     except (zipfile.BadZipFile, OSError, KeyError, ValueError) as error:
         raise InputError(f"classeur XLSX illisible : {path} ({error})") from error
 
@@ -349,7 +351,7 @@ def _given_column(columns: pd.Index, name: str, role: str) -> Hashable:
             raise InputError(
                 f"colonne {role}={name!r} ambiguë : {', '.join(map(repr, matches))} correspondent"
             )
-    raise InputError(f"colonne {role}={name!r} absente ; colonnes présentes : {_listing(columns)}")
+    raise ColumnError(f"colonne {role}={name!r} absente ; colonnes présentes : {_listing(columns)}")
 
 
 def _listing(columns: pd.Index) -> str:

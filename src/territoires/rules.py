@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._errors import RulesError, UnknownRuleError
 from .nomenclatures import CATEAAV2020, DENSITE7, TAAV2017, TUU2017
 
 #: Default meaning of "à proximité immédiate d'un QPV", in metres from its boundary.
@@ -179,9 +180,9 @@ class Rules:
 
     def __post_init__(self) -> None:
         if self.qpv_vintage not in (2015, 2024):
-            raise ValueError(f"millésime QPV {self.qpv_vintage!r} : attendu 2015 ou 2024")
+            raise RulesError(f"millésime QPV {self.qpv_vintage!r} : attendu 2015 ou 2024")
         if not np.isfinite(self.near_distance_m) or self.near_distance_m < 0:
-            raise ValueError(f"near_distance_m={self.near_distance_m!r} : attendu ≥ 0 mètre")
+            raise RulesError(f"near_distance_m={self.near_distance_m!r} : attendu ≥ 0 mètre")
 
     def replace(self, **changes: Any) -> Rules:
         """Return a copy with some fields changed; ``urban`` accepts a rule name.
@@ -248,7 +249,7 @@ def urban_rule(name: str) -> UrbanRule:
     try:
         return URBAN_RULES[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownRuleError(
             f"règle urbaine inconnue {name!r} ; connues : {', '.join(URBAN_RULES)}"
         ) from None
 
@@ -272,7 +273,9 @@ def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> Rules:
     try:
         rules = PRESETS[name]
     except KeyError:
-        raise KeyError(f"jeu de règles inconnu {name!r} ; connus : {', '.join(PRESETS)}") from None
+        raise UnknownRuleError(
+            f"jeu de règles inconnu {name!r} ; connus : {', '.join(PRESETS)}"
+        ) from None
     return rules.replace(**overrides) if overrides else rules
 
 
