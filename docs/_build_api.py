@@ -262,6 +262,9 @@ def _constant(module: ModuleType, name: str, comment: str) -> list[str]:
     out = [f"#### `{module.__name__}.{name}`", ""]
     if comment:
         out += [inline(comment), ""]
+    variable = getattr(module, "FROM_ENVIRONMENT", {}).get(name)
+    if variable:  # the value depends on who imports: document where it comes from
+        return [*out, f"Valeur : lue dans la variable d'environnement `{variable}` à l'import.", ""]
     plain = (str, int, float)
     if (
         isinstance(value, dict)

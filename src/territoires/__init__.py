@@ -3,6 +3,10 @@
 >>> import territoires
 >>> territoires.check(1.4020, 43.5750)["verdict"]  # doctest: +SKIP
 'qpv'
+
+Every module is an attribute of the package: ``territoires.settings`` (configuration),
+``territoires.coverage``, ``territoires.maps`` and ``territoires.export`` (imported on
+first use, so that the command line starts fast).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from . import settings
+from . import settings as settings  # re-exported: territoires.settings.data_dir = …
 from ._errors import (
     CatalogueError,
     ChecksumError,
@@ -55,7 +59,6 @@ __all__ = [
     "preset",
     "read_places",
     "reference",
-    "settings",
 ]
 __version__ = "0.1.0"
 

@@ -34,6 +34,13 @@ DATA_DIR_ENV = "TERRITOIRES_DATA_DIR"
 CACHE_DIR_ENV = "TERRITOIRES_CACHE_DIR"
 OFFLINE_ENV = "TERRITOIRES_OFFLINE"
 DATAGOUV_API_ENV = "TERRITOIRES_DATAGOUV_API"
+#: Attributes filled at import from an environment variable, by attribute name.
+FROM_ENVIRONMENT = {
+    "data_dir": DATA_DIR_ENV,
+    "cache_dir": CACHE_DIR_ENV,
+    "offline": OFFLINE_ENV,
+    "datagouv_api": DATAGOUV_API_ENV,
+}
 
 
 def _env_path(name: str) -> Path | None:
