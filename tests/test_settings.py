@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
+from shapely.geometry import Point
 
+import territoires
 from territoires import catalogue, settings
 
 _SHOW = (
@@ -63,3 +66,35 @@ def test_attributes_are_read_when_needed(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert dataset.cache_path == tmp_path / "ailleurs" / dataset.kind / dataset.filename
     monkeypatch.setattr(settings, "data_dir", tmp_path)
     assert dataset.mirror_path() is None
+
+
+def test_switching_the_data_folder_in_one_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_dir: Path
+) -> None:
+    """A notebook that assigns settings.data_dir gets the new folder's reference."""
+    point = (1.4020, 43.5750)  # in a Toulouse QPV of the mirror
+    monkeypatch.setattr(settings, "data_dir", data_dir)
+    first = territoires.reference()
+    assert territoires.check(*point)["verdict"] == "qpv"
+    # the same folder, however spelled, is one cache entry
+    monkeypatch.chdir(data_dir.parent)
+    assert territoires.reference(data_dir=Path(data_dir.name)) is first
+
+    # another mirror: same communes, the QPV holding the point removed
+    other = tmp_path / "autre-miroir"
+    (other / "qpv").mkdir(parents=True)
+    for name in ("admin", "communes"):
+        (other / name).symlink_to(data_dir / name)
+    qpv = gpd.read_file(data_dir / "qpv" / "qpv2015_occitanie.geojson")
+    keep = ~qpv.contains(Point(*point))
+    assert (~keep).sum() == 1
+    qpv[keep].to_file(other / "qpv" / "qpv2015_occitanie.geojson", driver="GeoJSON")
+    monkeypatch.setattr(settings, "data_dir", other)
+    assert territoires.reference() is not first
+    assert territoires.check(*point)["verdict"] != "qpv"
+    assert len(territoires.reference().qpv) == len(qpv) - 1
+
+    # and a folder without the data fails instead of answering from the old one
+    monkeypatch.setattr(settings, "data_dir", tmp_path / "vide")
+    with pytest.raises(territoires.DataNotFoundError, match="vide"):
+        territoires.reference()

@@ -106,7 +106,7 @@ class Dataset:
         data_dir : pathlib.Path, optional
             Mirror folder; defaults to :data:`territoires.settings.data_dir`.
         """
-        folder = data_dir if data_dir is not None else settings.data_dir
+        folder = mirror_folder(data_dir)
         if folder is None:
             return None
         for relative in self.mirror:
@@ -144,6 +144,24 @@ def _catalogue_dirs() -> list[Path]:
     if packaged.is_dir():
         return [Path(str(packaged))]
     return [Path(__file__).resolve().parents[2] / "data"]
+
+
+def mirror_folder(data_dir: Path | str | None = None) -> Path | None:
+    """Return the mirror folder read for ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir : pathlib.Path or str, optional
+        Mirror folder given by the caller; defaults to :data:`territoires.settings.data_dir`,
+        read at each call (so that assigning the setting takes effect at once).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder (``~`` expanded), or ``None`` when no mirror is set.
+    """
+    folder = data_dir if data_dir is not None else settings.data_dir
+    return Path(folder).expanduser() if folder is not None else None
 
 
 @cache
@@ -233,7 +251,7 @@ def choose(kind: str, vintage: int | None = None, data_dir: Path | None = None) 
     wanted = f"{kind}" + (f" millésime {vintage}" if vintage is not None else "")
     if not options:
         raise DataNotFoundError(f"aucun jeu de données {wanted} dans le catalogue")
-    folder = data_dir if data_dir is not None else settings.data_dir
+    folder = mirror_folder(data_dir)
     expected = "; ".join(f"{ds.name}: {', '.join(ds.mirror)}" for ds in options)
     raise DataNotFoundError(
         f"données {wanted} introuvables hors ligne. Miroir : {folder or 'non défini'} "
@@ -291,7 +309,7 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
         )
         raise DataNotFoundError(
             f"{ds.name} {reason} : placez {' ou '.join(ds.mirror)} dans le "
-            f"dossier miroir ({settings.DATA_DIR_ENV}={data_dir or settings.data_dir or ''})"
+            f"dossier miroir ({settings.DATA_DIR_ENV}={mirror_folder(data_dir) or ''})"
         )
     url = ds.url or _http.resolve_datagouv(ds.datagouv["dataset"], ds.datagouv["resource"])
     ds.cache_path.parent.mkdir(parents=True, exist_ok=True)

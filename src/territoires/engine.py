@@ -26,7 +26,7 @@ import shapely
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from . import crs, loaders, motifs
+from . import catalogue, crs, loaders, motifs
 from ._arrow import series, text
 from .rules import VERDICTS, Rules, decide, preset
 
@@ -188,7 +188,20 @@ def _index_layers(frame: gpd.GeoDataFrame) -> dict[str, Layer]:
     return layers
 
 
+def _cache_key(data_dir: Path | None) -> Path | None:
+    """The mirror folder actually read, resolved: one cache entry per real folder."""
+    folder = catalogue.mirror_folder(data_dir)
+    return folder.resolve() if folder is not None else None
+
+
 @lru_cache(maxsize=2)
+def _loaded(qpv_vintage: int, folder: Path | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    return (
+        loaders.load_qpv(qpv_vintage, data_dir=folder),
+        loaders.load_communes(data_dir=folder),
+    )
+
+
 def load_layers(
     qpv_vintage: int, data_dir: Path | None = None
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
@@ -204,21 +217,22 @@ def load_layers(
     Returns
     -------
     tuple of geopandas.GeoDataFrame
-        The QPV and the communes (EPSG:4326, ``attrs["sources"]`` set), cached.
+        The QPV and the communes (EPSG:4326, ``attrs["sources"]`` set), cached per
+        resolved mirror folder: after ``settings.data_dir`` changes, the new folder is read.
     """
-    return (
-        loaders.load_qpv(qpv_vintage, data_dir=data_dir),
-        loaders.load_communes(data_dir=data_dir),
-    )
+    return _loaded(qpv_vintage, _cache_key(data_dir))
 
 
 @lru_cache(maxsize=8)
-def _cached_reference(rules: Rules, data_dir: Path | None) -> Reference:
-    return Reference.build(rules, *load_layers(rules.qpv_vintage, data_dir))
+def _cached_reference(rules: Rules, folder: Path | None) -> Reference:
+    return Reference.build(rules, *_loaded(rules.qpv_vintage, folder))
 
 
 def reference(rules: Rules | None = None, data_dir: Path | None = None) -> Reference:
-    """Return the prepared reference layers for ``rules`` (cached per rule set).
+    """Return the prepared reference layers for ``rules``.
+
+    Cached per rule set and per mirror folder, resolved (``../data`` and its absolute
+    path share one entry): after ``settings.data_dir`` changes, the new folder is read.
 
     Parameters
     ----------
@@ -227,7 +241,7 @@ def reference(rules: Rules | None = None, data_dir: Path | None = None) -> Refer
     data_dir : pathlib.Path, optional
         Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     """
-    return _cached_reference(rules or preset(), Path(data_dir) if data_dir else None)
+    return _cached_reference(rules or preset(), _cache_key(data_dir))
 
 
 @lru_cache(maxsize=8)
