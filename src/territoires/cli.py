@@ -597,7 +597,7 @@ def serve_command(
                 param_hint="--regles",
             )
     config = ServeConfig(
-        data_dir=str(settings.data_dir()) if settings.data_dir() else None,
+        data_dir=str(settings.data_dir) if settings.data_dir else None,
         max_upload_mb=taille_max,
         rate_limit=limite_debit,
         timeout_s=delai,

@@ -195,7 +195,7 @@ class Service:
     Parameters
     ----------
     data_dir : pathlib.Path, optional
-        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     preload : tuple of str
         Presets prepared at start-up (others are prepared on first use).
     threads : int
