@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlparse
 
 import requests
@@ -34,7 +35,29 @@ _session = requests.Session()
 
 
 class _TransientError(Exception):
-    """A failure worth another attempt: HTTP 5xx or 429, or a truncated body."""
+    """A failure worth another attempt: HTTP 5xx or 429, or a truncated body.
+
+    Attributes
+    ----------
+    retry_after : float
+        Seconds the server asked to wait (``Retry-After`` header of a 429 or 503
+        answer), 0 when it said nothing.
+    """
+
+    retry_after: float = 0.0
+
+
+class IncompleteResponse(_TransientError):
+    """Raised by a consumer of :func:`request` when a body is cut or incomplete.
+
+    The request is then sent again, like after an HTTP 5xx answer.
+    """
+
+
+#: Longest wait honoured from a ``Retry-After`` header, in seconds.
+_MAX_RETRY_AFTER = 60.0
+_last_start: dict[str, float] = {}
+_throttle_lock = threading.Lock()
 
 
 _RETRYABLE = (
@@ -54,13 +77,48 @@ def _mirror_hint(url: str) -> str:
     )
 
 
-def _get(url: str, consume: Callable[[requests.Response], T]) -> T:
-    """Send a GET request with the retry policy and hand the response to `consume`.
+def _throttle(host: str, rate: float | None) -> None:
+    """Wait so that requests to `host` start at most `rate` times per second.
+
+    Threads share the schedule: each one books the next free slot, then sleeps
+    until it comes.
+    """
+    if not rate or rate <= 0:
+        return
+    with _throttle_lock:
+        now = time.monotonic()
+        start = max(now, _last_start.get(host, 0.0) + 1.0 / rate)
+        _last_start[host] = start
+    if start > now:
+        time.sleep(start - now)
+
+
+def _retry_after(response: requests.Response) -> float:
+    """Seconds asked by a ``Retry-After`` header given in seconds (0 if absent)."""
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return min(max(float(value), 0.0), _MAX_RETRY_AFTER)
+    except ValueError:
+        return 0.0
+
+
+def request(
+    url: str,
+    consume: Callable[[requests.Response], T],
+    *,
+    method: str = "GET",
+    params: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    files: Mapping[str, Any] | None = None,
+    rate: float | None = None,
+) -> T:
+    """Send a request with the retry policy and hand the response to `consume`.
 
     The request is retried (up to ``settings.retries`` attempts, with a backoff
-    starting at ``settings.backoff`` seconds and doubling) on connection errors,
-    timeouts, HTTP 5xx and 429 answers, and on :class:`_TransientError` raised by
-    `consume` (e.g. a body shorter than announced). Other HTTP errors fail at once.
+    starting at ``settings.backoff`` seconds and doubling, or longer when the server
+    sends ``Retry-After``) on connection errors, timeouts, HTTP 5xx and 429 answers,
+    and on :class:`IncompleteResponse` raised by `consume` (e.g. a body shorter than
+    announced). Other HTTP errors fail at once.
 
     Parameters
     ----------
@@ -69,6 +127,13 @@ def _get(url: str, consume: Callable[[requests.Response], T]) -> T:
     consume : callable
         Called with the streamed, successful response; its result is returned. It
         runs again on each attempt, so it must start its work from scratch.
+    method : str, default "GET"
+        HTTP method.
+    params, data, files : mapping, optional
+        Query string, form fields and multipart files, as for :mod:`requests`.
+    rate : float, optional
+        Most requests per second sent to the host of `url` (every attempt counts);
+        no limit when omitted.
 
     Returns
     -------
@@ -88,24 +153,33 @@ def _get(url: str, consume: Callable[[requests.Response], T]) -> T:
         )
     host = urlparse(url).netloc or url
     attempts = max(1, settings.retries)
+    wait = 0.0
     for attempt in range(attempts):
         if attempt:
-            time.sleep(settings.backoff * 2 ** (attempt - 1))
+            time.sleep(max(wait, settings.backoff * 2 ** (attempt - 1)))
+        _throttle(host, rate)
         try:
-            with _session.get(
+            with _session.request(
+                method,
                 url,
+                params=params,
+                data=data,
+                files=files,
                 stream=True,
                 timeout=settings.timeout,
                 headers={"User-Agent": settings.user_agent},
             ) as response:
                 status = response.status_code
                 if status == 429 or status >= 500:
-                    raise _TransientError(f"HTTP {status} {response.reason} for {url}")
+                    error = _TransientError(f"HTTP {status} {response.reason} for {url}")
+                    error.retry_after = _retry_after(response)
+                    raise error
                 if status >= 400:
                     raise DownloadError(f"HTTP {status} {response.reason} for {url}")
                 return consume(response)
         except _RETRYABLE as exc:
             last_error = exc
+            wait = getattr(exc, "retry_after", 0.0)
     if isinstance(last_error, requests.Timeout):
         reason = f"{host} did not answer within {settings.timeout:g} s"
     elif isinstance(last_error, requests.ConnectionError):
@@ -211,7 +285,7 @@ def download(url: str, dest: Path, *, sha256: str | None = None, progress: bool 
     tmp_path = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            actual = _get(url, partial(_write_body, fh=fh, desc=dest.name, progress=progress))
+            actual = request(url, partial(_write_body, fh=fh, desc=dest.name, progress=progress))
             fh.flush()
             os.fsync(fh.fileno())
         if sha256 is not None and actual != sha256.strip().lower():
@@ -249,7 +323,7 @@ def resolve_datagouv(dataset: str, resource: str) -> str:
     """
     api_url = settings.datagouv_api.rstrip("/") + f"/datasets/{dataset}/"
     try:
-        resources = _get(api_url, lambda response: response.json())["resources"]
+        resources = request(api_url, lambda response: response.json())["resources"]
     except (ValueError, KeyError, TypeError) as exc:
         raise DownloadError(
             f"unexpected answer from the data.gouv.fr API at {api_url}: {exc!r}"

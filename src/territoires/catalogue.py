@@ -199,6 +199,38 @@ def datasets() -> dict[str, Dataset]:
     return dict(sorted(found.items(), key=lambda kv: (kv[1].kind, -kv[1].vintage, kv[1].priority)))
 
 
+@cache
+def services() -> dict[str, dict[str, Any]]:
+    """Return the online services of the catalogue (``data/*/services.json``), by name.
+
+    A service is not a file: it answers requests (the address geocoder). Its entry
+    records its URLs, its documented limits and, under ``sources``, where each figure
+    was read.
+
+    Returns
+    -------
+    dict of str to dict
+        Entry of each service.
+
+    Raises
+    ------
+    CatalogueError
+        When a services file is not valid JSON or names a service twice.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for folder in _catalogue_dirs():
+        for path in sorted(folder.glob("*/services.json")):
+            try:
+                entries = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as error:
+                raise CatalogueError(f"{path}: JSON invalide ({error})") from error
+            for name, entry in entries.items():
+                if name in found:
+                    raise CatalogueError(f"{path}: le service {name!r} est déjà défini")
+                found[name] = entry
+    return found
+
+
 def get(name: str) -> Dataset:
     """Return the dataset called ``name``.
 

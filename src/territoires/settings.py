@@ -19,6 +19,9 @@ notebooks and CI share one configuration:
     cache raises :class:`territoires.DataNotFoundError`.
 ``TERRITOIRES_DATAGOUV_API`` → :data:`datagouv_api`
     Base URL of the data.gouv.fr API used to resolve dataset resources.
+``TERRITOIRES_GEOCODER_URL`` → :data:`geocoder_url`
+    Base URL of the address geocoder (``…/search`` and ``…/search/csv`` below it): the
+    IGN Géoplateforme by default, or a self-hosted addok/BAN instance.
 
 Changing an environment variable after import has no effect: assign the attribute.
 """
@@ -34,12 +37,14 @@ DATA_DIR_ENV = "TERRITOIRES_DATA_DIR"
 CACHE_DIR_ENV = "TERRITOIRES_CACHE_DIR"
 OFFLINE_ENV = "TERRITOIRES_OFFLINE"
 DATAGOUV_API_ENV = "TERRITOIRES_DATAGOUV_API"
+GEOCODER_URL_ENV = "TERRITOIRES_GEOCODER_URL"
 #: Attributes filled at import from an environment variable, by attribute name.
 FROM_ENVIRONMENT = {
     "data_dir": DATA_DIR_ENV,
     "cache_dir": CACHE_DIR_ENV,
     "offline": OFFLINE_ENV,
     "datagouv_api": DATAGOUV_API_ENV,
+    "geocoder_url": GEOCODER_URL_ENV,
 }
 
 
@@ -66,3 +71,17 @@ retries: int = 4
 backoff: float = 1.0
 #: User agent sent to publishers, so they can tell who downloads their files.
 user_agent: str = "territoires (https://pypi.org/project/territoires)"
+
+#: Base URL of the address geocoder: ``{geocoder_url}/search`` answers one address
+#: (GeoCodeJSON), ``{geocoder_url}/search/csv`` a CSV file of addresses. Any service
+#: with the API of the former « API Adresse » (addok) fits, e.g. a self-hosted BAN.
+geocoder_url: str = (
+    os.environ.get(GEOCODER_URL_ENV, "").strip() or "https://data.geopf.fr/geocodage"
+).rstrip("/")
+#: Lowest score (0 to 1) of a geocoding result for the address to be placed.
+geocoder_min_score: float = 0.5
+#: Most requests per second sent to the geocoder (the Géoplateforme allows 50 per IP).
+geocoder_rate: float = 50.0
+#: Addresses per file sent to the batch endpoint (its files are capped at 50 MiB).
+geocoder_batch_size: int = 5000
+

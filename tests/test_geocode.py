@@ -1,0 +1,212 @@
+"""Geocoding of addresses against a local imitation of the geocoder (127.0.0.1)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from geocoder_stub import KNOWN, GeocoderStub
+
+from territoires import catalogue, geocode, settings
+from territoires._errors import InputError
+
+CAPITOLE = "1 place du Capitole 31000 Toulouse"
+LAMARTINE = "2 rue Lamartine 31300 Toulouse"
+SAINT_FLOUR = "Saint-Flour"
+CAHORS = "3 chemin incertain 46000 Cahors"
+NOWHERE = "99 avenue de Nulle Part 00000 Ailleurs"
+CAPITOLE_SHOUTED = "1, PLACE du Capitole  31000 toulouse"
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The stub geocoder, the library pointed at it, a private cache, network allowed."""
+    monkeypatch.setattr(settings, "offline", False)
+    monkeypatch.setattr(settings, "cache_dir", tmp_path / "cache")
+    monkeypatch.setattr(settings, "backoff", 0)
+    monkeypatch.setattr(settings, "timeout", 5.0)
+    with GeocoderStub(slow_seconds=1.0) as server:
+        monkeypatch.setattr(settings, "geocoder_url", server.url)
+        yield server
+
+
+def test_address_columns_without_case_or_accents() -> None:
+    found = geocode.address_columns(["Nom", "Adresse", "CP", "Ville"])
+    assert found == {"adresse": "Adresse", "code_postal": "CP", "commune": "Ville"}
+    assert geocode.address_columns(["nom", "adresse postale"]) == {"adresse": "adresse postale"}
+    assert geocode.address_columns(["nom", "code_postal", "commune"]) == {}
+    with pytest.raises(InputError, match="plusieurs colonnes possibles pour adresse"):
+        geocode.address_columns(["adresse", "Adresse "])
+
+
+def test_address_queries_join_cells_and_keep_postcodes() -> None:
+    frame = pd.DataFrame(
+        {
+            "adresse": ["1 place du Capitole", None, "  Le Bourg ", "12 rue de Metz"],
+            "cp": [31000.0, 31000.0, 1000.0, np.nan],
+            "ville": ["Toulouse", "Toulouse", "Ambérieu", "Toulouse"],
+        }
+    )
+    before = frame.copy()
+    queries = geocode.address_queries(frame, geocode.address_columns(frame.columns))
+    assert queries.tolist()[0] == CAPITOLE
+    assert queries.isna().tolist() == [False, True, False, False]
+    assert queries[2] == "Le Bourg 01000 Ambérieu"
+    assert queries[3] == "12 rue de Metz Toulouse"
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_batch_results_cache_and_provenance(stub: GeocoderStub) -> None:
+    queries = pd.Series(
+        [CAPITOLE, LAMARTINE, SAINT_FLOUR, None, NOWHERE, CAHORS, CAPITOLE_SHOUTED],
+        index=[10, 11, 12, 13, 14, 15, 16],
+    )
+    out = geocode.geocode(queries)
+    assert list(out.columns) == list(geocode.COLUMNS)
+    assert out.index.tolist() == queries.index.tolist()
+    capitole = out.loc[10]
+    assert (capitole.lon, capitole.lat) == (KNOWN[CAPITOLE][4], KNOWN[CAPITOLE][5])
+    assert capitole.geocodage_type == "housenumber"
+    assert capitole.geocodage_citycode == "31555"
+    assert capitole.precision_m == geocode.PRECISION_M["housenumber"]
+    assert pd.isna(capitole.probleme) and pd.isna(capitole.commune_donnee)
+    assert out.loc[11, "precision_m"] == geocode.PRECISION_M["street"]
+    # a commune-level result: located by its commune, no point
+    assert out.loc[12, "commune_donnee"] == "15187"
+    assert np.isnan(out.loc[12, "lon"]) and pd.isna(out.loc[12, "probleme"])
+    assert out.loc[13, "probleme"] == "adresse manquante"
+    assert "introuvable" in out.loc[14, "probleme"]
+    # below the minimum score: not placed, the candidate is shown and the reason given
+    assert np.isnan(out.loc[15, "lon"])
+    assert out.loc[15, "geocodage_label"] == KNOWN[CAHORS][0]
+    assert "score de 0,31 inférieur au minimum 0,50" in out.loc[15, "probleme"]
+    # same address written differently: one query, same answer
+    assert out.loc[16, "lon"] == capitole.lon
+    assert stub.requests["/geocodage/search/csv"] == 1
+    assert stub.rows["/geocodage/search/csv"] == 5
+    provenance = out.attrs["geocodage"]
+    assert provenance["service"] == stub.url
+    assert provenance["requetes"] == 1 and provenance["depuis_cache"] == 0
+    assert provenance["dates_reponses"][0] == time.strftime("%Y-%m-%d")
+
+    again = geocode.geocode(queries)
+    pd.testing.assert_frame_equal(again, out)
+    assert stub.requests["/geocodage/search/csv"] == 1
+    assert again.attrs["geocodage"]["depuis_cache"] == 5
+    assert again.attrs["geocodage"]["requetes"] == 0
+
+
+def test_min_score_option_and_setting(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert geocode.geocode([CAHORS], min_score=0.3)["lon"].notna().all()
+    monkeypatch.setattr(settings, "geocoder_min_score", 0.8)
+    out = geocode.geocode([CAPITOLE, LAMARTINE])
+    assert out["lon"].notna().tolist() == [True, False]
+    assert "inférieur au minimum 0,80" in out.loc[1, "probleme"]
+    assert stub.requests["/geocodage/search/csv"] == 2  # 1 for Cahors, then 2 new addresses
+    with pytest.raises(InputError, match="entre 0 et 1"):
+        geocode.geocode([CAPITOLE], min_score=1.5)
+
+
+def test_offline_uses_the_cache_only(stub: GeocoderStub) -> None:
+    geocode.geocode([CAPITOLE])
+    out = geocode.geocode([CAPITOLE, LAMARTINE], offline=True)
+    assert out["lon"].notna().tolist() == [True, False]
+    assert "absente du cache de géocodage (mode hors ligne)" in out.loc[1, "probleme"]
+    assert stub.requests["/geocodage/search/csv"] == 1
+    assert out.attrs["geocodage"]["hors_ligne"] is True
+
+
+def test_offline_setting_sends_nothing(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "offline", True)
+    out = geocode.geocode([CAPITOLE])
+    assert "mode hors ligne" in out.loc[0, "probleme"]
+    assert sum(stub.requests.values()) == 0
+
+
+def test_single_requests(stub: GeocoderStub) -> None:
+    out = geocode.geocode([CAPITOLE, NOWHERE, SAINT_FLOUR, CAPITOLE], batch=False)
+    assert stub.requests["/geocodage/search"] == 3
+    assert out.loc[0, "lon"] == KNOWN[CAPITOLE][4]
+    assert "introuvable" in out.loc[1, "probleme"]
+    assert out.loc[2, "commune_donnee"] == "15187"
+    assert out.attrs["geocodage"]["mode"] == "une requête par adresse"
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "truncated", "partial", "garbage"])
+def test_batch_recovers_from_one_fault(stub: GeocoderStub, fault: str) -> None:
+    stub.fail_next(fault)
+    out = geocode.geocode([CAPITOLE, LAMARTINE])
+    assert out["probleme"].isna().all()
+    assert stub.requests["/geocodage/search/csv"] == 2
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "truncated", "garbage"])
+def test_single_recovers_from_one_fault(stub: GeocoderStub, fault: str) -> None:
+    stub.fail_next(fault)
+    out = geocode.geocode([CAPITOLE], batch=False)
+    assert out.loc[0, "lon"] == KNOWN[CAPITOLE][4]
+    assert stub.requests["/geocodage/search"] == 2
+
+
+def test_slow_answer_is_retried(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "timeout", 0.3)
+    stub.fail_next("slow")
+    out = geocode.geocode([CAPITOLE])
+    assert out["probleme"].isna().all()
+    assert stub.requests["/geocodage/search/csv"] == 2
+
+
+def test_failed_file_loses_no_row_and_is_not_cached(
+    stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "geocoder_batch_size", 2)
+    monkeypatch.setattr(settings, "retries", 2)
+    queries = [CAPITOLE, LAMARTINE, SAINT_FLOUR, NOWHERE, CAHORS]
+    stub.fail_next("500", "500")  # both attempts of the first file
+    out = geocode.geocode(queries)
+    assert len(out) == 5 and stub.requests["/geocodage/search/csv"] == 4
+    assert out.loc[:1, "probleme"].str.startswith("géocodage impossible : le géocodeur").all()
+    assert "HTTP 500" in out.loc[0, "probleme"] and "2 tentative(s)" in out.loc[0, "probleme"]
+    assert out.loc[2, "commune_donnee"] == "15187"
+    assert "introuvable" in out.loc[3, "probleme"]
+    # the failed addresses are asked again on the next run, the others come from the cache
+    sent = stub.rows["/geocodage/search/csv"]
+    again = geocode.geocode(queries)
+    assert again["probleme"].isna().tolist()[:3] == [True, True, True]
+    assert stub.rows["/geocodage/search/csv"] - sent == 2
+
+
+def test_time_out_names_the_delay(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "timeout", 0.2)
+    monkeypatch.setattr(settings, "retries", 2)
+    stub.fail_next("slow", "slow")
+    out = geocode.geocode([CAPITOLE], batch=False)
+    assert "n'a pas répondu en 0.2 s" in out.loc[0, "probleme"]
+
+
+def test_rate_limit_spaces_requests(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "geocoder_rate", 10.0)
+    start = time.monotonic()
+    geocode.geocode([CAPITOLE, LAMARTINE, SAINT_FLOUR, NOWHERE], batch=False)
+    assert time.monotonic() - start >= 0.3  # 4 requests, at least 0.1 s apart
+
+
+def test_unusable_cache_warns_and_geocodes(stub: GeocoderStub, tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setattr(settings, "cache_dir", blocker)
+    with pytest.warns(UserWarning, match="cache de géocodage inutilisable"):
+        out = geocode.geocode([CAPITOLE])
+    assert out.loc[0, "lon"] == KNOWN[CAPITOLE][4]
+
+
+def test_catalogue_describes_the_service() -> None:
+    entry = catalogue.services()["geocodage_geoplateforme"]
+    assert entry["url"] == "https://data.geopf.fr/geocodage"
+    assert entry["search_csv"] == entry["url"] + "/search/csv"
+    assert entry["rate_limit_per_s"] == 50
+    assert set(entry["sources"]) >= {"urls", "rate_limit_per_s", "csv_max_bytes"}
+    assert tuple(entry["result_types"]) == geocode.TYPES
