@@ -38,6 +38,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.engine", "Moteur spatial"),
     ("territoires.motifs", "Motifs en français"),
     ("territoires.places", "Lecture des lieux"),
+    ("territoires.geocode", "Géocodage des adresses"),
     ("territoires.loaders", "Chargement des données de référence"),
     ("territoires.catalogue", "Catalogue des sources"),
     ("territoires.coverage", "Analyse de couverture"),
