@@ -8,7 +8,9 @@ never skip): CI must always run them on the real files.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +51,52 @@ def _isolated_settings(monkeypatch, tmp_path_factory) -> None:
     monkeypatch.setenv(settings.DATA_DIR_ENV, str(_mirror()))
     monkeypatch.setenv(settings.CACHE_DIR_ENV, str(cache))
     monkeypatch.setenv(settings.OFFLINE_ENV, "1")
+
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+INSTALL_CHROMIUM = (
+    "apt-get update && apt-get install -y chromium chromium-driver ; pip install selenium"
+)
+
+
+def start_chromium(profile: Path, downloads: Path | None = None) -> Any:
+    """A headless Chromium driven by selenium; fails with the install command when absent.
+
+    Parameters
+    ----------
+    profile : pathlib.Path
+        Private profile folder.
+    downloads : pathlib.Path, optional
+        Folder where downloads are saved without asking.
+    """
+    try:
+        from selenium import webdriver
+    except ImportError:
+        pytest.fail(f"selenium is not installed: {INSTALL_CHROMIUM}")
+    if not Path(CHROMEDRIVER).is_file() or not shutil.which("chromium"):
+        pytest.fail(f"Chromium or chromedriver missing: {INSTALL_CHROMIUM}")
+    options = webdriver.ChromeOptions()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(argument)
+    if downloads is not None:
+        options.add_experimental_option(
+            "prefs",
+            {
+                "download.default_directory": str(downloads),
+                "download.prompt_for_download": False,
+                "safebrowsing.enabled": False,
+            },
+        )
+    return webdriver.Chrome(
+        service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options
+    )

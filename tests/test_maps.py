@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import start_chromium
 from jinja2.utils import htmlsafe_json_dumps
 from shapely.geometry import Point, box
 
@@ -22,10 +23,6 @@ from territoires.rules import VERDICTS
 
 XSS = "<script>alert(1)</script>"
 RULES = {"millesime_qpv": 2015, "distance_proximite_m": 500.0, "nom": "fabriques-2019"}
-CHROMEDRIVER = "/usr/bin/chromedriver"
-INSTALL_CHROMIUM = (
-    "apt-get update && apt-get install -y chromium chromium-driver ; pip install selenium"
-)
 SCREENSHOT_COPY = Path("/tmp/territoires_map.png")
 EXAMPLE_PLACES = Path(__file__).resolve().parents[1] / "examples" / "lieux_exemple.csv"
 
@@ -672,28 +669,7 @@ def test_national_coverage_map_size(national_coverage, real, tmp_path):
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
     """A headless Chromium driven by selenium; fails with the install command when absent."""
-    try:
-        from selenium import webdriver
-    except ImportError:
-        pytest.fail(f"selenium is not installed: {INSTALL_CHROMIUM}")
-    if not Path(CHROMEDRIVER).is_file() or not shutil.which("chromium"):
-        pytest.fail(f"Chromium or chromedriver missing: {INSTALL_CHROMIUM}")
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(
-        service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options
-    )
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 

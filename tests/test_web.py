@@ -23,6 +23,7 @@ import pandas as pd
 import psutil
 import pytest
 import requests
+from conftest import start_chromium
 from webserver import free_port, running
 
 from territoires import check, preset
@@ -508,3 +509,63 @@ def test_cli_serve_starts_on_localhost(data_dir, tmp_path):
         process.wait(30)
     text = (tmp_path / "serve.log").read_text()
     assert '"chemin": "/api/v1/eligibilite"' in text
+
+
+# --- in a browser ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    downloads = tmp_path_factory.mktemp("telechargements")
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"), downloads)
+    driver.downloads = downloads
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.chromium
+def test_staff_page_in_chromium(browser, base, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{base}/")
+    assert browser.execute_script(
+        "return [...document.querySelectorAll('input, select')].every(e => e.labels.length)"
+    )
+    field = browser.find_element(By.ID, "q")
+    field.send_keys("1.402, 43.575", Keys.ENTER)  # keyboard only
+    verdict = wait.until(lambda d: d.find_element(By.ID, "verdict"))
+    assert verdict.text == "Dans un quartier prioritaire (QPV)"
+    assert "Grand Mirail" in browser.find_element(By.ID, "motif").text
+    wait.until(lambda d: d.execute_script("return window.territoiresCarte !== undefined"))
+    shown = browser.execute_script(
+        "const c = window.territoiresCarte, p = c.lieu.getLatLng();"
+        "return [p.lng, p.lat, c.map.getBounds().contains(p)];"
+    )
+    assert shown == [pytest.approx(1.402), pytest.approx(43.575), True]
+    drawn = browser.find_elements(By.CSS_SELECTOR, "#carte path.leaflet-interactive")
+    assert len(drawn) >= 2  # the QPV and the place (the band is not interactive)
+    assert browser.find_elements(By.CSS_SELECTOR, "#carte path[data-lieu]")
+    assert browser.save_screenshot(str(tmp_path / "verification.png"))
+
+    browser.get(f"{base}/")
+    browser.find_element(By.ID, "fichier").send_keys(str(EXAMPLE))
+    browser.find_element(By.CSS_SELECTOR, "form.fichier button").click()
+    summary = wait.until(lambda d: d.find_element(By.ID, "bilan"))
+    expected = pd.read_csv(EXAMPLE, sep=";", dtype=str)
+    assert summary.text == f"{len(expected)} lieux classés"
+    assert browser.save_screenshot(str(tmp_path / "classement.png"))
+    browser.find_element(By.ID, "lien-xlsx").click()
+    path = browser.downloads / "lieux_exemple_classe.xlsx"
+    wait.until(lambda _: path.is_file())
+    result = pd.read_excel(path, sheet_name="resultats", dtype=str)
+    assert result["nom"].tolist() == expected["nom"].tolist()
+    assert result["verdict"].notna().all()
+    errors = [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if entry["level"] == "SEVERE" and "tile.openstreetmap.org" not in entry["message"]
+    ]
+    assert not errors

@@ -26,12 +26,12 @@
   var place = L.circleMarker([lonlat[1], lonlat[0]], {
     radius: 9, color: "#1b1b1b", weight: 2, fillColor: "#ffbf47", fillOpacity: 1
   }).bindTooltip("Le lieu").addTo(layers);
-  place.getElement().setAttribute("data-lieu", "");
   var bounds = layers.getBounds();
   if (data.qpv.features.length) {
     map.fitBounds(bounds.pad(0.1), { maxZoom: 16 });
   } else {
     map.setView([lonlat[1], lonlat[0]], 14);
   }
+  place.getElement().setAttribute("data-lieu", "");
   window.territoiresCarte = { map: map, lieu: place };
 })();
