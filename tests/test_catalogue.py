@@ -144,17 +144,40 @@ def test_mirror_wins_over_cache(
     monkeypatch.setattr(settings, "cache_dir", tmp_path)
     dataset = catalogue.get("regions_anct2025")
     dataset.cache_path.parent.mkdir(parents=True)
-    dataset.cache_path.write_text("{}")
+    dataset.cache_path.write_bytes((data_dir / "admin" / "regions.geojson").read_bytes())
     assert dataset.local_path() == data_dir / "admin" / "regions.geojson"
     assert catalogue.fetch(dataset) == data_dir / "admin" / "regions.geojson"
     assert catalogue.fetch(dataset, data_dir=tmp_path / "vide") == dataset.cache_path
 
 
-def test_mirror_checksum_mismatch_warns(tmp_path: Path) -> None:
+def test_altered_cache_file_is_quarantined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "cache_dir", tmp_path)
+    dataset = catalogue.get("regions_anct2025")
+    dataset.cache_path.parent.mkdir(parents=True)
+    dataset.cache_path.write_text("{}")
+    with (
+        pytest.warns(UserWarning, match="mis en quarantaine"),
+        pytest.raises(DataNotFoundError, match="regions_anct2025"),
+    ):
+        catalogue.fetch(dataset, data_dir=tmp_path / "vide")
+    assert not dataset.cache_path.exists()
+    (kept,) = (tmp_path / "quarantaine" / "regions").iterdir()
+    assert kept.read_text() == "{}"
+
+
+def test_mirror_checksum_mismatch_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "admin").mkdir()
     (tmp_path / "admin" / "regions.geojson").write_text("{}")
-    with pytest.warns(UserWarning, match=r"somme de contrôle différente.*regions_anct2025"):
-        path = catalogue.fetch("regions_anct2025", data_dir=tmp_path)
+    with pytest.raises(ChecksumError) as info:
+        catalogue.fetch("regions_anct2025", data_dir=tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "admin" / "regions.geojson") in message
+    assert catalogue.get("regions_anct2025").sha256 in message
+    assert "--accepter-modifie" in message
+    monkeypatch.setattr(settings, "accept_modified", True)
+    path = catalogue.fetch("regions_anct2025", data_dir=tmp_path)
     assert path == tmp_path / "admin" / "regions.geojson"
 
 
@@ -259,10 +282,17 @@ def test_fetch_resolves_datagouv_resource(server: Server, tmp_path: Path) -> Non
     assert sum(server.counts.values()) == 2
 
 
-def test_load_qpv_downloads_when_missing(server: Server) -> None:
+def test_load_qpv_downloads_when_missing(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The 6-feature extract served here is refused as an incomplete national file…
+    with pytest.raises(DownloadError, match=r"qpv2024.*6 lignes, attendu entre 1400 et 1800"):
+        loaders.load_qpv(2024)
+    assert not catalogue.get("qpv2024").cache_path.exists()
+    # …and accepted once the catalogue expects that many rows.
+    extract = dataclasses.replace(catalogue.get("qpv2024"), rows=(1, 10))
+    monkeypatch.setitem(catalogue.datasets(), "qpv2024", extract)
     qpv = loaders.load_qpv(2024)
     assert sorted(qpv["code_qpv"])[:2] == ["QN02A01M", "QN03101M"]
-    assert server.counts["/files/qp2024.geojson"] == 1
+    assert server.counts["/files/qp2024.geojson"] == 2
 
 
 def test_fetch_checksum_mismatch(server: Server) -> None:

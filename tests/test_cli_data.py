@@ -78,7 +78,8 @@ def test_info_regional_extract() -> None:
     assert result.exit_code == 0, result.output
     assert "lignes" in result.output and ": 105" in result.output
     assert "départements 09, 11, 12" in result.output
-    assert "sha256 attendu : non publié" in result.output.replace("  ", "")
+    expected = catalogue.get("qpv2015_occitanie").sha256
+    assert f"{expected} (conforme)" in result.output
 
 
 def test_info_absent_dataset() -> None:

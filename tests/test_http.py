@@ -216,7 +216,7 @@ def test_unreachable_host(server: Server, tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as info:
         _http.download(url, tmp_path / "f.bin")
     message = str(info.value)
-    assert f"cannot reach 127.0.0.1:{port}" in message
+    assert f"127.0.0.1:{port} injoignable" in message
     assert url in message and settings.DATA_DIR_ENV in message
     assert info.value.__cause__ is not None
     assert list(tmp_path.iterdir()) == []
@@ -259,6 +259,6 @@ def test_resolve_datagouv_no_match(server: Server) -> None:
 def test_resolve_datagouv_errors(server: Server) -> None:
     with pytest.raises(DownloadError, match="404"):
         _http.resolve_datagouv("inconnu", "Notice")
-    with pytest.raises(DownloadError, match="unexpected answer"):
+    with pytest.raises(DownloadError, match="réponse inattendue"):
         _http.resolve_datagouv("broken", "Notice")
     assert server.counts["/api/1/datasets/inconnu/"] == 1

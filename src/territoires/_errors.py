@@ -53,6 +53,10 @@ class OutputError(TerritoiresError, ValueError):
     """An output path is refused (unknown format, unusable name) before any work."""
 
 
+class DataFileError(TerritoiresError, ValueError):
+    """A reference file on disk cannot be read (truncated, corrupt or not the expected file)."""
+
+
 class RulesError(TerritoiresError, ValueError):
     """A rule set has an invalid value (vintage, distance…)."""
 

@@ -5,8 +5,11 @@ the timeout, the user agent and the offline switch are applied in one place (see
 :mod:`territoires.settings`).
 
 Downloads are atomic: the body is written into a temporary file next to the
-destination, checked, then moved onto the destination in one step. A failed or
-interrupted download never leaves a partial file and never replaces a good one.
+destination, checked (length announced, checksum when known, no HTML page in place of
+data, then the caller's own validation, e.g. that the file opens with the expected
+columns), then moved onto the destination in one step. A failed, interrupted or invalid
+download never leaves a partial file and never replaces a good one. Messages are in
+French, for the person who must act on them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlparse
@@ -68,12 +71,17 @@ _RETRYABLE = (
 )
 
 
+#: Found near the start of an HTML page (a portal, login or error page sent with status
+#: 200); no catalogued format (GeoJSON, GeoPackage, CSV, JSON, XLSX, zip) starts with ``<``.
+_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+
+
 def _mirror_hint(url: str) -> str:
     """Return the advice given when a file cannot be downloaded."""
     return (
-        f"Download {url} elsewhere and put it in the mirror folder named by "
-        f"{settings.DATA_DIR_ENV}, or set {settings.DATA_DIR_ENV} to a folder that "
-        "already holds it."
+        f"Téléchargez {url} par un autre moyen et placez-le dans le dossier miroir nommé "
+        f"par {settings.DATA_DIR_ENV}, ou faites pointer {settings.DATA_DIR_ENV} vers un "
+        "dossier qui le contient."
     )
 
 
@@ -148,8 +156,8 @@ def request(
     """
     if settings.offline:
         raise DownloadError(
-            f"network access is forbidden ({settings.OFFLINE_ENV} is set): cannot "
-            f"download {url}. {_mirror_hint(url)}"
+            f"accès au réseau interdit ({settings.OFFLINE_ENV} est défini) : impossible "
+            f"de télécharger {url}. {_mirror_hint(url)}"
         )
     host = urlparse(url).netloc or url
     attempts = max(1, settings.retries)
@@ -171,23 +179,27 @@ def request(
             ) as response:
                 status = response.status_code
                 if status == 429 or status >= 500:
-                    error = _TransientError(f"HTTP {status} {response.reason} for {url}")
+                    error = _TransientError(f"réponse HTTP {status} {response.reason} pour {url}")
                     error.retry_after = _retry_after(response)
                     raise error
                 if status >= 400:
-                    raise DownloadError(f"HTTP {status} {response.reason} for {url}")
+                    raise DownloadError(
+                        f"réponse HTTP {status} {response.reason} pour {url}. {_mirror_hint(url)}"
+                    )
                 return consume(response)
         except _RETRYABLE as exc:
             last_error = exc
             wait = getattr(exc, "retry_after", 0.0)
     if isinstance(last_error, requests.Timeout):
-        reason = f"{host} did not answer within {settings.timeout:g} s"
+        reason = f"{host} n'a pas répondu en {settings.timeout:g} s"
     elif isinstance(last_error, requests.ConnectionError):
-        reason = f"cannot reach {host} (network unreachable or offline)"
+        reason = f"{host} injoignable (réseau coupé ou hors ligne)"
+    elif isinstance(last_error, requests.exceptions.ChunkedEncodingError):
+        reason = f"téléchargement de {url} interrompu (transfert tronqué)"
     else:
-        reason = f"download of {url} failed: {last_error}"
+        reason = f"échec du téléchargement de {url} : {last_error}"
     raise DownloadError(
-        f"{reason}, after {attempts} attempt(s). {_mirror_hint(url)}"
+        f"{reason}, après {attempts} tentative(s). {_mirror_hint(url)}"
     ) from last_error
 
 
@@ -204,6 +216,13 @@ def sha256sum(path: Path) -> str:
     str
         Lower-case hexadecimal digest.
     """
+    stat = Path(path).stat()
+    return _sha256_of(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _sha256_of(path: str, mtime_ns: int, size: int) -> str:
+    """Digest of a file, remembered while its modification time and size are unchanged."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as fh:
         while chunk := fh.read(_CHUNK_SIZE):
@@ -247,12 +266,31 @@ def _write_body(response: requests.Response, *, fh: BinaryIO, desc: str, progres
             bar.update(len(chunk))
     received = response.raw.tell()  # bytes on the wire, before any decompression
     if total is not None and received < total:
-        raise _TransientError(f"interrupted transfer: received {received} of {total} bytes")
+        raise _TransientError(f"transfert interrompu : {received} octets reçus sur {total}")
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path, *, sha256: str | None = None, progress: bool = False) -> Path:
-    """Download `url` into `dest` atomically, with retries and checksum check.
+def _check_not_html(path: Path, url: str) -> None:
+    """Refuse a body that is an HTML page (maintenance, login or error page sent as 200)."""
+    with path.open("rb") as fh:
+        head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"<") and any(marker in head for marker in _HTML_MARKERS):
+        raise DownloadError(
+            f"{url} a renvoyé une page HTML au lieu du fichier de données attendu (page "
+            f"de maintenance, de connexion ou d'erreur ?) ; rien n'a été mis en cache. "
+            f"{_mirror_hint(url)}"
+        )
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    progress: bool = False,
+    validate: Callable[[Path], None] | None = None,
+) -> Path:
+    """Download `url` into `dest` atomically, with retries, checksum and validation.
 
     Parameters
     ----------
@@ -265,6 +303,10 @@ def download(url: str, dest: Path, *, sha256: str | None = None, progress: bool 
         Expected SHA-256 hexadecimal digest of the file.
     progress : bool, default False
         Show a progress bar sized from the ``Content-Length`` header.
+    validate : callable, optional
+        Called with the received file (a temporary path ending like `dest`) before it
+        replaces `dest`; raises to refuse it (e.g. a body cut short without
+        ``Content-Length`` that no longer parses).
 
     Returns
     -------
@@ -274,14 +316,16 @@ def download(url: str, dest: Path, *, sha256: str | None = None, progress: bool 
     Raises
     ------
     DownloadError
-        When network access is forbidden, the server answers an HTTP error, or
-        every attempt failed (unreachable host, timeout, interrupted transfer).
+        When network access is forbidden, the server answers an HTTP error or an HTML
+        page, or every attempt failed (unreachable host, timeout, interrupted transfer).
     ChecksumError
         When the received file does not match `sha256`.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    # The temporary name keeps the destination's suffixes (``.geojson.gz``): readers
+    # that validate it choose their driver from them.
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=".partiel-", suffix=f"-{dest.name}")
     tmp_path = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -290,8 +334,12 @@ def download(url: str, dest: Path, *, sha256: str | None = None, progress: bool 
             os.fsync(fh.fileno())
         if sha256 is not None and actual != sha256.strip().lower():
             raise ChecksumError(
-                f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}"
+                f"somme de contrôle différente pour {url} : sha256 attendu {sha256}, obtenu "
+                f"{actual} ; le fichier reçu n'a pas été mis en cache"
             )
+        _check_not_html(tmp_path, url)
+        if validate is not None:
+            validate(tmp_path)
         os.replace(tmp_path, dest)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -326,7 +374,7 @@ def resolve_datagouv(dataset: str, resource: str) -> str:
         resources = request(api_url, lambda response: response.json())["resources"]
     except (ValueError, KeyError, TypeError) as exc:
         raise DownloadError(
-            f"unexpected answer from the data.gouv.fr API at {api_url}: {exc!r}"
+            f"réponse inattendue de l'API data.gouv.fr ({api_url}) : {exc!r}"
         ) from exc
     for res in resources:
         if res.get("title") == resource:
@@ -337,8 +385,8 @@ def resolve_datagouv(dataset: str, resource: str) -> str:
         filename = PurePosixPath(urlparse(res.get("url") or "").path).name.lower()
         if title.startswith(prefix) or filename.startswith(prefix):
             return res["url"]
-    titles = ", ".join(repr(res.get("title")) for res in resources) or "none"
+    titles = ", ".join(repr(res.get("title")) for res in resources) or "aucune"
     raise DownloadError(
-        f"no resource titled {resource!r} in data.gouv.fr dataset {dataset!r} "
-        f"({api_url}). Available titles: {titles}"
+        f"aucune ressource intitulée {resource!r} dans le jeu data.gouv.fr {dataset!r} "
+        f"({api_url}). Ressources disponibles : {titles}"
     )

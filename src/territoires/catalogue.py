@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import _http, settings
-from ._errors import CatalogueError, DataNotFoundError, DownloadError
+from ._errors import CatalogueError, ChecksumError, DataNotFoundError, DownloadError
 
 _REQUIRED = ("kind", "vintage", "title", "publisher", "filename", "format", "licence", "columns")
 
@@ -64,6 +66,9 @@ class Dataset:
         File inside a zip archive, and spreadsheet sheet, to read.
     page : str or None
         Publisher's web page describing the dataset.
+    rows : tuple of int or None
+        ``(min, max)`` rows a complete file holds: a download outside this range (a body
+        cut short, a wrong file) is refused before it reaches the cache.
     """
 
     name: str
@@ -87,6 +92,7 @@ class Dataset:
     member: str | None = None
     sheet: str | None = None
     page: str | None = None
+    rows: tuple[int, int] | None = None
 
     @property
     def downloadable(self) -> bool:
@@ -193,8 +199,9 @@ def datasets() -> dict[str, Dataset]:
                     raise CatalogueError(f"{path}: l'entrée {name!r} est déjà définie")
                 entry = dict(entry)
                 entry["mirror"] = tuple(entry.get("mirror", ()))
-                if entry.get("departements") is not None:
-                    entry["departements"] = tuple(entry["departements"])
+                for key in ("departements", "rows"):
+                    if entry.get(key) is not None:
+                        entry[key] = tuple(entry[key])
                 found[name] = Dataset(name=name, **entry)
     return dict(sorted(found.items(), key=lambda kv: (kv[1].kind, -kv[1].vintage, kv[1].priority)))
 
@@ -291,12 +298,87 @@ def choose(kind: str, vintage: int | None = None, data_dir: Path | None = None) 
     )
 
 
-def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool = False) -> Path:
+def checksum_status(dataset: Dataset, path: Path) -> str | None:
+    """Compare a file on disk with the checksum of the catalogue.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Catalogue entry (``sha256`` may be None: nothing to compare).
+    path : pathlib.Path
+        The mirror or cached file.
+
+    Returns
+    -------
+    str or None
+        None when the file matches (or the catalogue has no checksum); else its actual
+        SHA-256, for a file accepted as modified (see
+        :func:`territoires.settings.accept_modified`).
+
+    Raises
+    ------
+    ChecksumError
+        When the file differs and modified files are not accepted; the message names
+        the file, both checksums and the two ways out.
+    """
+    if not dataset.sha256:
+        return None
+    actual = _http.sha256sum(path)
+    if actual == dataset.sha256:
+        return None
+    if settings.accept_modified:
+        return actual
+    raise ChecksumError(
+        f"{path} : somme de contrôle sha256 {actual} différente de celle du catalogue "
+        f"({dataset.sha256}) pour {dataset.name} : le fichier a été modifié ou est "
+        "incomplet. Remplacez-le par le fichier officiel "
+        f"({dataset.url or dataset.page or 'miroir'}), ou, pour utiliser délibérément un "
+        f"fichier modifié, relancez avec --accepter-modifie ({settings.ACCEPT_MODIFIED_ENV}"
+        "=1) : la différence sera notée dans la provenance des résultats"
+    )
+
+
+def quarantine(dataset: Dataset, reason: str) -> Path:
+    """Move an unusable cached file aside so that it is never read again, and say so.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The dataset whose ``cache_path`` is unusable (corrupt, truncated, altered).
+    reason : str
+        Why, in French; repeated in the warning.
+
+    Returns
+    -------
+    pathlib.Path
+        Where the file now lies: ``<cache>/quarantaine/<kind>/<time>-<filename>``.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = settings.cache_dir / "quarantaine" / dataset.kind / f"{stamp}-{dataset.filename}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    dataset.cache_path.replace(target)
+    warnings.warn(
+        f"{dataset.name} : le fichier en cache {dataset.cache_path} est inutilisable "
+        f"({reason}) ; il a été mis en quarantaine dans {target} et ne sera plus lu",
+        stacklevel=2,
+    )
+    return target
+
+
+def fetch(
+    dataset: Dataset | str,
+    data_dir: Path | None = None,
+    progress: bool = False,
+    validate: Callable[[Path], None] | None = None,
+) -> Path:
     """Return the local file of a dataset, downloading it into the cache if needed.
 
     The mirror is read first; then the cache; then the publisher's URL (resolved through
-    the data.gouv.fr API when the catalogue names a data.gouv.fr resource). Downloads
-    are atomic and checked against the catalogue's checksum.
+    the data.gouv.fr API when the catalogue names a data.gouv.fr resource). Files on disk
+    must match the catalogue's checksum (see :func:`checksum_status`); a cached file
+    that does not is quarantined (see :func:`quarantine`) and downloaded again.
+    Downloads are atomic, checked against the catalogue's checksum and by `validate`
+    before they reach the cache.
 
     Parameters
     ----------
@@ -306,6 +388,9 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
         Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     progress : bool, default False
         Show a progress bar while downloading.
+    validate : callable, optional
+        Called with a downloaded file before it is cached; raises to refuse it
+        (:func:`territoires.loaders.fetch` passes one that opens the file).
 
     Returns
     -------
@@ -317,21 +402,23 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
     DataNotFoundError
         When the file is not on disk and the dataset cannot be downloaded (no URL, or
         network access forbidden by ``TERRITOIRES_OFFLINE``).
-    DownloadError, ChecksumError
-        When the download fails.
+    ChecksumError
+        When the mirror file differs from the catalogue's checksum (and modified files
+        are not accepted), or when a download does.
+    DownloadError
+        When the download fails or is refused.
     """
     ds = get(dataset) if isinstance(dataset, str) else dataset
     mirrored = ds.mirror_path(data_dir)
     if mirrored is not None:
-        if ds.sha256 and _http.sha256sum(mirrored) != ds.sha256:
-            warnings.warn(
-                f"{mirrored} : somme de contrôle différente de celle du catalogue ({ds.name}) ; "
-                "le fichier du miroir est lu tel quel, son empreinte est notée dans la provenance",
-                stacklevel=2,
-            )
+        checksum_status(ds, mirrored)
         return mirrored
     if ds.cache_path.is_file():
-        return ds.cache_path
+        try:
+            checksum_status(ds, ds.cache_path)
+            return ds.cache_path
+        except ChecksumError:
+            quarantine(ds, "somme de contrôle différente de celle du catalogue")
     if not ds.downloadable or settings.offline:
         reason = (
             "n'est publié qu'hors ligne"
@@ -343,9 +430,11 @@ def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool =
             f"{ds.name} {reason} : placez {' ou '.join(ds.mirror)} dans le "
             f"dossier miroir ({settings.DATA_DIR_ENV}={mirror_folder(data_dir) or ''})"
         )
-    url = ds.url or _http.resolve_datagouv(ds.datagouv["dataset"], ds.datagouv["resource"])
-    ds.cache_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return _http.download(url, ds.cache_path, sha256=ds.sha256, progress=progress)
-    except DownloadError as error:
-        raise DownloadError(f"{ds.name} : {error}") from error
+        url = ds.url or _http.resolve_datagouv(ds.datagouv["dataset"], ds.datagouv["resource"])
+        ds.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        return _http.download(
+            url, ds.cache_path, sha256=ds.sha256, progress=progress, validate=validate
+        )
+    except (DownloadError, ChecksumError) as error:
+        raise type(error)(f"{ds.name} : {error}") from error

@@ -103,11 +103,25 @@ def _options(
             resolve_path=True,
         ),
     ] = None,
+    accept_modified: Annotated[
+        bool,
+        typer.Option(
+            "--accepter-modifie",
+            help=(
+                "Lire un fichier de référence dont la somme de contrôle diffère du catalogue "
+                "(fichier modifié exprès) au lieu de le refuser ; c'est noté dans la provenance "
+                f"des résultats ({settings.ACCEPT_MODIFIED_ENV}=1)."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Apply the global options for the duration of the command."""
     if data_dir is not None:
         ctx.call_on_close(partial(_restore_data_dir, settings.data_dir))
         settings.data_dir = data_dir
+    if accept_modified:
+        ctx.call_on_close(partial(setattr, settings, "accept_modified", settings.accept_modified))
+        settings.accept_modified = True
 
 
 def _on_disk(dataset: Dataset) -> tuple[str, Path | None]:
@@ -177,7 +191,7 @@ def fetch(
         targets, errors = _needed_datasets()
     for dataset in targets:
         try:
-            path = catalogue.fetch(dataset, progress=True)
+            path = loaders.fetch(dataset, progress=True)
         except TerritoiresError as error:
             errors.append(str(error))
             continue

@@ -14,6 +14,7 @@ import io
 import json
 import warnings
 import zipfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,13 @@ import pyogrio
 import shapely
 
 from . import _csv, _http, catalogue, settings
-from ._errors import CatalogueError, UnknownNameError
+from ._errors import (
+    CatalogueError,
+    DataFileError,
+    DownloadError,
+    TerritoiresError,
+    UnknownNameError,
+)
 from .catalogue import Dataset
 from .crs import GEOGRAPHIC
 from .nomenclatures import DENSITE7_TO_4
@@ -53,8 +60,26 @@ _ZONAGES = ["aav2020", "cateaav2020", "taav2017", "uu2020", "tuu2017"]
 _INTEGER_ZONAGES = ["cateaav2020", "taav2017", "tuu2017"]
 
 
+#: What reading a truncated, corrupt or wrong file raises, whatever its format.
+_UNREADABLE = (
+    ValueError,
+    KeyError,
+    OSError,
+    EOFError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    TerritoiresError,
+)
+
+
 def provenance(dataset: Dataset, path: Path, rows: int) -> dict[str, Any]:
-    """Describe what was read, for ``frame.attrs["sources"]``."""
+    """Describe what was read, for ``frame.attrs["sources"]``.
+
+    A file read although it differs from the catalogue's checksum (accepted with
+    ``--accepter-modifie``) is flagged ``modifie_localement`` with the expected checksum.
+    """
+    actual = _http.sha256sum(path)
+    modified = dataset.sha256 is not None and actual != dataset.sha256
     return {
         "jeu": dataset.name,
         "titre": dataset.title,
@@ -64,8 +89,9 @@ def provenance(dataset: Dataset, path: Path, rows: int) -> dict[str, Any]:
         "couverture": dataset.coverage,
         "departements": list(dataset.departements) if dataset.departements else None,
         "fichier": str(path),
-        "sha256": _http.sha256sum(path),
+        "sha256": actual,
         "lignes": rows,
+        **({"modifie_localement": True, "sha256_catalogue": dataset.sha256} if modified else {}),
     }
 
 
@@ -171,7 +197,10 @@ def normalise(frame: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=32)
-def _read_cached(name: str, path: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _read_cached(
+    name: str, path: str, mtime_ns: int, size: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read and normalise a file, remembered while it is unchanged on disk."""
     dataset = catalogue.get(name)
     frame = normalise(read_raw(dataset, Path(path)), dataset)
     source = provenance(dataset, Path(path), len(frame))
@@ -179,10 +208,75 @@ def _read_cached(name: str, path: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame, source
 
 
+def _open(dataset: Dataset, path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read a file of the catalogue, or say in one line why it cannot be read."""
+    stat = path.stat()
+    try:
+        return _read_cached(dataset.name, str(path), stat.st_mtime_ns, stat.st_size)
+    except _UNREADABLE as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataFileError(f"{path} illisible ({detail[:300]})") from error
+
+
+def check_file(dataset: Dataset, path: Path) -> None:
+    """Refuse a downloaded file that does not open as ``dataset`` describes it.
+
+    The file must open in its format, hold the catalogue's key column and, when the
+    catalogue gives it, a number of rows within ``dataset.rows``: a body cut short
+    without ``Content-Length`` fails one of these.
+
+    Raises
+    ------
+    DownloadError
+        Naming the file received and what is wrong; nothing has been cached.
+    """
+    try:
+        frame = normalise(read_raw(dataset, path), dataset)
+    except _UNREADABLE as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DownloadError(
+            f"fichier reçu illisible comme {dataset.format} ({detail[:300]}) : téléchargement "
+            "tronqué ou mauvais fichier ; rien n'a été mis en cache"
+        ) from error
+    if dataset.rows is not None and not dataset.rows[0] <= len(frame) <= dataset.rows[1]:
+        raise DownloadError(
+            f"fichier reçu incomplet ou inattendu : {len(frame)} lignes, attendu entre "
+            f"{dataset.rows[0]} et {dataset.rows[1]} ; rien n'a été mis en cache"
+        )
+
+
+def fetch(dataset: Dataset | str, data_dir: Path | None = None, progress: bool = False) -> Path:
+    """Return the local file of a dataset, downloading and validating it if needed.
+
+    :func:`territoires.catalogue.fetch` with :func:`check_file` as validation: a
+    download reaches the cache only if it opens with the expected columns and rows.
+
+    Parameters
+    ----------
+    dataset : Dataset or str
+        Catalogue entry or name.
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+    progress : bool, default False
+        Show a progress bar while downloading.
+
+    Returns
+    -------
+    pathlib.Path
+        The mirror, cached or freshly downloaded file.
+    """
+    ds = catalogue.get(dataset) if isinstance(dataset, str) else dataset
+    return catalogue.fetch(ds, data_dir, progress=progress, validate=lambda p: check_file(ds, p))
+
+
 def read(
     dataset: Dataset | str, data_dir: Path | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Fetch (mirror, cache or download) and read a dataset in our column names.
+
+    A cached file that cannot be read is quarantined (see
+    :func:`territoires.catalogue.quarantine`) and fetched again; a mirror file that
+    cannot be read is an error naming the file and the fix.
 
     Parameters
     ----------
@@ -197,11 +291,52 @@ def read(
         A fresh copy, safe to modify.
     source : dict
         Provenance of the file read.
+
+    Raises
+    ------
+    DataFileError
+        When the mirror file (or a file downloaded again) cannot be read.
     """
     ds = catalogue.get(dataset) if isinstance(dataset, str) else dataset
-    path = catalogue.fetch(ds, data_dir)
-    frame, source = _read_cached(ds.name, str(path))
-    return frame.copy(), dict(source)
+    return _read_first(lambda: ds, data_dir, attempts=2)
+
+
+def read_kind(
+    kind: str, vintage: int | None = None, data_dir: Path | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read the preferred available dataset of a kind, skipping unreadable cached files.
+
+    Like ``read(catalogue.choose(kind, vintage, data_dir))``, except that a cached
+    file found unreadable is quarantined and the choice made again, so that a broken
+    download never outranks a good mirror file of another dataset.
+    """
+    attempts = len(catalogue.candidates(kind, vintage)) + 1
+    return _read_first(lambda: catalogue.choose(kind, vintage, data_dir), data_dir, attempts)
+
+
+def _read_first(
+    choose: Callable[[], Dataset], data_dir: Path | None, attempts: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read the dataset ``choose`` names, quarantining unreadable cached files on the way."""
+    for _ in range(attempts):
+        ds = choose()
+        path = fetch(ds, data_dir)
+        try:
+            frame, source = _open(ds, path)
+        except DataFileError as error:
+            if path != ds.cache_path:
+                raise DataFileError(
+                    f"{ds.name} : {error}. Le fichier est sans doute tronqué ou corrompu : "
+                    f"remplacez-le par le fichier officiel ({ds.url or ds.page or 'miroir'}) "
+                    "ou retirez-le du miroir"
+                ) from error
+            catalogue.quarantine(ds, str(error))
+            continue
+        return frame.copy(), dict(source)
+    raise DataFileError(
+        f"{ds.name} : aucun fichier lisible après {attempts} essai(s) ; voir les fichiers mis "
+        f"en quarantaine dans {settings.cache_dir / 'quarantaine'}"
+    )
 
 
 def repair(geometries: gpd.GeoSeries) -> tuple[gpd.GeoSeries, int]:
@@ -254,8 +389,8 @@ def load_qpv(
         provenance, with the départements covered when the file is a regional extract;
         ``attrs["geometries_reparees"]`` the number of invalid polygons repaired.
     """
-    ds = catalogue.get(dataset) if dataset else catalogue.choose("qpv", vintage, data_dir)
-    frame, source = read(ds, data_dir)
+    frame, source = read(dataset, data_dir) if dataset else read_kind("qpv", vintage, data_dir)
+    ds = catalogue.get(source["jeu"])
     frame = frame.to_crs(GEOGRAPHIC)
     frame["geometry"], repaired = repair(frame.geometry)
     frame["code_qpv"] = frame["code_qpv"].astype(str).str.strip()
@@ -399,14 +534,13 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
         dataset, the codes matched directly, bridged, missing and unused;
         ``attrs["sources"]`` the provenance of every file read.
     """
-    contours_ds = catalogue.choose("communes_contours", data_dir=data_dir)
-    communes, contours_source = read(contours_ds, data_dir)
+    communes, contours_source = read_kind("communes_contours", data_dir=data_dir)
     communes = communes.to_crs(GEOGRAPHIC)
     communes["geometry"], repaired = repair(communes.geometry)
     communes["code_insee"] = communes["code_insee"].astype(str).str.strip()
     sources, reports = [contours_source], []
 
-    populations, source = read(catalogue.choose("populations", data_dir=data_dir), data_dir)
+    populations, source = read_kind("populations", data_dir=data_dir)
     sources.append(source)
     mapping = bridge(populations)
     current = populations[populations["type"] == "commune-actuelle"][["code_insee", "population"]]
@@ -425,7 +559,7 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
         from_populations, source["jeu"], contours_source["jeu"]
     )
 
-    density, source = read(catalogue.choose("densite", data_dir=data_dir), data_dir)
+    density, source = read_kind("densite", data_dir=data_dir)
     sources.append(source)
     joined, report = bridged_join(communes["code_insee"], density, mapping, source["jeu"])
     reports.append(report)
@@ -501,7 +635,7 @@ def load_admin(level: str = "departements", *, data_dir: Path | None = None) -> 
     """
     if level not in {"departements", "regions"}:
         raise UnknownNameError(f"niveau inconnu {level!r} : 'departements' ou 'regions'")
-    frame, source = read(catalogue.choose(level, data_dir=data_dir), data_dir)
+    frame, source = read_kind(level, data_dir=data_dir)
     out = gpd.GeoDataFrame(frame, crs=frame.crs).to_crs(GEOGRAPHIC)
     out.attrs = {"sources": [source]}
     return out

@@ -22,6 +22,10 @@ notebooks and CI share one configuration:
 ``TERRITOIRES_GEOCODER_URL`` → :data:`geocoder_url`
     Base URL of the address geocoder (``…/search`` and ``…/search/csv`` below it): the
     IGN Géoplateforme by default, or a self-hosted addok/BAN instance.
+``TERRITOIRES_ACCEPT_MODIFIED`` → :data:`accept_modified`
+    ``1`` reads a mirror or cached file whose checksum differs from the catalogue's
+    (a file edited locally on purpose) instead of refusing it; the difference is
+    recorded in the provenance of every result.
 
 Changing an environment variable after import has no effect: assign the attribute.
 """
@@ -61,6 +65,15 @@ data_dir: Path | None = _env_path(DATA_DIR_ENV)
 cache_dir: Path = _env_path(CACHE_DIR_ENV) or Path(platformdirs.user_cache_dir("territoires"))
 #: True forbids any network access (``TERRITOIRES_OFFLINE`` = 1, true, yes or oui).
 offline: bool = os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "oui"}
+#: True reads a reference file whose checksum differs from the catalogue's (edited on
+#: purpose) instead of refusing it with :class:`territoires.ChecksumError`; the results'
+#: provenance then flags it ``modifie_localement`` (``TERRITOIRES_ACCEPT_MODIFIED``).
+accept_modified: bool = os.environ.get(ACCEPT_MODIFIED_ENV, "").strip().lower() in {
+    "1",
+    "true",
+    "yes",
+    "oui",
+}
 #: Base URL of the data.gouv.fr API (``TERRITOIRES_DATAGOUV_API``; overridable for tests).
 datagouv_api: str = os.environ.get(DATAGOUV_API_ENV, "https://www.data.gouv.fr/api/1").rstrip("/")
 #: Seconds to wait for a server to answer (connect, then between two bytes).
