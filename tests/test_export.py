@@ -178,6 +178,7 @@ def test_csv_neutralises_spreadsheet_formulas(tmp_path: Path) -> None:
         {
             "nom": ['=HYPERLINK("http://x")', "@SUM(A1)", "+33 6 12", "-cmd", "Normal"],
             "longitude": ["-52,33", "-0.5", "2,35", "-,5", "1"],
+            "note": ["-1+1+cmd|' /C calc'!A0", '-0+HYPERLINK("x")', "\tx", "\rx", "-2e-3"],
             "verdict": ["qpv"] * 5,
         },
         geometry=[None] * 5,
@@ -193,3 +194,11 @@ def test_csv_neutralises_spreadsheet_formulas(tmp_path: Path) -> None:
         "Normal",
     ]
     assert back["longitude"].tolist() == ["-52,33", "-0.5", "2,35", "-,5", "1"]
+    # OWASP: a leading minus followed by a formula is escaped, a negative number is not
+    assert back["note"].tolist() == [
+        "'-1+1+cmd|' /C calc'!A0",
+        '\'-0+HYPERLINK("x")',
+        "'\tx",
+        "'\rx",
+        "-2e-3",
+    ]

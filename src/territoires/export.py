@@ -77,9 +77,12 @@ def _no_formulas(sheet: Any, frame: pd.DataFrame) -> None:
             sheet.cell(row=int(row) + 2, column=col).data_type = "s"
 
 
-#: Text a spreadsheet would run as a formula when opening a CSV (a leading ``-`` only
-#: when no number follows, so that negative coordinates given as text stay as they are).
-_FORMULA_START = re.compile(r"^(?:[=+@\t\r]|-(?![\d.,]))")
+#: Text a spreadsheet would run as a formula when opening a CSV (OWASP: a cell starting
+#: with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)…
+_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+#: …except a genuine negative number (``-1.5``, ``-0,25``, ``-2e-3``), kept as is so that
+#: it stays a number: ``-1+1+cmd|' /C calc'!A0`` is not one.
+_NEGATIVE_NUMBER = re.compile(r"^-(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?$")
 
 
 def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -88,7 +91,13 @@ def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     for column in out.columns:
         if _is_text(out[column]):
             out[column] = out[column].map(
-                lambda v: f"'{v}" if isinstance(v, str) and _FORMULA_START.match(v) else v
+                lambda v: (
+                    f"'{v}"
+                    if isinstance(v, str)
+                    and _FORMULA_START.match(v)
+                    and not _NEGATIVE_NUMBER.match(v)
+                    else v
+                )
             )
     return out
 
@@ -130,7 +139,14 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         _csv_safe(_plain(result)).to_csv(
-            path, sep=";", decimal=",", index=False, encoding="utf-8-sig"
+            # CRLF ends lines (as Excel writes them), so that a cell holding a lone
+            # carriage return is quoted instead of breaking its row in two
+            path,
+            sep=";",
+            decimal=",",
+            index=False,
+            encoding="utf-8-sig",
+            lineterminator="\r\n",
         )
     elif suffix == ".xlsx":
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
