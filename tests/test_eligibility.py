@@ -793,7 +793,7 @@ def test_empty_table_gives_empty_result_with_every_column(real) -> None:
     out = classify(pd.DataFrame({"nom": [], "lon": [], "lat": []}), real.ref)
 
     assert len(out) == 0
-    assert list(out.columns) == ["nom", *OUTPUT_COLUMNS, "geometry"]
+    assert list(out.columns) == ["nom", "lon_entree", "lat_entree", *OUTPUT_COLUMNS, "geometry"]
     assert out.crs.to_epsg() == 4326
     assert out.attrs["verdicts"] == {}
 
@@ -840,8 +840,9 @@ def test_unknown_columns_pass_through_untouched(real) -> None:
     )
     out = classify(table, real.ref)
     user = ["identifiant", "porteur", "ouverture", "type", "surface", ("tuple", "col")]
+    kept = ["lon_entree", "lat_entree"]
 
-    assert list(out.columns) == [*user, *OUTPUT_COLUMNS, "geometry"]
+    assert list(out.columns) == [*user[:-1], *kept, user[-1], *OUTPUT_COLUMNS, "geometry"]
     pd.testing.assert_frame_equal(pd.DataFrame(out[user]), table[user])
     assert out["verdict"].tolist() == ["qpv", "non_eligible", "invalide"]
 

@@ -118,23 +118,37 @@ def test_both_coordinates_wrong_are_reported_together() -> None:
     ]
 
 
-def test_lon_lat_coordinate_columns_are_replaced_in_the_copy_only() -> None:
-    table = pd.DataFrame({"lat": ["48,8566"], "id": [7], "lon": ["2,3522"]})
+def test_lon_lat_coordinate_columns_keep_the_users_cells() -> None:
+    table = pd.DataFrame({"lat": ["48,8566", "1e400"], "id": [7, 8], "lon": ["2,3522", "abc"]})
     before = table.copy(deep=True)
 
     out = read_places(table)
 
     pd.testing.assert_frame_equal(table, before)
-    assert list(out.columns) == ["lat", "id", "lon", "probleme", "territoire", "geometry"]
-    assert out["lon"].tolist() == [2.3522] and out["lat"].tolist() == [48.8566]
+    assert list(out.columns) == [
+        "lat_entree",
+        "id",
+        "lon_entree",
+        "lon",
+        "lat",
+        "probleme",
+        "territoire",
+        "geometry",
+    ]
+    assert out["lon_entree"].tolist() == ["2,3522", "abc"]
+    assert out["lat_entree"].tolist() == ["48,8566", "1e400"]
+    assert out["lon"].tolist()[0] == 2.3522 and out["lat"].tolist()[0] == 48.8566
+    assert out.attrs["colonnes_entree"] == {"lat": "lat_entree", "lon": "lon_entree"}
 
 
 @pytest.mark.parametrize("clash", ["lon", "territoire", "probleme", "geometry"])
-def test_unrelated_column_with_an_output_name_is_refused(clash: str) -> None:
+def test_unrelated_column_with_an_output_name_is_kept_renamed(clash: str) -> None:
     table = pd.DataFrame({"Longitude": [2.35], "Latitude": [48.85], clash: ["autre"]})
 
-    with pytest.raises(InputError, match=f"colonne '{clash}' existe déjà"):
-        read_places(table, lon="Longitude", lat="Latitude")
+    out = read_places(table, lon="Longitude", lat="Latitude")
+
+    assert out[f"{clash}_entree"].tolist() == ["autre"]
+    assert out["probleme"].isna().all()
 
 
 def test_semicolon_csv_with_decimal_commas() -> None:
@@ -269,15 +283,16 @@ def test_geodataframe_is_not_mutated_and_its_geometry_is_renamed() -> None:
     assert _problems(out) == [None, "ligne 2 : doublon de la ligne 1"]
 
 
-def test_geodataframe_with_another_geometry_column_is_refused() -> None:
+def test_geodataframe_with_another_geometry_column_keeps_it() -> None:
     layer = gpd.GeoDataFrame(
         {"nom": ["a"]}, geometry=[shapely.Point(2.35, 48.85)], crs=4326
     ).rename_geometry("geom")
     layer["geometry"] = "texte"
     assert layer.active_geometry_name == "geom"
 
-    with pytest.raises(InputError, match=r"colonne 'geometry' existe déjà .* lues dans 'geom'"):
-        read_places(layer)
+    out = read_places(layer)
+    assert out["geometry_entree"].tolist() == ["texte"]
+    assert out.geometry.name == "geometry" and out.geometry.iloc[0].x == 2.35
 
 
 def test_geodataframe_without_crs_flags_every_row() -> None:
@@ -317,8 +332,7 @@ def test_projected_x_y_columns_need_a_crs() -> None:
 def test_explicit_columns_and_crs() -> None:
     table = pd.DataFrame({"est": [TOULOUSE_L93[0]], "nord": [TOULOUSE_L93[1]], "lat": [0]})
 
-    with pytest.raises(InputError, match="colonne 'lat' existe déjà"):
-        read_places(table, lon="est", lat="nord", crs=2154)
+    assert read_places(table, lon="est", lat="nord", crs=2154)["lat_entree"].tolist() == [0]
     out = read_places(table.drop(columns="lat"), lon="EST", lat="Nord", crs=2154)
     assert out["territoire"].tolist() == ["metropole"]
     with pytest.raises(InputError, match="CRS non reconnu"):
@@ -353,7 +367,7 @@ def test_empty_dataframe_gives_an_empty_result() -> None:
     out = read_places(table)
 
     assert len(out) == 0
-    assert list(out.columns) == ["nom", *ADDED]
+    assert list(out.columns) == ["nom", "lon_entree", "lat_entree", *ADDED]
     assert out.crs == "EPSG:4326"
 
 

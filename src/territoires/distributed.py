@@ -212,11 +212,13 @@ def _compute(*collections: Any, progress: bool) -> tuple[Any, ...]:
 def _reader(ddf: dd.DataFrame, read: Callable, lon: str | None, lat: str | None) -> _Reader:
     """Check the coordinate columns on the empty ``_meta`` and describe the reading."""
     meta = ddf._meta
-    read(meta)  # raises InputError now (no coordinate column, clash…), not on a worker
+    renamed = read(meta).attrs["colonnes_entree"]  # raises InputError now, not on a worker
     ignored: list[Hashable] = list(_ADDED)
     if not (isinstance(meta, gpd.GeoDataFrame) and meta.active_geometry_name is not None):
         columns = places.coordinate_columns(meta.columns, lon, lat)[:2]
-        ignored += [column for column in columns if column not in ("lon", "lat")]
+        # the user's coordinate cells (``lon`` kept as ``lon_entree``) are compared
+        # through their parsed values, as read_places does
+        ignored += [renamed.get(str(column), column) for column in columns]
     return _Reader(read=read, ignored=tuple(ignored), first_line=1, renumber=False)
 
 

@@ -4,39 +4,52 @@
 GeoDataFrame into one GeoDataFrame that the eligibility engine can classify. The contract:
 
 * exactly the input rows, in input order, with the input index (a ``RangeIndex`` for a
-  file), every original column left as read; the input object is never modified;
+  file), every original column and cell left as read (a CSV is read as text); the input
+  object is never modified;
 * five columns are added: ``lon`` and ``lat`` (float WGS84 degrees), ``probleme``
   (pandas ``string`` dtype: ``<NA>`` for a usable row, else a French message naming the
   line and what was expected), ``territoire`` (:func:`territoires.crs.locate` name, ``""``
-  for an unusable row) and ``geometry`` (points, the active geometry, EPSG:4326). Columns
-  ``lon``/``lat`` that hold the coordinates are replaced by their float values, and the
-  geometry column of a layer, renamed ``geometry``, by the points; any other input
-  column with one of these names raises :class:`InputError`;
+  for an unusable row) and ``geometry`` (points, the active geometry, EPSG:4326). An
+  input column bearing one of these names keeps its cells under the name with the
+  suffix :data:`INPUT_SUFFIX` (``lon`` → ``lon_entree``: ``43,5750``, ``abc`` or
+  ``1e400`` as written), listed in ``attrs["colonnes_entree"]``; only the geometry
+  column of a layer, renamed ``geometry``, is replaced by the points;
 * ``lon``, ``lat``, ``territoire`` and the geometry are filled for usable rows only: an
   unusable row has NaN, ``""`` and ``None``, and its ``probleme`` says why. Nothing is
   silently corrected: swapped coordinates, points outside France, coordinates in the
-  wrong CRS and duplicated rows are reported, never fixed;
+  wrong CRS, ragged CSV lines and duplicated rows are reported, never fixed;
 * messages start with ``ligne N : ``, the line of the file for CSV and XLSX (the header
-  is line 1, so the first data row is line 2), the 1-based position for tables and
-  layers; a later row identical to an earlier one on every input column (coordinates
-  compared as numbers) is a ``doublon``. When the CRS is unknown (a layer without CRS,
-  ``x``/``y`` columns without ``crs``), every row gets the same message, without line;
+  is line 1 unless a ``sep=;`` line or a title precedes it; a record whose quoted cell
+  spans several lines is numbered by its first line), the 1-based position for tables
+  and layers; a later row identical to an earlier one on every input column
+  (coordinates compared as numbers) is a ``doublon``. When the CRS is unknown (a layer
+  without CRS, ``x``/``y`` columns without ``crs``), every row gets the same message,
+  without line;
+* a CSV line with more or fewer fields than the header is unusable (``ligne N : 4
+  champs au lieu de 3 …``), its cells kept (those beyond the header in an added column
+  ``champs_en_trop``); the other rows are read normally;
 * an input that cannot be used at all (missing file, unknown format, no row, no
-  coordinate column, unknown CRS, column name clash) raises :class:`InputError`.
+  coordinate column, two candidate coordinate columns, unknown CRS) raises
+  :class:`InputError`; so does a workbook or GeoPackage whose first sheet or layer has
+  no usable row while others exist (the message lists them); when it has, a warning
+  names the sheets or layers left unread.
 
 Everything is vectorised: messages are built for the flagged rows only.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import unicodedata
+import warnings
 import zipfile
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -49,6 +62,13 @@ from pyproj.exceptions import CRSError
 from . import _csv
 from . import crs as _crs
 from ._errors import ColumnError, InputError
+
+#: Columns added by :func:`read_places`, in order.
+ADDED_COLUMNS = ("lon", "lat", "probleme", "territoire", "geometry")
+#: Suffix given to an input column named like an added one: the user's ``lon`` column
+#: (the cells as written, ``43,5750`` or ``abc``) comes out as ``lon_entree`` beside the
+#: parsed ``lon``; nothing is dropped or overwritten.
+INPUT_SUFFIX = "_entree"
 
 #: Accepted names of coordinate columns, compared without case, accents or punctuation.
 COORDINATE_NAMES: dict[str, tuple[str, ...]] = {
@@ -95,6 +115,32 @@ class _Coordinates:
     columns: dict[str, Hashable]
 
 
+@dataclass(frozen=True)
+class _Table:
+    """What was read from the source, before any check on coordinates.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The rows, every cell as read.
+    lines : numpy.ndarray
+        Line of each row in the file (a record spanning several lines by a quoted line
+        break counts from its first line), or its 1-based position for a table.
+    problems : numpy.ndarray or None
+        Object array of reading problems (a ragged CSV line), None for a row read whole.
+    others : tuple of str
+        The other sheets (XLSX) or layers (GeoPackage) of the file, when none was named.
+    part : str
+        ``feuille`` or ``couche``: what ``others`` lists, for messages.
+    """
+
+    frame: pd.DataFrame
+    lines: np.ndarray
+    problems: np.ndarray | None = None
+    others: tuple[str, ...] = ()
+    part: str = ""
+
+
 def read_places(
     source: Source,
     *,
@@ -109,17 +155,23 @@ def read_places(
     Parameters
     ----------
     source : str, path-like, pandas.DataFrame or geopandas.GeoDataFrame
-        A CSV (``,``, ``;`` or tab separated, UTF-8 or Windows-1252, decimal commas
-        accepted), XLSX, GeoJSON or GeoPackage file, or a table. A GeoDataFrame (and a
-        GeoJSON or GeoPackage file) is located by its point geometry and its CRS.
+        A CSV (``,``, ``;`` or tab separated, UTF-8, Windows-1252 or UTF-16, any line
+        endings, Excel's ``sep=;`` first line understood, decimal commas accepted),
+        XLSX, GeoJSON or GeoPackage file, or a table. A GeoDataFrame (and a GeoJSON or
+        GeoPackage file) is located by its point geometry and its CRS.
     lon, lat : str, optional
         Coordinate columns of a table; detected when omitted, without case or accents,
-        among :data:`COORDINATE_NAMES` (``x``/``y`` require ``crs``).
+        among :data:`COORDINATE_NAMES` (``x``/``y`` require ``crs``). Two candidate
+        columns (e.g. two ``longitude`` columns, read ``longitude`` and
+        ``longitude.1``) are an error asking for ``lon=``.
     crs : str or int, optional
         CRS of the coordinate columns (``2154``, ``"EPSG:2154"``); WGS84 when omitted for
         longitude/latitude columns. For a layer, only used when the layer declares none.
     sheet : str or int, optional
-        Sheet of an XLSX workbook or layer of a GeoPackage; the first one when omitted.
+        Sheet of an XLSX workbook or layer of a GeoPackage. When omitted, the first one,
+        with a warning naming the others; an error listing them when it has no usable
+        row. The header of a sheet is the first of its 20 first rows naming the
+        coordinate columns (rows above it, a title, are reported by a warning).
     geometry : bool, default True
         Build the point geometries; ``False`` leaves the geometry empty for a caller
         that builds them itself from ``lon``/``lat`` (the eligibility engine does, chunk
@@ -135,86 +187,233 @@ def read_places(
     ------
     InputError
         When no row can be used: missing or unreadable file, no row, coordinate columns
-        not found or ambiguous, unknown CRS, or an input column named like an added one.
+        not found or ambiguous, unknown CRS.
     """
-    frame, first_line = _read(source, sheet)
-    if isinstance(frame, gpd.GeoDataFrame) and frame.active_geometry_name is not None:
-        coordinates = _from_geometry(frame, lon, lat, crs)
-    else:
-        coordinates = _from_columns(frame, lon, lat, crs)
-    _check_clashes(frame.columns, coordinates)
-    lon_values, lat_values, problems, territoire = _validate(
-        frame, coordinates, np.arange(len(frame)) + first_line
-    )
+    table = _read(source, sheet, {_normalise(name) for name in (lon, lat) if name is not None})
+    frame = table.frame
+    try:
+        if isinstance(frame, gpd.GeoDataFrame) and frame.active_geometry_name is not None:
+            coordinates = _from_geometry(frame, lon, lat, crs)
+        else:
+            coordinates = _from_columns(frame, lon, lat, crs)
+        lon_values, lat_values, problems, territoire = _validate(
+            frame, coordinates, table.lines, table.problems
+        )
+    except InputError as error:
+        if table.others:
+            raise type(error)(f"{error} ; {_others(source, table)}") from error
+        raise
+    if table.others:
+        if pd.notna(problems).all():
+            raise InputError(
+                f"aucune ligne utilisable dans la première {table.part} de {source} "
+                f"(ex. {problems[0]}) ; {_others(source, table)}"
+            )
+        warnings.warn(
+            f"{source} : seule la première {table.part} est lue ; {_others(source, table)}",
+            stacklevel=2,
+        )
     return _assemble(frame, coordinates, lon_values, lat_values, problems, territoire, geometry)
 
 
-def _read(source: Source, sheet: str | int | None) -> tuple[pd.DataFrame, int]:
-    """Return the table to validate and the line number of its first row."""
+def _others(source: Source, table: _Table) -> str:
+    """Part of a message listing the other sheets or layers and the option to choose one."""
+    option = "--feuille" if table.part == "feuille" else "--couche"
+    names = ", ".join(f"« {name} »" for name in table.others)
+    return f"autres {table.part}s de {source} : {names} ; choisissez-en une avec {option}"
+
+
+def _read(source: Source, sheet: str | int | None, wanted: set[str]) -> _Table:
+    """Read the rows to validate, with their line numbers."""
     if isinstance(source, pd.DataFrame):
-        return source, 1
+        return _Table(source, np.arange(1, len(source) + 1))
     path = Path(source)
     if not path.is_file():
         raise InputError(f"fichier introuvable : {path}")
     suffix = path.suffix.lower()
     if suffix in _CSV_SUFFIXES:
-        frame, first_line = _read_csv(path), 2
+        table = _read_csv(path)
     elif suffix in _XLSX_SUFFIXES:
-        frame, first_line = _read_xlsx(path, sheet), 2
+        table = _read_xlsx(path, sheet, wanted)
     elif suffix in _LAYER_SUFFIXES:
-        frame, first_line = _read_layer(path, sheet), 1
+        table = _read_layer(path, sheet)
     else:
         accepted = ", ".join(_CSV_SUFFIXES + _XLSX_SUFFIXES + _LAYER_SUFFIXES)
         raise InputError(
             f"format non reconnu pour {path} (extension {suffix or 'absente'}) ; "
             f"formats acceptés : {accepted}"
         )
-    if len(frame) == 0:
-        raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
-    return frame, first_line
+    if len(table.frame) == 0:
+        where = f" (première {table.part})" if table.others else ""
+        raise InputError(f"fichier vide : {path}{where} ne contient aucune ligne de données")
+    return table
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV as text columns, sniffing its encoding and separator."""
-    text = _csv.decode(path.read_bytes(), path)[0].rstrip()
-    if not text:
+def _read_csv(path: Path) -> _Table:
+    """Read a CSV as text cells, sniffing its encoding and separator.
+
+    Records are read with the ``csv`` module so that each keeps the line it starts on
+    (quoted cells may span lines) and a ragged record is reported on its own row:
+    missing cells are left empty, cells beyond the header go, joined by the separator,
+    into an added column ``champs_en_trop``.
+    """
+    text = _csv.decode(path.read_bytes(), path)[0]
+    if not text.strip():
         raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
+    separator = _csv.sniff_separator(text)
+    skipped = 1 if _csv.excel_separator(text) is not None else 0
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    records: list[list[str]] = []
+    starts: list[int] = []
     try:
-        return pd.read_csv(
-            io.StringIO(text),
-            sep=_csv.sniff_separator(text),
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-        )
-    except (pd.errors.ParserError, ValueError) as error:
-        raise InputError(f"CSV illisible : {path} ({error})") from error
+        for _ in range(skipped):
+            next(reader)
+        header = next(reader, [])
+        end = reader.line_num
+        for record in reader:
+            records.append(record)
+            starts.append(end + 1)
+            end = reader.line_num
+    except csv.Error as error:
+        raise InputError(
+            f"CSV illisible : {path}, ligne {reader.line_num + 1} : {error}"
+        ) from error
+    while records and not records[-1]:  # blank lines at the end of the file
+        records.pop()
+        starts.pop()
+    names = _header_names(header)
+    width = len(names)
+    if not width:
+        raise InputError(f"fichier vide : {path} n'a pas de ligne d'en-tête")
+    lengths = np.fromiter((len(record) for record in records), dtype=np.int64, count=len(records))
+    # A blank line inside the file is a row of empty cells, not a ragged one.
+    ragged = (lengths != width) & (lengths > 0)
+    problems = None
+    frame_extra: dict[str, pd.Series] = {}
+    if ragged.any():
+        problems = np.full(len(records), None, dtype=object)
+        label = {";": "point-virgule", ",": "virgule", "\t": "tabulation"}.get(separator)
+        problems[ragged] = [
+            f"{length} champs au lieu de {width} (séparateur {label or repr(separator)}) : "
+            "ligne mal formée, guillemet ou séparateur en trop ou manquant ?"
+            for length in lengths[ragged]
+        ]
+        if (lengths > width).any():
+            extra = [separator.join(record[width:]) or np.nan for record in records]
+            frame_extra[_free_name(pd.Index(names), "champs_en_trop")] = pd.Series(
+                extra, dtype=object
+            )
+    if (lengths != width).any():
+        records = [
+            record if len(record) == width else (record + [""] * width)[:width]
+            for record in records
+        ]
+    cells = list(zip(*records, strict=True)) if records else [()] * width
+    columns = {}
+    for name, values in zip(names, cells, strict=True):
+        column = pd.Series(values, dtype=object)
+        columns[name] = column.where(column != "", np.nan)
+    frame = pd.DataFrame({**columns, **frame_extra}, index=pd.RangeIndex(len(records)))
+    return _Table(frame, np.asarray(starts, dtype=np.int64), problems)
 
 
-def _read_xlsx(path: Path, sheet: str | int | None) -> pd.DataFrame:
-    """Read one sheet of a workbook, the first one by default."""
+def _header_names(cells: list[Any]) -> list[str]:
+    """Column names from header cells: blanks named ``colonne_N``, repeats ``name.1``.
+
+    Repeated names are numbered as pandas does, so that ``lon="longitude.1"`` chooses
+    the second of two ``longitude`` columns.
+    """
+    names: list[str] = []
+    for position, cell in enumerate(cells, start=1):
+        text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell)
+        name = text if text.strip() else f"colonne_{position}"
+        base, count = name, 0
+        while name in names:
+            count += 1
+            name = f"{base}.{count}"
+        names.append(name)
+    return names
+
+
+def _free_name(columns: pd.Index, name: str) -> str:
+    """``name``, or ``name_2``, ``name_3``… when the table already has that column."""
+    candidate, count = name, 1
+    while candidate in columns:
+        count += 1
+        candidate = f"{name}_{count}"
+    return candidate
+
+
+#: Rows of a sheet searched for its header.
+_HEADER_ROWS = 20
+
+
+def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
+    """Read one sheet of a workbook (the first one by default), finding its header row.
+
+    The header is the first of the first :data:`_HEADER_ROWS` rows holding a column
+    name of ``wanted`` (the ``lon``/``lat`` given), or else of :data:`COORDINATE_NAMES`;
+    the first row when none does.
+    """
     try:
         with pd.ExcelFile(path, engine="openpyxl") as book:
-            names = book.sheet_names
+            names = [str(name) for name in book.sheet_names]
             position = isinstance(sheet, int) and 0 <= sheet < len(names)
             if sheet is not None and sheet not in names and not position:
                 raise InputError(
                     f"feuille {sheet!r} absente de {path} ; feuilles : {', '.join(names)}"
                 )
-            return pd.read_excel(book, sheet_name=0 if sheet is None else sheet)
+            raw = pd.read_excel(book, sheet_name=0 if sheet is None else sheet, header=None)
     except InputError:  # a ValueError too, but already worded for the user
         raise
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError) as error:
         raise InputError(f"classeur XLSX illisible : {path} ({error})") from error
+    others = tuple(names[1:]) if sheet is None else ()
+    known = wanted or {name for names in COORDINATE_NAMES.values() for name in names}
+    header = next(
+        (
+            row
+            for row in range(min(len(raw), _HEADER_ROWS))
+            if any(_normalise(cell) in known for cell in raw.iloc[row] if pd.notna(cell))
+        ),
+        0,
+    )
+    title = [str(cell) for cell in raw.iloc[:header].to_numpy().ravel() if pd.notna(cell)]
+    if title:
+        warnings.warn(
+            f"{path} : en-tête lu ligne {header + 1} de la feuille ; lignes 1 à {header} "
+            f"ignorées (titre : {' '.join(title)[:80]!r})",
+            stacklevel=3,
+        )
+    if len(raw) == 0:
+        return _Table(pd.DataFrame(), np.arange(0), others=others, part="feuille")
+    frame = raw.iloc[header + 1 :].reset_index(drop=True)
+    frame.columns = _header_names(list(raw.iloc[header]))
+    unnamed = [
+        name
+        for position, name in enumerate(frame.columns, start=1)
+        if name == f"colonne_{position}" and frame[name].isna().all()
+    ]
+    frame = frame.drop(columns=unnamed).infer_objects()
+    return _Table(frame, np.arange(len(frame)) + header + 2, others=others, part="feuille")
 
 
-def _read_layer(path: Path, layer: str | int | None) -> pd.DataFrame:
+def _read_layer(path: Path, layer: str | int | None) -> _Table:
     """Read a GeoJSON or GeoPackage layer (the first one by default)."""
+    unreadable = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError)
     try:
-        return gpd.read_file(path, layer=layer)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
+        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    except unreadable as error:
         raise InputError(f"couche géographique illisible : {path} ({error})") from error
+    try:
+        frame = gpd.read_file(path, layer=layer)
+    except unreadable as error:
+        raise InputError(
+            f"couche {layer!r} absente ou illisible dans {path} ({error}) ; "
+            f"couches : {', '.join(layers)}"
+        ) from error
+    others = tuple(layers[1:]) if layer is None else ()
+    return _Table(frame, np.arange(1, len(frame) + 1), others=others, part="couche")
 
 
 def _from_columns(
@@ -308,10 +507,18 @@ def coordinate_columns(
     ------
     InputError
         No pair of coordinate columns, several candidates for one role, or a given name
-        absent or ambiguous.
+        absent or ambiguous. A repeated header (``longitude`` twice, read
+        ``longitude`` and ``longitude.1``) gives two candidates.
     """
+    present = {str(column) for column in columns}
+
+    def base(column: Hashable) -> str:
+        """``longitude`` for ``longitude.1`` when ``longitude`` is also a column."""
+        stripped = re.sub(r"\.\d+$", "", str(column))
+        return stripped if stripped in present else str(column)
+
     found = {
-        role: [column for column in columns if _normalise(column) in names]
+        role: [column for column in columns if _normalise(base(column)) in names]
         for role, names in COORDINATE_NAMES.items()
     }
     for role, given in (("lon", lon), ("lat", lat)):
@@ -325,9 +532,10 @@ def coordinate_columns(
             for role in (first, second):
                 if len(found[role]) > 1:
                     names = ", ".join(repr(column) for column in found[role])
+                    option = "lon" if role in ("lon", "x") else "lat"
                     raise InputError(
-                        f"plusieurs colonnes possibles pour {role} ({names}) : "
-                        f"précisez {'lon' if role in ('lon', 'x') else 'lat'}="
+                        f"plusieurs colonnes possibles pour {role} ({names}) : précisez "
+                        f"laquelle avec {option}= (--{option} en ligne de commande)"
                     )
             return found[first][0], found[second][0], projected
     raise InputError(
@@ -335,7 +543,7 @@ def coordinate_columns(
         f"{_listing(columns)} ; noms acceptés (sans casse ni accents) : longitude = "
         f"{', '.join(COORDINATE_NAMES['lon'])} ; latitude = "
         f"{', '.join(COORDINATE_NAMES['lat'])} ; ou x et y projetés avec crs= (ex. 2154). "
-        "Précisez les colonnes avec lon= et lat="
+        "Précisez les colonnes avec lon= et lat= (--lon et --lat en ligne de commande)"
     )
 
 
@@ -396,33 +604,25 @@ def _parse_crs(crs: str | int) -> CRS:
         ) from error
 
 
-def _check_clashes(columns: pd.Index, coordinates: _Coordinates) -> None:
-    """Refuse an input column that the output would overwrite.
-
-    Only the columns the coordinates are read from may be replaced: ``lon``/``lat`` by
-    their float values, a layer's geometry column by the WGS84 points.
-    """
-    added = ["lon", "lat", "probleme", "territoire", "geometry"]
-    for name in added:
-        read = coordinates.columns.get(name)
-        if name in columns and read != name:
-            detail = f" (les coordonnées sont lues dans {read!r})" if read is not None else ""
-            raise InputError(
-                f"la colonne {name!r} existe déjà dans les données{detail} ; la sortie ajoute "
-                f"les colonnes {', '.join(added)} : renommez-la"
-            )
-
-
 def _validate(
-    frame: pd.DataFrame, coordinates: _Coordinates, lines: np.ndarray
+    frame: pd.DataFrame,
+    coordinates: _Coordinates,
+    lines: np.ndarray,
+    read_problems: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return lon, lat, problem and territory of each row (NaN, NaN, text, '' if unusable)."""
+    """Return lon, lat, problem and territory of each row (NaN, NaN, text, '' if unusable).
+
+    ``read_problems`` (a ragged CSV line) come first in a row's message and make the
+    row unusable whatever its coordinates.
+    """
     if coordinates.source_crs is None:
         unknown = np.full(len(frame), np.nan)
         problems = np.full(len(frame), coordinates.crs_missing, dtype=object)
         return unknown, unknown, problems, np.full(len(frame), "", dtype=object)
     lon, lat = _to_wgs84(coordinates.x, coordinates.y, coordinates.source_crs)
     problems = coordinates.problems.copy()
+    if read_problems is not None:
+        problems = _join(read_problems, problems)
     pending = pd.isna(problems)
     out_of_bounds = pending & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90))
     _describe(problems, out_of_bounds, lon, lat, _out_of_bounds)
@@ -530,8 +730,15 @@ def _assemble(
 ) -> gpd.GeoDataFrame:
     """Copy the input and add the output columns (the input object is left untouched)."""
     out = pd.DataFrame(frame).copy(deep=False)
-    if "geometry" in coordinates.columns:
-        out = out.rename(columns={coordinates.columns["geometry"]: "geometry"})
+    geometry_column = coordinates.columns.get("geometry")
+    renames: dict[Hashable, str] = {}
+    for name in ADDED_COLUMNS:
+        if name in out.columns and name != geometry_column:
+            taken = pd.Index([*out.columns, *renames.values()])
+            renames[name] = _free_name(taken, f"{name}{INPUT_SUFFIX}")
+    out = out.rename(columns=renames)
+    if geometry_column is not None:
+        out = out.rename(columns={geometry_column: "geometry"})
     out["lon"] = lon
     out["lat"] = lat
     out["probleme"] = pd.array(problems, dtype="string")
@@ -542,4 +749,6 @@ def _assemble(
     else:
         points = gpd.array.from_shapely(np.full(len(out), None, dtype=object), _crs.GEOGRAPHIC)
     out["geometry"] = points
-    return gpd.GeoDataFrame(out, geometry="geometry")
+    result = gpd.GeoDataFrame(out, geometry="geometry")
+    result.attrs["colonnes_entree"] = {str(old): new for old, new in renames.items()}
+    return result
