@@ -42,6 +42,7 @@ CACHE_DIR_ENV = "TERRITOIRES_CACHE_DIR"
 OFFLINE_ENV = "TERRITOIRES_OFFLINE"
 DATAGOUV_API_ENV = "TERRITOIRES_DATAGOUV_API"
 GEOCODER_URL_ENV = "TERRITOIRES_GEOCODER_URL"
+ACCEPT_MODIFIED_ENV = "TERRITOIRES_ACCEPT_MODIFIED"
 #: Attributes filled at import from an environment variable, by attribute name.
 FROM_ENVIRONMENT = {
     "data_dir": DATA_DIR_ENV,
@@ -49,6 +50,7 @@ FROM_ENVIRONMENT = {
     "offline": OFFLINE_ENV,
     "datagouv_api": DATAGOUV_API_ENV,
     "geocoder_url": GEOCODER_URL_ENV,
+    "accept_modified": ACCEPT_MODIFIED_ENV,
 }
 
 
