@@ -99,4 +99,3 @@ geocoder_min_score: float = 0.5
 geocoder_rate: float = 50.0
 #: Addresses per file sent to the batch endpoint (its files are capped at 50 MiB).
 geocoder_batch_size: int = 5000
-
