@@ -129,7 +129,7 @@ def test_download_error_offline(tmp_path: Path) -> None:
 def test_checksum_error(local_url: str, tmp_path: Path) -> None:
     good = hashlib.sha256(PAYLOAD).hexdigest()
     assert _http.download(local_url, tmp_path / "ok.bin", sha256=good).read_bytes() == PAYLOAD
-    with pytest.raises(territoires.ChecksumError, match="checksum mismatch"):
+    with pytest.raises(territoires.ChecksumError, match="somme de contrôle différente"):
         _http.download(local_url, tmp_path / "ko.bin", sha256="0" * 64)
     assert not (tmp_path / "ko.bin").exists()
 

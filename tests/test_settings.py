@@ -90,9 +90,15 @@ def test_switching_the_data_folder_in_one_process(
     assert (~keep).sum() == 1
     qpv[keep].to_file(other / "qpv" / "qpv2015_occitanie.geojson", driver="GeoJSON")
     monkeypatch.setattr(settings, "data_dir", other)
+    # an edited reference file is refused unless accepted, and then flagged
+    with pytest.raises(territoires.ChecksumError, match="qpv2015_occitanie"):
+        territoires.reference()
+    monkeypatch.setattr(settings, "accept_modified", True)
     assert territoires.reference() is not first
     assert territoires.check(*point)["verdict"] != "qpv"
     assert len(territoires.reference().qpv) == len(qpv) - 1
+    (edited,) = [s for s in territoires.reference().sources if s["jeu"] == "qpv2015_occitanie"]
+    assert edited["modifie_localement"] is True
 
     # and a folder without the data fails instead of answering from the old one
     monkeypatch.setattr(settings, "data_dir", tmp_path / "vide")
