@@ -47,6 +47,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.distributed", "Gros volumes avec dask (extra « dask »)"),
     ("territoires.crs", "Systèmes de coordonnées"),
     ("territoires.settings", "Réglages"),
+    ("territoires.french", "Nombres en français"),
     ("territoires.nomenclatures", "Nomenclatures INSEE"),
     ("territoires.cli", "Ligne de commande"),
     ("territoires.web.app", "Service web : application, garde-fous (extra « web »)"),

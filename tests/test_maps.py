@@ -18,7 +18,15 @@ from conftest import start_chromium
 from jinja2.utils import htmlsafe_json_dumps
 from shapely.geometry import Point, box
 
-from territoires import classify, coverage, load_admin, load_communes, load_qpv, maps
+from territoires import (
+    _packed_polygons,
+    classify,
+    coverage,
+    load_admin,
+    load_communes,
+    load_qpv,
+    maps,
+)
 from territoires.rules import VERDICTS
 
 XSS = "<script>alert(1)</script>"
@@ -376,8 +384,8 @@ def test_packed_polygons_round_trip():
     pair = shapely.MultiPolygon([box(55.4, -21.0, 55.5, -20.9), box(55.6, -21.1, 55.61, -21.09)])
     wiggly = Point(2.123456, 46.654321).buffer(0.01)
     geometries = np.array([with_hole, degenerate_hole, pair, wiggly], dtype=object)
-    packed = maps._pack_polygons(geometries, 4)
-    decoded = [shapely.geometry.shape(g) for g in maps._unpack_polygons(packed, 4)]
+    packed = _packed_polygons.pack(geometries, 4)
+    decoded = [shapely.geometry.shape(g) for g in _packed_polygons.unpack(packed, 4)]
     for original, back in zip(geometries, decoded, strict=True):
         expected = shapely.set_precision(original, 1e-4)
         assert back.symmetric_difference(expected).area < 1e-6 * max(original.area, 1e-6)
@@ -397,7 +405,7 @@ def test_coverage_commune_layer_is_compact_and_complete(tmp_path):
         _departements_agg(), commune_cov=_commune_cov(), qpv_cov=_qpv_cov(), qpv=_qpv()
     )
     layer = _layers(fmap)["Communes couvertes ou non"]
-    assert isinstance(layer, maps._PackedPolygons)
+    assert isinstance(layer, _packed_polygons.PackedPolygons)
     features = {f["id"]: f["properties"] for f in layer.data["features"]}
     assert features == {
         "31555": {"n": "Toulouse", "p": 500_000, "c": True, "d": 0},

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from . import catalogue, coverage, eligibility, export, loaders, maps, settings
+from . import catalogue, coverage, eligibility, export, french, loaders, maps, settings
 from ._errors import DataNotFoundError, RulesError, TerritoiresError
 from .catalogue import Dataset
 from .rules import DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
@@ -335,8 +335,9 @@ def list_rules() -> None:
     for rules in PRESETS.values():
         typer.secho(f"{rules.name} (version {rules.version})", bold=True)
         typer.echo(f"  {rules.title}")
+        near = french.number(rules.near_distance_m, None)
         typer.echo(
-            f"  QPV {rules.qpv_vintage}, proximité immédiate ≤ {rules.near_distance_m:g} m, "
+            f"  QPV {rules.qpv_vintage}, proximité immédiate ≤ {near} m, "
             f"règle urbaine {rules.urban.name}"
         )
     for rule in URBAN_RULES.values():

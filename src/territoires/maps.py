@@ -17,11 +17,9 @@ coming from data is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
 import html
-import importlib
-import re
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +32,12 @@ import shapely
 from branca.colormap import StepColormap
 from branca.element import MacroElement
 from jinja2 import Template
-from jinja2.utils import htmlsafe_json_dumps
 
+from . import _leaflet_assets, french
 from ._errors import ColumnError, InputError
+from ._packed_polygons import PackedPolygons
 from .crs import GEOGRAPHIC, TERRITORIES, locate, territory_names, to_metric
+from .french import NO_BREAK_SPACE
 from .nomenclatures import DENSITE7
 from .rules import VERDICTS
 
@@ -93,38 +93,6 @@ function (cluster) {
 }
 """
 
-#: Leaflet files folium links to, and the PyPI package that ships each of them.
-_ASSETS: dict[str, tuple[str, str, str]] = {
-    "leaflet.js": ("xstatic.pkg.leaflet", "leaflet.js", "Leaflet 1.9 (BSD-2-Clause)"),
-    "leaflet.css": ("xstatic.pkg.leaflet", "leaflet.css", "Leaflet 1.9 (BSD-2-Clause)"),
-    "leaflet.markercluster.js": (
-        "xstatic.pkg.leaflet_markercluster",
-        "leaflet.markercluster.js",
-        "Leaflet.markercluster 1.4 (MIT)",
-    ),
-    "MarkerCluster.css": (
-        "xstatic.pkg.leaflet_markercluster",
-        "MarkerCluster.css",
-        "Leaflet.markercluster 1.4 (MIT)",
-    ),
-    "MarkerCluster.Default.css": (
-        "xstatic.pkg.leaflet_markercluster",
-        "MarkerCluster.Default.css",
-        "Leaflet.markercluster 1.4 (MIT)",
-    ),
-}
-#: folium's stock page assets (jQuery, Bootstrap, Font Awesome, awesome-markers) that
-#: the maps of this module never use.
-_UNUSED_STOCK_URLS = frozenset(
-    url
-    for name, url in [*folium.Map.default_js, *folium.Map.default_css]
-    if name not in {"leaflet", "leaflet_css"}
-)
-_SCRIPT_LINK = re.compile(r'<script src="(?P<url>[^"]+)"></script>')
-_CSS_LINK = re.compile(r'<link rel="stylesheet" href="(?P<url>[^"]+)"/>')
-_SOURCE_MAP = re.compile(r"^//# sourceMappingURL=.*$", re.MULTILINE)
-_CSS_IMAGE = re.compile(r"url\((?P<path>images/[\w.-]+\.png)\)")
-
 
 class _Legend(MacroElement):
     """A Leaflet control showing a legend given as already-escaped HTML."""
@@ -167,25 +135,6 @@ class _Legend(MacroElement):
 def _esc(value: Any) -> str:
     """HTML-escape any value; missing values give an empty string."""
     return "" if pd.isna(value) else html.escape(str(value))
-
-
-def _fr_int(value: Any) -> str:
-    """French integer: ``12 345`` (narrow no-break space), ``n.d.`` when missing."""
-    return "n.d." if pd.isna(value) else f"{round(float(value)):,}".replace(",", "\u202f")
-
-
-def _fr_percent(share: Any) -> str:
-    """French percentage of a 0–1 share: ``45,3 %``, ``n.d.`` when missing."""
-    return "n.d." if pd.isna(share) else f"{100 * float(share):.1f}\u00a0%".replace(".", ",")
-
-
-def _fr_distance(metres: Any) -> str:
-    """French distance: ``850 m``, ``2,3 km``, ``inconnue`` when missing."""
-    if pd.isna(metres):
-        return "inconnue"
-    if metres < 1000:
-        return f"{float(metres):.0f}\u00a0m"
-    return f"{float(metres) / 1000:.1f}\u00a0km".replace(".", ",")
 
 
 def _swatch(
@@ -256,208 +205,6 @@ def _scale_tolerances(frame: gpd.GeoDataFrame, floor_m: float) -> dict[str, floa
         extent = max(east - west, north - south)
         tolerances[str(name)] = float(np.clip(extent / _VIEW_PIXELS, floor_m, _MAX_SIMPLIFY_M))
     return tolerances
-
-
-def _pack_polygons(geometries: np.ndarray, decimals: int) -> list[list[list[list[int]]]]:
-    """Polygons as delta-encoded integers: the compact form :class:`_PackedPolygons` embeds.
-
-    Coordinates are rounded to ``decimals`` decimals and multiplied by ``10**decimals``.
-    Each geometry becomes a list of polygons, each a list of rings, each a flat list
-    ``[dx0, dy0, dx1, dy1, …]`` of differences from the previous vertex, the cursor
-    running on across rings and geometries (starting at 0, 0). Rings are not closed
-    (the decoder closes them); repeated vertices left by the rounding are removed, as
-    are holes reduced to fewer than 3 vertices.
-    """
-    scale = 10**decimals
-    cursor = np.zeros((1, 2), dtype=np.int64)
-    packed = []
-    for geometry in geometries:
-        polygons = []
-        for polygon in shapely.get_parts(geometry):
-            rings: list[list[int]] = []
-            for ring in (polygon.exterior, *polygon.interiors):
-                xy = np.rint(shapely.get_coordinates(ring) * scale).astype(np.int64)
-                xy = xy[np.r_[True, (xy[1:] != xy[:-1]).any(axis=1)]]
-                if len(xy) > 1 and (xy[-1] == xy[0]).all():
-                    xy = xy[:-1]
-                if rings and len(xy) < 3:
-                    continue
-                rings.append(np.diff(xy, axis=0, prepend=cursor).ravel().tolist())
-                cursor = xy[-1:]
-            polygons.append(rings)
-        packed.append(polygons)
-    return packed
-
-
-def _unpack_polygons(packed: list[list[list[list[int]]]], decimals: int) -> list[dict[str, Any]]:
-    """GeoJSON ``MultiPolygon`` geometries from :func:`_pack_polygons` output (closed rings)."""
-    scale = 10**decimals
-    x = y = 0
-    geometries = []
-    for polygons in packed:
-        coordinates = []
-        for rings in polygons:
-            decoded = []
-            for ring in rings:
-                points = []
-                for dx, dy in zip(ring[::2], ring[1::2], strict=True):
-                    x, y = x + dx, y + dy
-                    points.append([x / scale, y / scale])
-                decoded.append([*points, points[0]])
-            coordinates.append(decoded)
-        geometries.append({"type": "MultiPolygon", "coordinates": coordinates})
-    return geometries
-
-
-class _PackedPolygons(folium.map.Layer):
-    """A toggleable layer of many polygons, compact in the page and quick to open.
-
-    folium's ``GeoJson`` embeds plain GeoJSON: about 19 bytes per vertex and 150 per
-    feature before any property, which makes the 34,000 French communes weigh more than
-    10 MB. This layer embeds, once, the columns of the properties and the polygons
-    delta-encoded by :func:`_pack_polygons` (3 to 4 bytes per coordinate); the browser
-    rebuilds the GeoJSON features the first time the layer is shown, draws them on a
-    canvas (far faster than thousands of SVG paths) and builds each tooltip when the
-    pointer reaches its polygon.
-
-    Parameters
-    ----------
-    frame : geopandas.GeoDataFrame
-        Polygons in EPSG:4326, one feature per row.
-    ids : pandas.Series
-        Feature ids (HTML-escaped text), passed to ``tooltip`` as second argument.
-    properties : dict of str to pandas.Series
-        Short property names and their values (numbers, booleans or HTML-escaped
-        text; missing values become ``null``).
-    name : str
-        Layer name in the layer control (HTML-escaped).
-    tooltip : str
-        JavaScript ``function (properties, id)`` returning the tooltip's HTML.
-    style_key : str
-        Property choosing the style in ``styles`` (by its JSON text: ``"true"``,
-        ``"1"``…); ``"null"`` is used for missing values, ``default`` for the others.
-    styles, default : dict
-        Leaflet path styles.
-    decimals : int
-        Decimals kept in coordinates.
-    show : bool
-        Whether the layer is shown at opening.
-    """
-
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = (function () {
-            var packed = {{ this.packed_json }};
-            var styles = {{ this.styles|tojson }};
-            var fallback = {{ this.default|tojson }};
-            var tooltip = {{ this.tooltip }};
-            function unpack() {
-                var x = 0, y = 0, features = [];
-                packed.geometries.forEach(function (polygons, i) {
-                    var properties = {};
-                    for (var key in packed.properties) {
-                        properties[key] = packed.properties[key][i];
-                    }
-                    var coordinates = polygons.map(function (rings) {
-                        return rings.map(function (ring) {
-                            var points = [];
-                            for (var k = 0; k < ring.length; k += 2) {
-                                x += ring[k];
-                                y += ring[k + 1];
-                                points.push([x / packed.scale, y / packed.scale]);
-                            }
-                            points.push(points[0]);
-                            return points;
-                        });
-                    });
-                    features.push({
-                        type: "Feature",
-                        id: packed.ids[i],
-                        properties: properties,
-                        geometry: {type: "MultiPolygon", coordinates: coordinates}
-                    });
-                });
-                return {type: "FeatureCollection", features: features};
-            }
-            var layer = L.geoJson(null, {
-                renderer: L.canvas({padding: 0.5}),
-                style: function (feature) {
-                    var value = JSON.stringify(feature.properties[{{ this.style_key|tojson }}]);
-                    return styles[value] || fallback;
-                },
-                onEachFeature: function (feature, shape) {
-                    shape.bindTooltip(function () {
-                        return tooltip(feature.properties, feature.id);
-                    }, {sticky: true});
-                }
-            });
-            layer.once("add", function () { layer.addData(unpack()); });
-            return layer;
-        })();
-        {% endmacro %}
-        """
-    )
-
-    def __init__(
-        self,
-        frame: gpd.GeoDataFrame,
-        ids: pd.Series,
-        properties: dict[str, pd.Series],
-        *,
-        name: str,
-        tooltip: str,
-        style_key: str,
-        styles: dict[str, dict[str, Any]],
-        default: dict[str, Any],
-        decimals: int,
-        show: bool = True,
-    ) -> None:
-        super().__init__(name=name, overlay=True, control=True, show=show)
-        self._name = "PackedPolygons"
-        self.decimals = decimals
-        # Neighbours follow each other (Hilbert curve order), so the deltas stay short.
-        order = (
-            np.argsort(frame.geometry.hilbert_distance().to_numpy(), kind="stable")
-            if len(frame)
-            else np.arange(0)
-        )
-        self.packed = {
-            "scale": 10**decimals,
-            "ids": ids.astype(str).to_numpy(dtype=object)[order].tolist(),
-            "properties": {
-                key: [None if pd.isna(v) else v for v in values.to_numpy(dtype=object)[order]]
-                for key, values in properties.items()
-            },
-            "geometries": _pack_polygons(frame.geometry.to_numpy()[order], decimals),
-        }
-        self.packed_json = htmlsafe_json_dumps(
-            self.packed, separators=(",", ":"), ensure_ascii=False
-        )
-        self.tooltip = tooltip
-        self.style_key = style_key
-        self.styles = styles
-        self.default = default
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """The layer as a GeoJSON ``FeatureCollection``, decoded as the browser does."""
-        columns = self.packed["properties"]
-        geometries = _unpack_polygons(self.packed["geometries"], self.decimals)
-        return {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "id": feature_id,
-                    "properties": {key: values[i] for key, values in columns.items()},
-                    "geometry": geometry,
-                }
-                for i, (feature_id, geometry) in enumerate(
-                    zip(self.packed["ids"], geometries, strict=True)
-                )
-            ],
-        }
 
 
 def _proximity_bands(
@@ -615,7 +362,7 @@ def _places_layers(
             continue
         drawn[verdict] = int(rows.sum())
         group = folium.FeatureGroup(
-            name=html.escape(f"{VERDICTS[verdict]} ({_fr_int(drawn[verdict])})")
+            name=html.escape(f"{VERDICTS[verdict]} ({french.number(drawn[verdict])})")
         ).add_to(fmap)
         parent = (
             folium.plugins.MarkerCluster(
@@ -762,7 +509,7 @@ def eligibility_map(
         bands = _proximity_bands(qpv, float(distance), simplify_m)
         folium.GeoJson(
             _feature_collection(bands, pd.Series(bands.index)),
-            name=f"Bande de proximité immédiate ({_fr_int(distance)} m)",
+            name=f"Bande de proximité immédiate ({french.number(distance)} m)",
             style_function=lambda _: {
                 "color": _QPV_COLOUR,
                 "weight": 1,
@@ -778,7 +525,7 @@ def eligibility_map(
 
     items = [
         f"<div>{_swatch(VERDICT_COLOURS[v], round_=True)}{_esc(VERDICTS[v])} "
-        f"({_fr_int(drawn.get(v, 0))})</div>"
+        f"({french.number(drawn.get(v, 0))})</div>"
         for v in VERDICTS
         if v != "invalide" or drawn.get(v)
     ]
@@ -786,7 +533,7 @@ def eligibility_map(
     if distance > 0:
         items.append(
             f"<div>{_swatch(_BAND_COLOUR + '4d', outline=_QPV_COLOUR, dash=True)}"
-            f"Bande de proximité immédiate ({_fr_int(distance)} m)</div>"
+            f"Bande de proximité immédiate ({french.number(distance)} m)</div>"
         )
     if communes is not None:
         items.append("<h5>Communes par densité (couche masquée)</h5>")
@@ -796,7 +543,9 @@ def eligibility_map(
         ]
     missing = int((~placed).sum())
     if missing:
-        items.append(f"<p>{_fr_int(missing)} lieu(x) sans coordonnées valides, non placé(s).</p>")
+        items.append(
+            f"<p>{french.number(missing)} lieu(x) sans coordonnées valides, non placé(s).</p>"
+        )
     _Legend(f"<h4>{_esc(title)}</h4>" + "".join(items)).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     fmap.fit_bounds(bounds, padding=(30, 30))
@@ -841,11 +590,11 @@ def coverage_map(
     simplified at a tolerance adapted to the scale of each territory (about 490 m for
     métropole, see ``commune_simplify_m``, topology preserved), their coordinates kept
     to 4 decimals (about 10 m), and the layer is embedded in a compact encoding (only
-    the properties the tooltip shows, polygons delta-encoded, see
-    :class:`_PackedPolygons`) that the browser decodes and draws on a canvas the first
-    time the layer is shown. A national map thus weighs about 4 MB instead of 17 MB,
-    and the legend states the tolerance used. Coverage figures are always computed on
-    the full-resolution outlines; only the drawing is simplified.
+    the properties the tooltip shows, polygons delta-encoded) that the browser decodes
+    and draws on a canvas the first time the layer is shown. A national map thus weighs
+    about 4 MB instead of 17 MB, and the legend states the tolerance used. Coverage
+    figures are always computed on the full-resolution outlines; only the drawing is
+    simplified.
 
     Parameters
     ----------
@@ -892,13 +641,13 @@ def coverage_map(
     )
     info = (
         "<b>" + deps["nom"].map(_esc) + " (" + deps["dep"].map(_esc) + ")</b><br>"
-        "Population couverte : " + share.map(_fr_percent) + "<br>"
+        "Population couverte : " + share.map(partial(french.percent, space=NO_BREAK_SPACE)) + "<br>"
         "Population hors grands centres urbains non couverte : "
-        + deps["population_hors_gcu_non_couverte"].map(_fr_int)
+        + deps["population_hors_gcu_non_couverte"].map(french.number)
         + "<br>QPV couverts : "
-        + deps["nb_qpv_couverts"].map(_fr_int)
+        + deps["nb_qpv_couverts"].map(french.number)
         + " / "
-        + deps["nb_qpv"].map(_fr_int)
+        + deps["nb_qpv"].map(french.number)
     )
     colour_of = dict(zip(deps["dep"].astype(str), fill, strict=True))
     folium.GeoJson(
@@ -933,7 +682,7 @@ def coverage_map(
         if commune_cov["couvert"].isna().any():
             items.append(f"<div>{_swatch(_MISSING_COLOUR)}Couverture inconnue</div>")
         if tolerances:
-            largest = _fr_int(max(tolerances.values()))
+            largest = french.number(max(tolerances.values()))
             items.append(
                 f"<p>Contours des communes simplifiés pour l'affichage (jusqu'à {largest} m) ; "
                 "la couverture est calculée sur les contours complets.</p>"
@@ -960,8 +709,8 @@ def _coverage_text(covered: pd.Series) -> pd.Series:
 
 #: Tooltip of a commune of the coverage map, built in the browser from short properties:
 #: ``n`` name (escaped), ``p`` population, ``c`` covered (true, false or null), ``d``
-#: distance to the nearest place in metres; same French formats as :func:`_fr_int`
-#: and :func:`_fr_distance`.
+#: distance to the nearest place in metres; same French formats as :func:`territoires.french.number`
+#: and :func:`territoires.french.distance` (HTML spacing).
 _COMMUNE_TOOLTIP = r"""function (p, id) {
     function integer(v) {
         return v === null ? "n.d." : String(v).replace(/\B(?=(\d{3})+(?!\d))/g, "\u202f");
@@ -984,7 +733,7 @@ def _commune_coverage_layer(
     shapes = _display_polygons(commune_cov, 0, tolerances)
     population = pd.to_numeric(shapes["population"], errors="coerce").round().astype("Int64")
     distance = pd.to_numeric(shapes["distance_lieu_m"], errors="coerce").round().astype("Int64")
-    _PackedPolygons(
+    PackedPolygons(
         shapes,
         shapes["code_insee"].map(_esc),
         {
@@ -1019,7 +768,7 @@ def _qpv_coverage_layers(fmap: folium.Map, qpv_cov: gpd.GeoDataFrame, simplify_m
         + _coverage_text(covered)
         + "<br>"
         + "Lieu le plus proche : "
-        + shapes["distance_lieu_m"].map(_fr_distance)
+        + shapes["distance_lieu_m"].map(partial(french.distance, space=NO_BREAK_SPACE))
     )
     for name, rows, style in (
         ("QPV couverts", covered.fillna(False), {"color": "#444", "weight": 1}),
@@ -1035,52 +784,10 @@ def _qpv_coverage_layers(fmap: folium.Map, qpv_cov: gpd.GeoDataFrame, simplify_m
         subset = shapes[rows]
         folium.GeoJson(
             _feature_collection(subset, subset["code_qpv"], info=info[rows]),
-            name=f"{name} ({_fr_int(rows.sum())})",
+            name=f"{name} ({french.number(rows.sum())})",
             style_function=lambda _, s=style: {**s, "fillColor": s["color"], "fillOpacity": 0.15},
             tooltip=folium.GeoJsonTooltip(fields=["info"], labels=False),
         ).add_to(fmap)
-
-
-def _asset(url: str) -> tuple[str, str, str]:
-    """Content of a Leaflet file from its PyPI package: (content, kind, credit).
-
-    Raises
-    ------
-    InputError
-        When no installed package ships that file.
-    """
-    filename = url.rsplit("/", 1)[-1]
-    if filename not in _ASSETS:
-        raise InputError(f"ressource externe sans copie locale connue : {url}")
-    module, member, credit = _ASSETS[filename]
-    base = Path(importlib.import_module(module).BASE_DIR)
-    text = _SOURCE_MAP.sub("", (base / member).read_text(encoding="utf-8"))
-    if member.endswith(".css"):
-
-        def data_uri(match: re.Match[str]) -> str:
-            image = base64.b64encode((base / match["path"]).read_bytes()).decode("ascii")
-            return f"url(data:image/png;base64,{image})"
-
-        return _CSS_IMAGE.sub(data_uri, text), "css", credit
-    return text.replace("</script", "<\\/script"), "js", credit
-
-
-def _inline_assets(page: str) -> str:
-    """Replace links to Leaflet files by their content; drop folium's unused stock ones."""
-
-    def replace(match: re.Match[str]) -> str:
-        url = match["url"]
-        if url in _UNUSED_STOCK_URLS:
-            return ""
-        text, kind, credit = _asset(url)
-        comment = f"/* {credit}, copie de {url.rsplit('/', 1)[-1]} du paquet PyPI */\n"
-        return (
-            f"<script>{comment}{text}</script>"
-            if kind == "js"
-            else f"<style>{comment}{text}</style>"
-        )
-
-    return _CSS_LINK.sub(replace, _SCRIPT_LINK.sub(replace, page))
 
 
 def save(fmap: folium.Map, path: str | Path, *, self_contained: bool = False) -> Path:
@@ -1114,7 +821,7 @@ def save(fmap: folium.Map, path: str | Path, *, self_contained: bool = False) ->
     """
     page = fmap.get_root().render()
     if self_contained:
-        page = _inline_assets(page)
+        page = _leaflet_assets.inline(page)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

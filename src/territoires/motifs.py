@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import french
 from ._arrow import join, text
 from .rules import VERDICTS, Rules
 
@@ -52,15 +53,6 @@ def commune_reasons(reasons: pd.Series) -> pa.Array:
             pa.array([""], type=pa.large_string()),
         ]
     )
-
-
-def distance_text(metres: np.ndarray) -> pa.Array:
-    """``230 m`` below one kilometre, ``12,3 km`` above."""
-    below = join(
-        pc.cast(pa.array(np.round(metres), from_pandas=True).cast(pa.int64()), pa.string()), " m"
-    )
-    km = pc.replace_substring(pc.cast(pa.array(np.round(metres / 1000, 1)), pa.string()), ".", ",")
-    return pc.if_else(pa.array(metres < 1000), below, join(km, " km"))
 
 
 def outside_france(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
@@ -102,14 +94,14 @@ def compose(
         One ``large_string`` motif per row.
     """
     geography = f"géographie prioritaire {rules.qpv_vintage}"
-    threshold = f"{rules.near_distance_m:g} m"
+    threshold = f"{french.number(rules.near_distance_m, None)} m"
     labels = pa.array(list(VERDICTS.values()))
 
     def nearest(rows: np.ndarray) -> pa.Array:
         taken = pa.array(parts["nearest"][rows])
         return join(
             "à ",
-            distance_text(parts["distance"][rows]),
+            french.distances(parts["distance"][rows]),
             " du QPV le plus proche ",
             texts.qpv_code.take(taken),
             " « ",
@@ -153,7 +145,7 @@ def compose(
                 note = join(
                     piece,
                     " ; point à ",
-                    distance_text(gap),
+                    french.distances(gap),
                     " des contours communaux simplifiés, rattaché à la commune la plus proche",
                 )
                 piece = pc.if_else(pa.array(gap > 0), note, piece)

@@ -1,0 +1,140 @@
+"""French wording of numbers: one set of rules for every output (motifs, maps, reports).
+
+- thousands grouped with a narrow no-break space (U+202F): ``12 345`` ;
+- a decimal comma: ``45,3`` ;
+- distances in whole metres below one kilometre (``850 m``), else in kilometres with
+  one decimal (``12,3 km``), the choice made on the distance rounded to the metre ;
+- between a number and its unit, ``space``: a plain space in text and tables (so a
+  search for « 300 m » typed on a keyboard finds it), :data:`NO_BREAK_SPACE` in HTML
+  (so that a quantity never wraps in a tooltip or a legend).
+
+:func:`distances` is vectorised with arrow string kernels (motifs of millions of rows);
+the scalar :func:`distance` is the same function applied to one value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._arrow import join
+
+#: Between a number and its unit in text, CSV and spreadsheets.
+SPACE = " "
+#: Between a number and its unit in HTML: the quantity stays on one line.
+NO_BREAK_SPACE = "\u00a0"
+#: Thousands separator (narrow no-break space, as recommended in French typography).
+THOUSANDS = "\u202f"
+#: Text of a missing number.
+MISSING = "n.d."
+#: Text of a missing distance.
+UNKNOWN_DISTANCE = "inconnue"
+
+
+def number(value: Any, decimals: int | None = 0) -> str:
+    """Write a number the French way.
+
+    Parameters
+    ----------
+    value : float or int
+        The number; None, NaN and NA give :data:`MISSING`.
+    decimals : int or None, default 0
+        Digits after the comma; ``None`` keeps the digits needed, up to 6
+        (``300`` → ``300``, ``250.5`` → ``250,5``).
+
+    Returns
+    -------
+    str
+        E.g. ``12 345`` (narrow no-break space), ``4,3``.
+    """
+    if pd.isna(value):
+        return MISSING
+    fixed = f"{float(value):,.{6 if decimals is None else decimals}f}"
+    text = fixed.rstrip("0").rstrip(".") if decimals is None else fixed
+    text = "0" if text == "-0" else text
+    return text.replace(",", THOUSANDS).replace(".", ",")
+
+
+def percent(share: Any, space: str = SPACE) -> str:
+    """Write a 0–1 share as a French percentage with one decimal.
+
+    Parameters
+    ----------
+    share : float
+        The share (0.453 for 45,3 %); missing gives :data:`MISSING`.
+    space : str, default :data:`SPACE`
+        Between the number and ``%``.
+
+    Returns
+    -------
+    str
+        E.g. ``45,3 %``.
+    """
+    if pd.isna(share):
+        return MISSING
+    return f"{number(100 * float(share), 1)}{space}%"
+
+
+def _grouped(integers: np.ndarray) -> pa.Array:
+    """Arrow strings of non-negative integers, thousands grouped (only large ones in Python)."""
+    texts = pc.cast(pa.array(integers), pa.string())
+    large = integers >= 1000
+    if not large.any():
+        return texts
+    values = np.asarray(texts.to_numpy(zero_copy_only=False), dtype=object)
+    values[large] = [number(value) for value in integers[large]]
+    return pa.array(values, type=pa.string())
+
+
+def distances(metres: Any, space: str = SPACE) -> pa.Array:
+    """Write distances in metres the French way, vectorised.
+
+    Parameters
+    ----------
+    metres : array-like of float
+        Non-negative distances in metres; NaN gives a null.
+    space : str, default :data:`SPACE`
+        Between the number and its unit (:data:`NO_BREAK_SPACE` for HTML).
+
+    Returns
+    -------
+    pyarrow.Array
+        One string per distance: ``230 m`` below one kilometre, ``12,3 km`` above.
+    """
+    values = np.asarray(metres, dtype=float).reshape(-1)
+    missing = np.isnan(values)
+    known = np.where(missing, 0.0, values)
+    whole = np.round(known).astype(np.int64)
+    tenths = np.round(known / 100).astype(np.int64)
+    in_metres = join(pc.cast(pa.array(whole), pa.string()), f"{space}m")
+    in_km = join(
+        _grouped(tenths // 10), ",", pc.cast(pa.array(tenths % 10), pa.string()), f"{space}km"
+    )
+    texts = pc.if_else(pa.array(whole < 1000), in_metres, in_km)
+    if missing.any():
+        texts = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), texts)
+    return texts
+
+
+def distance(metres: Any, space: str = SPACE) -> str:
+    """Write one distance in metres the French way (see :func:`distances`).
+
+    Parameters
+    ----------
+    metres : float
+        The distance; None, NaN or NA give :data:`UNKNOWN_DISTANCE`.
+    space : str, default :data:`SPACE`
+        Between the number and its unit.
+
+    Returns
+    -------
+    str
+        E.g. ``850 m``, ``2,3 km``.
+    """
+    if pd.isna(metres):
+        return UNKNOWN_DISTANCE
+    return distances([float(metres)], space)[0].as_py()
