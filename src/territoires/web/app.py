@@ -208,9 +208,8 @@ class Guard:
                     [(b"retry-after", str(math.ceil(wait)).encode())],
                 )
             else:
-                await asyncio.wait_for(
-                    self.app(scope, counting_receive, guarded_send), self.timeout
-                )
+                async with asyncio.timeout(self.timeout):
+                    await self.app(scope, counting_receive, guarded_send)
         except TimeoutError:
             if sent["status"] is None:
                 await self._error(

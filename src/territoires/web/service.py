@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .. import catalogue, crs, eligibility, export, loaders, maps
+from .. import catalogue, crs, eligibility, export, loaders, maps, places
 from .._errors import TerritoiresError
 from ..rules import DEFAULT_PRESET, PRESETS, VERDICTS, Rules, preset
 
@@ -100,11 +100,15 @@ def plain(value: Any) -> Any:
     return value
 
 
-def result_record(row: pd.Series) -> dict[str, Any]:
-    """One classified row as a JSON-ready dict, with the verdict's French label."""
-    record = {key: plain(value) for key, value in row.drop(labels="geometry").items()}
-    record["label"] = VERDICTS.get(record["verdict"], record["verdict"])
-    return record
+def result_records(result: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    """Classified rows as JSON-ready dicts, with the verdict's French label."""
+    table = pd.DataFrame(result.drop(columns=result.geometry.name))
+    records = table.astype(object).where(table.notna(), None).to_dict("records")
+    for record in records:
+        for key, value in record.items():
+            record[key] = plain(value)
+        record["label"] = VERDICTS.get(record["verdict"], record["verdict"])
+    return records
 
 
 def invalid_detail(motif: str) -> str:
@@ -127,7 +131,10 @@ class Batcher:
     """Groups the single checks of one rule set that arrive together.
 
     The first check waits ``window`` seconds for others, then the whole group is
-    classified by one call of ``classify`` in ``executor``; checks arriving while a
+    classified by one call of ``classify`` in ``executor`` (the service passes
+    :func:`territoires.places.read_places` then
+    :func:`territoires.eligibility.classify_frame`: the body of ``classify`` without its
+    thread pool, which one small group does not need); checks arriving while a
     group is being classified form the next group. Identical points are classified
     once (the library reports a repeated row as a duplicate).
 
@@ -181,11 +188,13 @@ class Batcher:
     def _run(self, group: list[_Pending]) -> list[dict[str, Any]]:
         points = pd.DataFrame({"lon": [p.lon for p in group], "lat": [p.lat for p in group]})
         unique = points.drop_duplicates(ignore_index=True)
-        result = self.classify(unique)
-        records = {
-            (lon, lat): result_record(result.iloc[i])
-            for i, (lon, lat) in enumerate(zip(unique["lon"], unique["lat"], strict=True))
-        }
+        records = dict(
+            zip(
+                zip(unique["lon"], unique["lat"], strict=True),
+                result_records(self.classify(unique)),
+                strict=True,
+            )
+        )
         return [dict(records[(p.lon, p.lat)]) for p in group]
 
 
@@ -351,7 +360,9 @@ class Service:
         batcher = self._batchers.get(rules)
         if batcher is None:
             batcher = self._batchers[rules] = Batcher(
-                classify=lambda frame: eligibility.classify(frame, ref=ref, workers=1),
+                classify=lambda frame: eligibility.classify_frame(
+                    places.read_places(frame, geometry=False), ref
+                ),
                 executor=self.executor,
                 window=self.window,
             )
