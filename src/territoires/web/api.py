@@ -115,6 +115,7 @@ def reject_unknown(request: Request, allowed: set[str]) -> None:
 
 @router.get(
     "/api/v1/eligibilite",
+    tags=["éligibilité"],
     summary="Éligibilité d'un lieu",
     response_model=None,
     responses={200: {"model": Verdict}, **_ERRORS},
@@ -185,6 +186,7 @@ def output_format(request: Request, asked: str | None, suffix: str) -> str:
 
 @router.post(
     "/api/v1/classement",
+    tags=["éligibilité"],
     summary="Classement d'un fichier de lieux",
     response_class=FileResponse,
     responses={
@@ -274,7 +276,7 @@ async def classement(
     )
 
 
-@router.get("/api/v1/regles", summary="Jeux de règles disponibles")
+@router.get("/api/v1/regles", summary="Jeux de règles disponibles", tags=["référentiel"])
 async def regles() -> dict[str, Any]:
     """Jeux de règles nommés (millésime QPV, distance de proximité, règle urbaine) et
     règles « hors grands centres urbains » disponibles.
@@ -288,7 +290,7 @@ async def regles() -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/sources", summary="Sources officielles et millésimes")
+@router.get("/api/v1/sources", summary="Sources officielles et millésimes", tags=["référentiel"])
 async def sources(request: Request) -> dict[str, Any]:
     """Catalogue des sources officielles (éditeur, millésime, licence, adresse) et
     données de référence chargées par ce serveur.
@@ -300,6 +302,7 @@ async def sources(request: Request) -> dict[str, Any]:
 @router.get(
     "/sante",
     summary="État du service",
+    tags=["service"],
     responses={503: {"description": "Données en cours de chargement ou indisponibles."}},
 )
 async def sante(request: Request) -> JSONResponse:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ from ..rules import DEFAULT_PRESET, PRESETS, VERDICTS, Rules, preset
 
 #: Largest proximity distance a client may ask for, in metres.
 MAX_DISTANCE_M: float = 10_000.0
+
+#: Rule sets kept prepared besides the preloaded presets (another ``distance`` is
+#: another rule set: each takes seconds to prepare and memory to keep).
+MAX_EXTRA_RULES: int = 4
 
 #: Provenance keys shown to clients (the server's file paths are not).
 PUBLIC_SOURCE_KEYS = (
@@ -227,7 +232,7 @@ class Service:
         self.state = "chargement"
         self.error: str | None = None
         self._lock = threading.Lock()
-        self._references: dict[Rules, eligibility.Reference] = {}
+        self._references: OrderedDict[Rules, eligibility.Reference] = OrderedDict()
         self._qpv: dict[int, gpd.GeoDataFrame] = {}
         self._outlines: gpd.GeoDataFrame | None = None
         self._batchers: dict[Rules, Batcher] = {}
@@ -265,10 +270,21 @@ class Service:
             raise NotReadyError(f"données de référence indisponibles : {self.error}")
 
     def reference(self, rules: Rules) -> eligibility.Reference:
-        """Prepared reference for ``rules`` (built once, then kept)."""
+        """Prepared reference for ``rules``, built once then kept.
+
+        The preloaded presets are always kept, and at most :data:`MAX_EXTRA_RULES` other
+        rule sets (the least recently used is dropped first).
+        """
         with self._lock:
-            if rules not in self._references:
-                self._references[rules] = eligibility.reference(rules, self.data_dir)
+            if rules in self._references:
+                self._references.move_to_end(rules)
+                return self._references[rules]
+            self._references[rules] = eligibility.reference(rules, self.data_dir)
+            preloaded = {PRESETS[name] for name in self.preload}
+            others = [kept for kept in self._references if kept not in preloaded]
+            for old in others[: max(0, len(others) - MAX_EXTRA_RULES)]:
+                del self._references[old]
+                self._batchers.pop(old, None)
             return self._references[rules]
 
     def qpv(self, vintage: int) -> gpd.GeoDataFrame:
