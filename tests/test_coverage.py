@@ -13,7 +13,8 @@ import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
 
-from territoires import coverage, loaders, settings
+import territoires
+from territoires import coverage, export, loaders, settings
 from territoires.rules import preset
 
 OCCITANIE = ["09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"]
@@ -272,6 +273,34 @@ def test_aggregate_national_layer_and_geometry(qpv, places, communes, rural_plac
     assert area == pytest.approx(2 * 25e6, rel=1e-3)
 
 
+def test_aggregate_reads_no_file(qpv, places, communes, rural_places, monkeypatch):
+    """Without names, the areas are the codes of the tables, unnamed: nothing is loaded."""
+    monkeypatch.setattr(settings, "data_dir", None)  # a read would fail: no mirror, offline
+    qpv_cov = coverage.qpv_coverage(places, qpv)
+    commune_cov = coverage.commune_coverage(rural_places, communes)
+    out = coverage.aggregate(qpv_cov, commune_cov, "dep")
+    assert list(out["dep"]) == sorted(set(commune_cov["dep"]) | set(qpv_cov["dep"]))
+    assert out["nom"].isna().all()
+    assert out.attrs["sources"] == []
+
+
+def test_one_qpv_departements_for_layers_and_coverage(qpv, places):
+    """Provenance first; a hand-made layer is national, or only where it has QPV."""
+    assert loaders.qpv_departements(qpv) == ["75", "93", "974"]  # from its provenance
+    handmade = qpv.iloc[:2].copy()
+    handmade.attrs = {}
+    assert loaders.qpv_departements(handmade) is None
+    present = sorted(handmade["dep"].astype(str).unique())
+    assert loaders.qpv_departements(handmade, unsourced="present") == present
+    regional = qpv.copy()
+    regional.attrs = {"sources": [{"jeu": "extrait", "departements": ["75", "92"]}]}
+    assert loaders.qpv_departements(regional, unsourced="present") == ["75", "92"]
+    qpv_cov = coverage.qpv_coverage(places, regional)
+    assert loaders.qpv_departements(qpv_cov) == ["75", "92"]  # recorded in the coverage
+    with pytest.raises(territoires.UnknownNameError, match="unsourced"):
+        loaders.qpv_departements(qpv, unsourced="tout")
+
+
 def test_aggregate_rejects_unknown_level(qpv, places, communes, rural_places):
     with pytest.raises(ValueError, match="niveau"):
         coverage.aggregate(
@@ -303,7 +332,7 @@ def test_write_report_formats(tmp_path, qpv, places, communes, rural_places, nam
     qpv_cov = coverage.qpv_coverage(places, qpv)
     commune_cov = coverage.commune_coverage(rural_places, communes)
     by_dep = coverage.aggregate(qpv_cov, commune_cov, "dep", communes=communes, names=names["dep"])
-    written = coverage.write_report(tmp_path / "r.xlsx", qpv_cov, commune_cov, {"dep": by_dep})
+    written = export.write_report(tmp_path / "r.xlsx", qpv_cov, commune_cov, {"dep": by_dep})
     workbook = openpyxl.load_workbook(written)
     assert workbook.sheetnames == ["lisez-moi", "qpv", "communes", "departements"]
     header = [cell.value for cell in workbook["qpv"][1]]
@@ -315,16 +344,16 @@ def test_write_report_formats(tmp_path, qpv, places, communes, rural_places, nam
     assert readme["Lieux exclus : verdict « invalide »"] == "2"
     assert "75, 93, 974" in readme["Couverture de la couche QPV"]
 
-    gpkg = coverage.write_report(tmp_path / "r.gpkg", qpv_cov, commune_cov, {"dep": by_dep})
+    gpkg = export.write_report(tmp_path / "r.gpkg", qpv_cov, commune_cov, {"dep": by_dep})
     layers = dict(pyogrio.list_layers(gpkg))
     assert set(layers) == {"lisez-moi", "qpv", "communes", "departements"}
     assert layers["lisez-moi"] is None
     assert len(gpd.read_file(gpkg, layer="departements")) == 4
 
     with pytest.raises(ValueError, match=r"\.xlsx"):
-        coverage.write_report(tmp_path / "r.csv", qpv_cov, commune_cov, {})
+        export.write_report(tmp_path / "r.csv", qpv_cov, commune_cov, {})
     with pytest.raises(ValueError, match="double"):
-        coverage.write_report(tmp_path / "r.xlsx", qpv_cov, commune_cov, {"qpv": by_dep})
+        export.write_report(tmp_path / "r.xlsx", qpv_cov, commune_cov, {"qpv": by_dep})
 
 
 # --- real data ----------------------------------------------------------------------------
@@ -340,7 +369,7 @@ def real(data_dir, tmp_path_factory) -> dict:
         patch.setattr(settings, "offline", True)
         communes = loaders.load_communes(data_dir=data_dir)
         qpv = loaders.load_qpv(2015, data_dir=data_dir)
-        population = coverage.qpv_population_on_disk(2015, data_dir)
+        population = loaders.qpv_population_on_disk(2015, data_dir)
     occitanie = communes[communes["reg"] == "76"]
     chosen = pd.concat(
         [
@@ -368,14 +397,18 @@ def real(data_dir, tmp_path_factory) -> dict:
         "qpv_cov": qpv_cov,
         "commune_cov": commune_cov,
         "dep": coverage.aggregate(
-            qpv_cov, commune_cov, "dep", communes=communes, data_dir=data_dir
+            qpv_cov,
+            commune_cov,
+            "dep",
+            communes=communes,
+            names=loaders.load_admin("departements", data_dir=data_dir),
         ),
         "reg": coverage.aggregate(
             qpv_cov,
             commune_cov,
             "reg",
             communes=pd.DataFrame(communes.drop(columns="geometry")),
-            data_dir=data_dir,
+            names=loaders.load_admin("regions", data_dir=data_dir),
         ),
     }
 
@@ -472,7 +505,7 @@ def test_real_aggregate_by_region_and_ranking(real):
 
 
 def test_real_write_report_round_trip(real, tmp_path):
-    path = coverage.write_report(
+    path = export.write_report(
         tmp_path / "couverture.xlsx",
         real["qpv_cov"],
         real["commune_cov"],

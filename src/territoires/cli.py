@@ -540,7 +540,7 @@ def coverage_command(
         commune_covered_within_m=distance_communes,
         geometry=carte is not None or output.suffix.lower() == ".gpkg",
     )
-    coverage.write_report(
+    export.write_report(
         output, layers["qpv"], layers["communes"], {"dep": layers["dep"], "reg": layers["reg"]}
     )
     typer.echo(f"Rapport de couverture → {output}", err=True)

@@ -2,31 +2,31 @@
 
 Given places (tiers-lieux, typically the output of ``territoires.classify``), this module
 measures how far each QPV and each commune outside large urban centres lies from the
-nearest place, counts the places within a few distances, aggregates the result by
-département or région and writes a report. Distances are in metres, measured in the legal
-projected CRS of each territory (:mod:`territoires.crs`): a polygon only sees the places
-of its own territory. A QPV layer may be a regional extract: QPV figures are only
-reported for the départements it covers, and are NA (not zero) elsewhere.
+nearest place, counts the places within a few distances and aggregates the result by
+département or région; :func:`territoires.export.write_report` writes the report.
+Distances are in metres, measured in the legal projected CRS of each territory
+(:mod:`territoires.crs`): a polygon only sees the places of its own territory. A QPV
+layer may be a regional extract: QPV figures are only reported for the départements it
+covers, and are NA (not zero) elsewhere.
 
-Every function is pure: inputs are never modified, results keep the input's index and
-row order, and record their parameters and sources in ``attrs``.
+Every function but :func:`analyse` is pure: it reads no file, takes what it needs as
+arguments, never modifies its inputs, keeps the input's index and row order, and
+records its parameters and sources in ``attrs``. :func:`analyse` runs the whole
+analysis, reading the reference data it is not given through :mod:`territoires.loaders`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import openpyxl
 import pandas as pd
-import pyogrio
 import shapely
 
-from . import catalogue, crs, loaders
-from ._errors import ColumnError, InputError, OutputError, UnknownNameError
+from . import crs, loaders
+from ._errors import ColumnError, InputError, UnknownNameError
 from .rules import Rules, preset
 
 #: Default distances, in metres, at which places are counted around each QPV.
@@ -42,7 +42,8 @@ QPV_DONNEES_ABSENT = "non couvert par la couche QPV"
 LEVELS: dict[str, str] = {"dep": "departements", "reg": "regions"}
 #: Columns naming a place, looked up in this order (else the index label is used).
 PLACE_NAME_COLUMNS: tuple[str, ...] = ("nom", "name")
-_EXCLUSIONS = {
+#: Why places are left out of the analysis, by the code counted in ``attrs["lieux_exclus"]``.
+EXCLUSION_REASONS: dict[str, str] = {
     "invalide": "verdict « invalide »",
     "sans_geometrie": "sans géométrie",
     "hors_territoire": "hors de tout territoire",
@@ -170,29 +171,6 @@ def _dep_to_reg(*frames: pd.DataFrame | None) -> pd.Series:
     return table.set_index("dep")["reg"]
 
 
-def qpv_departements(qpv: pd.DataFrame) -> list[str] | None:
-    """Départements where a QPV layer (or a QPV coverage) is complete.
-
-    Parameters
-    ----------
-    qpv : pandas.DataFrame
-        Output of :func:`territoires.load_qpv` or of :func:`qpv_coverage`.
-
-    Returns
-    -------
-    list of str or None
-        ``None`` when the layer covers all of France. Read from
-        ``attrs["departements_qpv"]`` (coverage results), else from the provenance in
-        ``attrs["sources"]``; a layer without provenance is only trusted for the
-        départements where it has QPV.
-    """
-    if "departements_qpv" in qpv.attrs:
-        return qpv.attrs["departements_qpv"]
-    if qpv.attrs.get("sources"):
-        return loaders.qpv_departements(qpv)
-    return sorted(qpv["dep"].dropna().astype(str).unique())
-
-
 def _qpv_scope(departements: list[str] | None) -> str:
     if departements is None:
         return "couche QPV nationale : couverture des QPV évaluée dans tous les départements"
@@ -263,7 +241,7 @@ def qpv_coverage(
         sources += list(qpv_population.attrs.get("sources", []))
     proximity = _proximity(shapes, out["dep"], points, territories, distances)
     _coverage_columns(out, proximity, labels, covered_within_m)
-    departements = qpv_departements(qpv)
+    departements = loaders.qpv_departements(qpv, unsourced="present")
     result = gpd.GeoDataFrame(out, geometry=shapes, crs=crs.GEOGRAPHIC)
     result.attrs = {
         "analyse": "couverture des QPV",
@@ -368,7 +346,6 @@ def aggregate(
     level: str = "dep",
     communes: pd.DataFrame | None = None,
     names: pd.DataFrame | None = None,
-    data_dir: Path | None = None,
 ) -> pd.DataFrame:
     """Sum the coverage by département or région.
 
@@ -386,10 +363,10 @@ def aggregate(
         GeoDataFrame, the result is a GeoDataFrame of the dissolved communes
         (simplified to about :data:`SIMPLIFICATION_M` metres, EPSG:4326).
     names : pandas.DataFrame, optional
-        Codes (column ``level``) and names (``nom``) of all départements or régions;
-        default the outlines of :func:`territoires.load_admin`.
-    data_dir : pathlib.Path, optional
-        Mirror folder, to read those outlines.
+        Codes (column ``level``) and names (``nom``) of all départements or régions,
+        such as the outlines of :func:`territoires.load_admin`; their provenance is kept
+        in ``attrs["sources"]``. Without it, only the codes found in the coverage tables
+        are listed, with no name.
 
     Returns
     -------
@@ -405,7 +382,7 @@ def aggregate(
     if level not in LEVELS:
         raise UnknownNameError(f"niveau inconnu {level!r} : {' ou '.join(map(repr, LEVELS))}")
     if names is None:
-        names = loaders.load_admin(LEVELS[level], data_dir=data_dir)
+        names = pd.DataFrame({level: pd.Series(dtype="string"), "nom": pd.Series(dtype="string")})
     dep_reg = _dep_to_reg(communes, commune_cov, qpv_cov)
     qpv_codes = qpv_cov["dep"].astype("string")
     if level == "reg":
@@ -418,7 +395,7 @@ def aggregate(
     out = pd.DataFrame(index=pd.Index(codes, name=level, dtype="string"))
     out["nom"] = names.drop_duplicates(level).set_index(level)["nom"].astype("string")
 
-    covered = qpv_departements(qpv_cov)
+    covered = loaders.qpv_departements(qpv_cov, unsourced="present")
     if covered is None:
         complete = pd.Series(True, index=out.index)
     elif level == "dep":
@@ -529,133 +506,6 @@ def most_underserved(
     return ranked.assign(rang=rank.loc[ranked.index].astype("Int64"))[["rang", *aggregated.columns]]
 
 
-def _readme(
-    qpv_cov: pd.DataFrame, commune_cov: pd.DataFrame, sheets: Sequence[str]
-) -> pd.DataFrame:
-    """The "lisez-moi" table: parameters, places analysed and sources."""
-    q, c = qpv_cov.attrs, commune_cov.attrs
-    rules = c.get("regles", {})
-    epsg = ", ".join(f"{t.label} EPSG:{t.epsg}" for t in crs.TERRITORIES)
-    rows: list[tuple[str, Any]] = [
-        ("Contenu", f"feuilles {', '.join(sheets)} ; distances en mètres"),
-        ("Mesure des distances", f"dans le système légal de chaque territoire ({epsg})"),
-        ("Lieux analysés", q.get("nb_lieux_analyses")),
-        *(
-            (f"Lieux exclus : {_EXCLUSIONS.get(reason, reason)}", count)
-            for reason, count in q.get("lieux_exclus", {}).items()
-        ),
-        ("Millésime QPV", q.get("millesime_qpv")),
-        ("Couverture de la couche QPV", q.get("couverture_qpv")),
-        ("Distances de comptage autour des QPV (m)", _join(q.get("distances_m"))),
-        ("QPV couvert si un lieu est à au plus (m)", _join([q.get("seuil_couverture_m")])),
-        ("Règle « hors grands centres urbains »", rules.get("regle_urbaine_description")),
-        (
-            "Règle (nom, version)",
-            f"{rules.get('regle_urbaine')} {rules.get('regle_urbaine_version')}",
-        ),
-        ("Communes où la règle est non applicable", c.get("communes_regle_non_applicable")),
-        ("Distances de comptage autour des communes (m)", _join(c.get("distances_m"))),
-        ("Commune couverte si un lieu est à au plus (m)", _join([c.get("seuil_couverture_m")])),
-    ]
-    for source in [*q.get("sources", []), *c.get("sources", [])]:
-        rows.append(
-            (
-                f"Source : {source.get('jeu')}",
-                f"{source.get('titre')} ; millésime {source.get('millesime')} ; "
-                f"{source.get('editeur')} ; licence {source.get('licence')} ; "
-                f"couverture {source.get('couverture')} ; fichier {source.get('fichier')} ; "
-                f"sha256 {source.get('sha256')}",
-            )
-        )
-    return pd.DataFrame(rows, columns=["rubrique", "valeur"]).astype({"valeur": "string"})
-
-
-def _join(values: Sequence[float | None] | None) -> str | None:
-    if values is None or None in values:
-        return None
-    return ", ".join(f"{value:g}" for value in values)
-
-
-def write_report(
-    path: str | Path,
-    qpv_cov: pd.DataFrame,
-    commune_cov: pd.DataFrame,
-    aggregates_by_level: Mapping[str, pd.DataFrame],
-) -> Path:
-    """Write the coverage results, one sheet (or layer) per table.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        ``.xlsx`` (sheets without geometry) or ``.gpkg`` (layers, with geometry when the
-        table has one). An existing file is replaced.
-    qpv_cov, commune_cov : pandas.DataFrame
-        Outputs of :func:`qpv_coverage` and :func:`commune_coverage`.
-    aggregates_by_level : mapping of str to pandas.DataFrame
-        Outputs of :func:`aggregate`, by level; ``"dep"`` and ``"reg"`` are written as
-        ``departements`` and ``regions``, other keys as given.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written. Its first sheet, ``lisez-moi``, lists the parameters, the
-        places analysed and excluded, and the sources.
-
-    Raises
-    ------
-    OutputError
-        For another file format, or an invalid or duplicate sheet name.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in {".xlsx", ".gpkg"}:
-        raise OutputError(
-            f"{path.name} : format de rapport non pris en charge ; le rapport a plusieurs "
-            "tables : utilisez .xlsx (une feuille par table) ou .gpkg (une couche par table)"
-        )
-    tables = {"qpv": qpv_cov, "communes": commune_cov}
-    for level, frame in aggregates_by_level.items():
-        sheet = LEVELS.get(level, level)
-        if sheet in tables or sheet == "lisez-moi":
-            raise OutputError(f"nom de feuille en double : {sheet!r}")
-        if len(sheet) > 31 or any(char in sheet for char in "[]:*?/\\"):
-            raise OutputError(f"nom de feuille invalide pour un classeur : {sheet!r}")
-        tables[sheet] = frame
-    readme = _readme(qpv_cov, commune_cov, list(tables))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    if suffix == ".xlsx":
-        sheets = {"lisez-moi": readme}
-        for sheet, frame in tables.items():
-            plain = (
-                frame.drop(columns=frame.geometry.name)
-                if isinstance(frame, gpd.GeoDataFrame)
-                else frame
-            )
-            sheets[sheet] = pd.DataFrame(plain)
-        _write_xlsx(path, sheets)
-    else:
-        pyogrio.write_dataframe(readme, path, layer="lisez-moi")
-        for layer, frame in tables.items():
-            if isinstance(frame, gpd.GeoDataFrame):
-                frame.to_file(path, layer=layer, driver="GPKG")
-            else:
-                pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=layer)
-    return path
-
-
-def _write_xlsx(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
-    """Write tables as sheets, streaming rows (openpyxl write-only mode); NA as empty cells."""
-    workbook = openpyxl.Workbook(write_only=True)
-    for name, frame in sheets.items():
-        worksheet = workbook.create_sheet(name)
-        worksheet.append([str(column) for column in frame.columns])
-        cells = frame.astype(object).where(frame.notna(), None)
-        for row in cells.itertuples(index=False, name=None):
-            worksheet.append(row)
-    workbook.save(path)
-
-
 def analyse(
     places: gpd.GeoDataFrame,
     *,
@@ -680,7 +530,8 @@ def analyse(
         Reference layers; loaded with :func:`territoires.load_qpv` (vintage of
         ``rules``) and :func:`territoires.load_communes` when omitted.
     qpv_population : pandas.Series, optional
-        Population by ``code_qpv``; by default read with :func:`qpv_population_on_disk`.
+        Population by ``code_qpv``; by default read with
+        :func:`territoires.loaders.qpv_population_on_disk`.
     qpv_covered_within_m, commune_covered_within_m : float
         Coverage thresholds of :func:`qpv_coverage` and :func:`commune_coverage`.
     geometry : bool, default False
@@ -692,13 +543,13 @@ def analyse(
     -------
     dict of str to pandas.DataFrame
         ``"qpv"``, ``"communes"``, ``"dep"`` and ``"reg"``, ready for
-        ``write_report(path, r["qpv"], r["communes"], {"dep": r["dep"], "reg": r["reg"]})``.
+        ``export.write_report(path, r["qpv"], r["communes"], {"dep": r["dep"], "reg": r["reg"]})``.
     """
     rules = rules or preset()
     qpv = qpv if qpv is not None else loaders.load_qpv(rules.qpv_vintage, data_dir=data_dir)
     communes = communes if communes is not None else loaders.load_communes(data_dir=data_dir)
     if qpv_population is None:
-        qpv_population = qpv_population_on_disk(rules.qpv_vintage, data_dir)
+        qpv_population = loaders.qpv_population_on_disk(rules.qpv_vintage, data_dir)
     qpv_cov = qpv_coverage(
         places,
         qpv,
@@ -711,25 +562,13 @@ def analyse(
     )
     context = communes if geometry else pd.DataFrame(communes.drop(columns="geometry"))
     aggregates = {
-        level: aggregate(qpv_cov, commune_cov, level, communes=context, data_dir=data_dir)
-        for level in LEVELS
+        level: aggregate(
+            qpv_cov,
+            commune_cov,
+            level,
+            communes=context,
+            names=loaders.load_admin(name, data_dir=data_dir),
+        )
+        for level, name in LEVELS.items()
     }
     return {"qpv": qpv_cov, "communes": commune_cov, **aggregates}
-
-
-def qpv_population_on_disk(vintage: int, data_dir: Path | None = None) -> pd.Series | None:
-    """Population by ``code_qpv`` from the QPV indicators of a vintage, if on disk.
-
-    Returns
-    -------
-    pandas.Series or None
-        Strings indexed by ``code_qpv``, with the provenance in ``attrs["sources"]``;
-        None when no indicators dataset of that vintage is in the mirror or the cache.
-    """
-    for dataset in catalogue.candidates("qpv_indicateurs", vintage):
-        if dataset.local_path(data_dir) is not None:
-            frame, source = loaders.read(dataset, data_dir)
-            population = frame.drop_duplicates("code_qpv").set_index("code_qpv")["population"]
-            population.attrs = {"sources": [source]}
-            return population
-    return None

@@ -1,22 +1,30 @@
-"""Write classification results to the files staff open: CSV, XLSX, GeoPackage, GeoJSON.
+"""Write results to the files staff open: CSV, XLSX, GeoPackage, GeoJSON.
 
-Every row is written, invalid ones included (with an empty geometry in spatial formats).
-Beside the file, ``<name>.provenance.json`` records the rules and the reference data
-(files, vintages, checksums) that produced it, so a result can always be audited.
+:func:`write_results` writes a classification: every row, invalid ones included (with
+an empty geometry in spatial formats), and beside the file ``<name>.provenance.json``
+records the rules and the reference data (files, vintages, checksums) that produced it,
+so a result can always be audited. :func:`write_report` writes a coverage analysis
+(:mod:`territoires.coverage`), one sheet or layer per table after a ``lisez-moi`` sheet
+of parameters and sources.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import openpyxl
 import pandas as pd
+import pyogrio
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from . import crs
 from ._errors import OutputError
+from .coverage import EXCLUSION_REASONS, LEVELS
 
 #: Output formats by file extension.
 FORMATS = {".csv": "CSV", ".xlsx": "Excel", ".gpkg": "GeoPackage", ".geojson": "GeoJSON"}
@@ -173,3 +181,134 @@ def _attrs_table(attrs: dict[str, Any]) -> pd.DataFrame:
     for source in attrs.get("sources", []):
         rows.append((f"source : {source.get('jeu')}", json.dumps(source, ensure_ascii=False)))
     return pd.DataFrame(rows, columns=["clé", "valeur"])
+
+
+# --- coverage report ---------------------------------------------------------------
+
+
+def _readme(
+    qpv_cov: pd.DataFrame, commune_cov: pd.DataFrame, sheets: Sequence[str]
+) -> pd.DataFrame:
+    """The "lisez-moi" table: parameters, places analysed and sources."""
+    q, c = qpv_cov.attrs, commune_cov.attrs
+    rules = c.get("regles", {})
+    epsg = ", ".join(f"{t.label} EPSG:{t.epsg}" for t in crs.TERRITORIES)
+    rows: list[tuple[str, Any]] = [
+        ("Contenu", f"feuilles {', '.join(sheets)} ; distances en mètres"),
+        ("Mesure des distances", f"dans le système légal de chaque territoire ({epsg})"),
+        ("Lieux analysés", q.get("nb_lieux_analyses")),
+        *(
+            (f"Lieux exclus : {EXCLUSION_REASONS.get(reason, reason)}", count)
+            for reason, count in q.get("lieux_exclus", {}).items()
+        ),
+        ("Millésime QPV", q.get("millesime_qpv")),
+        ("Couverture de la couche QPV", q.get("couverture_qpv")),
+        ("Distances de comptage autour des QPV (m)", _join(q.get("distances_m"))),
+        ("QPV couvert si un lieu est à au plus (m)", _join([q.get("seuil_couverture_m")])),
+        ("Règle « hors grands centres urbains »", rules.get("regle_urbaine_description")),
+        (
+            "Règle (nom, version)",
+            f"{rules.get('regle_urbaine')} {rules.get('regle_urbaine_version')}",
+        ),
+        ("Communes où la règle est non applicable", c.get("communes_regle_non_applicable")),
+        ("Distances de comptage autour des communes (m)", _join(c.get("distances_m"))),
+        ("Commune couverte si un lieu est à au plus (m)", _join([c.get("seuil_couverture_m")])),
+    ]
+    for source in [*q.get("sources", []), *c.get("sources", [])]:
+        rows.append(
+            (
+                f"Source : {source.get('jeu')}",
+                f"{source.get('titre')} ; millésime {source.get('millesime')} ; "
+                f"{source.get('editeur')} ; licence {source.get('licence')} ; "
+                f"couverture {source.get('couverture')} ; fichier {source.get('fichier')} ; "
+                f"sha256 {source.get('sha256')}",
+            )
+        )
+    return pd.DataFrame(rows, columns=["rubrique", "valeur"]).astype({"valeur": "string"})
+
+
+def _join(values: Sequence[float | None] | None) -> str | None:
+    if values is None or None in values:
+        return None
+    return ", ".join(f"{value:g}" for value in values)
+
+
+def write_report(
+    path: str | Path,
+    qpv_cov: pd.DataFrame,
+    commune_cov: pd.DataFrame,
+    aggregates_by_level: Mapping[str, pd.DataFrame],
+) -> Path:
+    """Write the coverage results, one sheet (or layer) per table.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``.xlsx`` (sheets without geometry) or ``.gpkg`` (layers, with geometry when the
+        table has one). An existing file is replaced.
+    qpv_cov, commune_cov : pandas.DataFrame
+        Outputs of :func:`territoires.coverage.qpv_coverage` and
+        :func:`territoires.coverage.commune_coverage`.
+    aggregates_by_level : mapping of str to pandas.DataFrame
+        Outputs of :func:`territoires.coverage.aggregate`, by level; ``"dep"`` and
+        ``"reg"`` are written as ``departements`` and ``regions``, other keys as given.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written. Its first sheet, ``lisez-moi``, lists the parameters, the
+        places analysed and excluded, and the sources.
+
+    Raises
+    ------
+    OutputError
+        For another file format, or an invalid or duplicate sheet name.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".xlsx", ".gpkg"}:
+        raise OutputError(
+            f"{path.name} : format de rapport non pris en charge ; le rapport a plusieurs "
+            "tables : utilisez .xlsx (une feuille par table) ou .gpkg (une couche par table)"
+        )
+    tables = {"qpv": qpv_cov, "communes": commune_cov}
+    for level, frame in aggregates_by_level.items():
+        sheet = LEVELS.get(level, level)
+        if sheet in tables or sheet == "lisez-moi":
+            raise OutputError(f"nom de feuille en double : {sheet!r}")
+        if len(sheet) > 31 or any(char in sheet for char in "[]:*?/\\"):
+            raise OutputError(f"nom de feuille invalide pour un classeur : {sheet!r}")
+        tables[sheet] = frame
+    readme = _readme(qpv_cov, commune_cov, list(tables))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    if suffix == ".xlsx":
+        sheets = {"lisez-moi": readme}
+        for sheet, frame in tables.items():
+            plain = (
+                frame.drop(columns=frame.geometry.name)
+                if isinstance(frame, gpd.GeoDataFrame)
+                else frame
+            )
+            sheets[sheet] = pd.DataFrame(plain)
+        _write_xlsx(path, sheets)
+    else:
+        pyogrio.write_dataframe(readme, path, layer="lisez-moi")
+        for layer, frame in tables.items():
+            if isinstance(frame, gpd.GeoDataFrame):
+                frame.to_file(path, layer=layer, driver="GPKG")
+            else:
+                pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=layer)
+    return path
+
+
+def _write_xlsx(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
+    """Write tables as sheets, streaming rows (openpyxl write-only mode); NA as empty cells."""
+    workbook = openpyxl.Workbook(write_only=True)
+    for name, frame in sheets.items():
+        worksheet = workbook.create_sheet(name)
+        worksheet.append([str(column) for column in frame.columns])
+        cells = frame.astype(object).where(frame.notna(), None)
+        for row in cells.itertuples(index=False, name=None):
+            worksheet.append(row)
+    workbook.save(path)

@@ -418,24 +418,68 @@ def load_qpv(
     return out
 
 
-def qpv_departements(qpv: pd.DataFrame) -> list[str] | None:
-    """Départements a loaded QPV layer covers, read from its provenance.
+def qpv_departements(qpv: pd.DataFrame, unsourced: str = "all") -> list[str] | None:
+    """Départements where a QPV layer, or a table derived from it, is complete.
 
     Parameters
     ----------
     qpv : pandas.DataFrame
-        Output of :func:`load_qpv` (``attrs["sources"]``).
+        Output of :func:`load_qpv` (provenance in ``attrs["sources"]``), or of
+        :func:`territoires.coverage.qpv_coverage` (``attrs["departements_qpv"]``).
+    unsourced : {"all", "present"}, default "all"
+        What a layer without provenance (built by hand) covers: ``"all"`` of France,
+        or only the départements where it has QPV (``"present"``, the cautious reading
+        of coverage figures).
 
     Returns
     -------
     list of str or None
-        ``None`` for the whole of France (or when the layer has no provenance), else
-        the sorted départements of its regional extract(s).
+        ``None`` for the whole of France, else the sorted départements (those of a
+        regional extract, for a loaded layer).
+
+    Raises
+    ------
+    UnknownNameError
+        For another value of ``unsourced``.
     """
+    if unsourced not in ("all", "present"):
+        raise UnknownNameError(f"unsourced={unsourced!r} : attendu 'all' ou 'present'")
+    if "departements_qpv" in qpv.attrs:
+        return qpv.attrs["departements_qpv"]
     sources = qpv.attrs.get("sources") or []
-    if not sources or any(source.get("departements") is None for source in sources):
+    if not sources:
+        return None if unsourced == "all" else sorted(qpv["dep"].dropna().astype(str).unique())
+    if any(source.get("departements") is None for source in sources):
         return None
     return sorted({dep for source in sources for dep in source["departements"]})
+
+
+def qpv_population_on_disk(vintage: int, data_dir: Path | None = None) -> pd.Series | None:
+    """Population by ``code_qpv`` from the QPV indicators of a vintage, if on disk.
+
+    Never downloads: the indicators are optional, coverage figures without them give
+    NA populations.
+
+    Parameters
+    ----------
+    vintage : int
+        QPV geography (2015 or 2024).
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :data:`territoires.settings.data_dir`.
+
+    Returns
+    -------
+    pandas.Series or None
+        Strings indexed by ``code_qpv``, with the provenance in ``attrs["sources"]``;
+        None when no indicators dataset of that vintage is in the mirror or the cache.
+    """
+    for dataset in catalogue.candidates("qpv_indicateurs", vintage):
+        if dataset.local_path(data_dir) is not None:
+            frame, source = read(dataset, data_dir)
+            population = frame.drop_duplicates("code_qpv").set_index("code_qpv")["population"]
+            population.attrs = {"sources": [source]}
+            return population
+    return None
 
 
 def bridge(populations: pd.DataFrame) -> pd.Series:
