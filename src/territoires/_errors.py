@@ -21,6 +21,7 @@ class                          also a
 :class:`DataNotFoundError`     :class:`FileNotFoundError`
 :class:`DownloadError`         :class:`OSError` (like ``requests``' errors)
 :class:`ChecksumError`         :class:`ValueError`
+:class:`ReferenceDataError`    :class:`ValueError`
 ============================  ===========================================
 """
 
@@ -86,3 +87,7 @@ class DownloadError(TerritoiresError, OSError):
 
 class ChecksumError(TerritoiresError, ValueError):
     """A downloaded file does not match the checksum recorded in the catalogue."""
+
+
+class ReferenceDataError(TerritoiresError, ValueError):
+    """A reference dataset holds what its rule cannot accept (e.g. not 22 métropoles)."""

@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from . import catalogue, coverage, eligibility, export, french, loaders, maps, settings
 from ._errors import DataNotFoundError, RulesError, TerritoiresError
 from .catalogue import Dataset
-from .rules import DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
+from .rules import CGI_278_SEXIES, DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
 
 #: Kinds (and vintage) read by ``load_qpv()`` and ``load_communes()`` with their defaults.
 _NEEDED: tuple[tuple[str, int | None], ...] = (
@@ -281,6 +281,19 @@ UrbanRule = Annotated[
         help=f"Règle « hors grands centres urbains » : {', '.join(URBAN_RULES)}.",
     ),
 ]
+Npnru = Annotated[
+    Path | None,
+    typer.Option(
+        "--npnru",
+        help=(
+            "Liste des QPV en renouvellement urbain (NPNRU, liste de l'ANRU : CSV avec une "
+            "colonne code_qp, ou un code par ligne) : 500 m autour de ces QPV, la distance "
+            "du jeu ailleurs (CGI, art. 278 sexies)."
+        ),
+        exists=True,
+        dir_okay=False,
+    ),
+]
 QpvVintage = Annotated[
     int | None,
     typer.Option("--qpv", help="Géographie prioritaire : 2015 ou 2024 (défaut : celle du jeu)."),
@@ -301,7 +314,13 @@ InputCrs = Annotated[
 ]
 
 
-def _rules(name: str, distance: float | None, urban: str | None, qpv: int | None) -> Rules:
+def _rules(
+    name: str,
+    distance: float | None,
+    urban: str | None,
+    qpv: int | None,
+    npnru: Path | None = None,
+) -> Rules:
     """Build the rule set asked for on the command line (errors as BadParameter)."""
     overrides: dict[str, Any] = {}
     if distance is not None:
@@ -311,7 +330,8 @@ def _rules(name: str, distance: float | None, urban: str | None, qpv: int | None
     if qpv is not None:
         overrides["qpv_vintage"] = qpv
     try:
-        return preset(name, **overrides)
+        rules = preset(name, **overrides)
+        return rules.with_npnru(loaders.load_npnru(npnru)) if npnru is not None else rules
     except RulesError as error:
         raise typer.BadParameter(str(error)) from error
 
@@ -331,18 +351,26 @@ def _summary(result: Any) -> None:
 
 @app.command("regles")
 def list_rules() -> None:
-    """Liste les jeux de règles et les règles « hors grands centres urbains »."""
+    """Liste les jeux de règles et les règles « hors grands centres urbains », avec leurs textes."""
     for rules in PRESETS.values():
         typer.secho(f"{rules.name} (version {rules.version})", bold=True)
         typer.echo(f"  {rules.title}")
         near = french.number(rules.near_distance_m, None)
+        npnru = french.number(rules.npnru_distance_m, None)
+        typer.echo(f"  QPV {rules.qpv_vintage}, proximité immédiate ≤ {near} m")
+        typer.echo(f"    distance : {rules.near_basis}")
         typer.echo(
-            f"  QPV {rules.qpv_vintage}, proximité immédiate ≤ {near} m, "
-            f"règle urbaine {rules.urban.name}"
+            f"    avec --npnru : {npnru} m autour des QPV de la liste ANRU "
+            f"({CGI_278_SEXIES}), {near} m ailleurs"
         )
+        typer.echo(f"  règle urbaine {rules.urban.name} : {rules.urban.reading}")
+        typer.echo(f"    depuis : {rules.urban.since}")
+    typer.echo("")
     for rule in URBAN_RULES.values():
         typer.secho(f"{rule.name} (version {rule.version})", bold=True)
         typer.echo(f"  {rule.description}")
+        typer.echo(f"  lecture : {rule.reading}")
+        typer.echo(f"  depuis : {rule.since}")
 
 
 @app.command(
@@ -357,12 +385,13 @@ def check(
     distance: Distance = None,
     regle_urbaine: UrbanRule = None,
     qpv: QpvVintage = None,
+    npnru: Npnru = None,
 ) -> None:
     """Donne le verdict d'éligibilité d'un lieu et son motif.
 
     Coordonnées négatives acceptées telles quelles : territoires check -52.33 4.93
     """
-    row = eligibility.check(lon, lat, _rules(regles, distance, regle_urbaine, qpv))
+    row = eligibility.check(lon, lat, _rules(regles, distance, regle_urbaine, qpv, npnru))
     typer.secho(VERDICTS[row["verdict"]], fg=_VERDICT_COLOURS[row["verdict"]], bold=True)
     typer.echo(row["motif"])
     if row["verdict"] == "invalide":
@@ -384,6 +413,7 @@ def classify(
     distance: Distance = None,
     regle_urbaine: UrbanRule = None,
     qpv: QpvVintage = None,
+    npnru: Npnru = None,
     lon: LonColumn = None,
     lat: LatColumn = None,
     crs: InputCrs = None,
@@ -402,7 +432,7 @@ def classify(
     ] = "16MB",
 ) -> None:
     """Classe tous les lieux d'un fichier ; chaque ligne ressort avec verdict et motif."""
-    rules = _rules(regles, distance, regle_urbaine, qpv)
+    rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     if partitions:
         _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
         return
@@ -478,12 +508,13 @@ def map_command(
     distance: Distance = None,
     regle_urbaine: UrbanRule = None,
     qpv: QpvVintage = None,
+    npnru: Npnru = None,
     lon: LonColumn = None,
     lat: LatColumn = None,
     crs: InputCrs = None,
 ) -> None:
     """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
-    rules = _rules(regles, distance, regle_urbaine, qpv)
+    rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     result = _classify(source, rules, lon, lat, crs)
     layer = loaders.load_qpv(rules.qpv_vintage)
     fmap = maps.eligibility_map(

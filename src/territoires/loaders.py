@@ -10,11 +10,13 @@ the populations file; what cannot be matched is reported in ``frame.attrs["joint
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,13 +31,15 @@ from . import _csv, _http, catalogue, settings
 from ._errors import (
     CatalogueError,
     DataFileError,
+    DataNotFoundError,
     DownloadError,
+    InputError,
     TerritoiresError,
     UnknownNameError,
 )
 from .catalogue import Dataset
 from .crs import GEOGRAPHIC
-from .nomenclatures import DENSITE7_TO_4
+from .nomenclatures import DENSITE7_TO_4, QPV_CODE_PATTERN
 
 #: Columns of ``load_qpv``.
 QPV_COLUMNS = ["code_qpv", "nom_qpv", "communes", "insee_com", "dep", "geometry"]
@@ -54,9 +58,12 @@ COMMUNE_COLUMNS = [
     "taav2017",
     "uu2020",
     "tuu2017",
+    "epci",
+    "nature_epci",
+    "epci_nom",
     "geometry",
 ]
-_ZONAGES = ["aav2020", "cateaav2020", "taav2017", "uu2020", "tuu2017"]
+_ZONAGES = ["aav2020", "cateaav2020", "taav2017", "uu2020", "tuu2017", "epci", "nature_epci"]
 _INTEGER_ZONAGES = ["cateaav2020", "taav2017", "tuu2017"]
 
 
@@ -624,7 +631,8 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
             communes[column] = communes[column].fillna(joined[column])
     for column in _INTEGER_ZONAGES:
         communes[column] = pd.to_numeric(communes[column], errors="coerce").astype("Int64")
-    for column in ("aav2020", "uu2020", "dep", "reg", "nom"):
+    communes["epci_nom"] = _epci_names(communes["epci"], sources, data_dir)
+    for column in ("aav2020", "uu2020", "dep", "reg", "nom", "epci", "nature_epci", "epci_nom"):
         communes[column] = communes[column].astype("string")
 
     for report in reports:
@@ -639,6 +647,20 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
     out = gpd.GeoDataFrame(out, crs=GEOGRAPHIC) if geometry else pd.DataFrame(out)
     out.attrs = {"sources": sources, "jointures": reports, "geometries_reparees": repaired}
     return out
+
+
+def _epci_names(epci: pd.Series, sources: list[dict[str, Any]], data_dir: Path | None) -> pd.Series:
+    """Name of each EPCI code, from the zone labels table when it can be had, else NA.
+
+    The names only make motifs readable: without the table, motifs give the codes.
+    """
+    try:
+        labels, source = read(catalogue.choose("zonages_libelles", data_dir=data_dir), data_dir)
+    except DataNotFoundError:
+        return pd.Series(pd.NA, index=epci.index, dtype="string")
+    sources.append(source)
+    names = labels[labels["niveau"] == "EPCI"].drop_duplicates("code_zone")
+    return epci.map(names.set_index("code_zone")["libelle"]).astype("string")
 
 
 def _zoning_datasets(data_dir: Path | None) -> list[Dataset]:
@@ -683,3 +705,82 @@ def load_admin(level: str = "departements", *, data_dir: Path | None = None) -> 
     out = gpd.GeoDataFrame(frame, crs=frame.crs).to_crs(GEOGRAPHIC)
     out.attrs = {"sources": [source]}
     return out
+
+
+#: Header names recognised for the column of QPV codes in a NPNRU list (lower case).
+NPNRU_CODE_COLUMNS = ("code_qp", "code_qpv", "code_quartier", "qp", "code")
+
+
+def load_npnru(
+    source: Path | str | Iterable[str] | None = None, *, data_dir: Path | None = None
+) -> frozenset[str]:
+    """Codes of the QPV under a renewal contract (NPNRU), as listed by the ANRU.
+
+    Parameters
+    ----------
+    source : path, str or iterable of str, optional
+        A CSV or text file with a column ``code_qp`` (or ``code_qpv``,
+        ``code_quartier``, ``qp``, ``code``) or one code per line without header; or
+        the codes themselves (a Python list). By default the catalogued ANRU list
+        (``qpv_npnru_anru``) found in the mirror or the cache.
+    data_dir : pathlib.Path, optional
+        Mirror folder, for the catalogued list.
+
+    Returns
+    -------
+    frozenset of str
+        Upper-case codes, ``QP…`` (2015 geography) or ``QN…`` (2024).
+
+    Raises
+    ------
+    InputError
+        When the file has no code column, a code is malformed (the message gives its
+        line and value) or the list is empty.
+    """
+    if source is None:
+        source = catalogue.fetch(catalogue.choose("qpv_npnru", data_dir=data_dir), data_dir)
+    if isinstance(source, str | Path):
+        where = Path(source)
+        if not where.is_file():
+            raise InputError(f"liste NPNRU introuvable : {where}")
+        cells = _npnru_cells(where)
+    else:
+        where = "liste Python"
+        cells = [(f"élément {position}", str(code)) for position, code in enumerate(source, 1)]
+    codes = {place: value.strip().upper() for place, value in cells}
+    malformed = [
+        f"{place} : {value!r}"
+        for place, value in codes.items()
+        if not re.fullmatch(QPV_CODE_PATTERN, value)
+    ]
+    if malformed:
+        raise InputError(
+            f"{where} : code(s) QPV invalide(s), attendu QP suivi de 6 caractères (géographie "
+            f"2015, ex. QP031003) ou QN suivi de 6 (2024) — {' ; '.join(malformed[:5])}"
+            + (f" ; et {len(malformed) - 5} autre(s)" if len(malformed) > 5 else "")
+        )
+    if not codes:
+        raise InputError(f"{where} : aucun code QPV dans la liste NPNRU")
+    return frozenset(codes.values())
+
+
+def _npnru_cells(path: Path) -> list[tuple[str, str]]:
+    """The code cell of every non-blank line of a NPNRU list, with its line number."""
+    text, _ = _csv.decode(path.read_bytes(), path)
+    rows = list(csv.reader(io.StringIO(text), delimiter=_csv.sniff_separator(text)))
+    lines = [(number, row) for number, row in enumerate(rows, 1) if any(c.strip() for c in row)]
+    if not lines:
+        raise InputError(f"{path} : fichier vide, attendu une liste de codes QPV NPNRU")
+    header = [cell.strip().lower() for cell in lines[0][1]]
+    column = next((header.index(name) for name in NPNRU_CODE_COLUMNS if name in header), None)
+    if column is None:
+        if not re.fullmatch(QPV_CODE_PATTERN, lines[0][1][0].strip().upper()):
+            raise InputError(
+                f"{path} : colonne des codes QPV introuvable ; attendu une colonne "
+                f"{' ou '.join(NPNRU_CODE_COLUMNS)}, ou un code par ligne ; colonnes "
+                f"trouvées : {lines[0][1]}"
+            )
+        column, body = 0, lines
+    else:
+        body = lines[1:]
+    return [(f"ligne {number}", row[column] if column < len(row) else "") for number, row in body]

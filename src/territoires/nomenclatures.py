@@ -58,3 +58,16 @@ TUU2017: dict[int, str] = {
     7: "Unité urbaine de 200 000 à 1 999 999 habitants",
     8: "Unité urbaine de Paris",
 }
+
+#: Nature juridique de l'EPCI à fiscalité propre (table d'appartenance, NATURE_EPCI).
+NATURE_EPCI: dict[str, str] = {
+    "ME": "métropole",
+    "METLYON": "Métropole de Lyon (collectivité à statut particulier)",
+    "CU": "communauté urbaine",
+    "CA": "communauté d'agglomération",
+    "CC": "communauté de communes",
+    "ZZ": "commune sans EPCI à fiscalité propre",
+}
+
+#: Shape of a QPV code: ``QP`` + 6 characters (2015 geography), ``QN`` + 6 (2024).
+QPV_CODE_PATTERN = r"^Q[PN][0-9A-Z]{6}$"
