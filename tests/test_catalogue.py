@@ -26,6 +26,8 @@ KINDS = {
     "populations",
     "qpv",
     "qpv_indicateurs",
+    "qpv_npnru",
+    "zonages_libelles",
     "departements",
     "regions",
 }
@@ -54,7 +56,13 @@ def test_entries_are_well_formed() -> None:
         assert dataset.title and dataset.publisher and dataset.licence, name
         assert dataset.sha256 is None or len(bytes.fromhex(dataset.sha256)) == 32, name
         assert dataset.columns, name
-        assert next(iter(dataset.columns.values())) in {"code_insee", "code_qpv", "dep", "reg"}
+        assert next(iter(dataset.columns.values())) in {
+            "code_insee",
+            "code_qpv",
+            "code_zone",
+            "dep",
+            "reg",
+        }
         for column in dataset.values:
             assert column in dataset.columns.values(), name
         if dataset.format in {"geojson", "gpkg"}:

@@ -20,6 +20,7 @@ from territoires.cli import app
 from territoires.rules import PRESETS, URBAN_RULES
 
 runner = CliRunner()
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lieux_exemple.csv"
 EXAMPLE_ROWS = 27
 SPATIAL = {".gpkg", ".geojson"}
@@ -70,18 +71,67 @@ def test_check_swapped_coordinates(data_dir: Path) -> None:
     assert "inversées" in result.stdout
 
 
+def _verdict(*args: str) -> tuple[str, str]:
+    result = runner.invoke(app, ["check", *args])
+    assert result.exit_code == 0, result.output
+    first, motif = result.stdout.splitlines()[:2]
+    return first, motif
+
+
+#: Toulouse, 400 m from the boundary of QP031010 « Empalot » (QPV 2015), farther from any
+#: other QPV: found by buffering the polygon by 400 m in Lambert-93.
+AT_400_M = ("1.4332", "43.57269")
+
+
+def test_check_400_m_from_a_qpv_default_and_500_m_preset(data_dir: Path) -> None:
+    """The legal 300 m says « non éligible »; the 500 m preset says « à proximité »."""
+    first, motif = _verdict(*AT_400_M)
+    assert first == "Non éligible"
+    assert "à 400 m du QPV le plus proche QP031010 « Empalot », au-delà de 300 m" in motif
+    assert "(300 m : Code général des impôts, art. 278 sexies ; géographie prioritaire 2015)" in (
+        motif
+    )
+    assert "Toulouse (31555)" in motif
+    first, motif = _verdict(*AT_400_M, "--regles", "fabriques-2019-npnru-500m")
+    assert first == "À proximité immédiate d'un QPV"
+    assert "à 400 m du QPV le plus proche QP031010 « Empalot », à moins de 500 m" in motif
+    assert (
+        "500 m : distance fixée par le Code général des impôts, art. 278 sexies, pour les QPV "
+        "en renouvellement urbain (NPNRU), appliquée ici à tous les QPV"
+    ) in motif
+
+
 def test_check_distance_changes_the_verdict(data_dir: Path) -> None:
     """Montpellier, Figuerolles: 425 m from QP034010."""
-    default = runner.invoke(app, ["check", "3.8767", "43.6108"])
-    assert default.exit_code == 0, default.output
-    first, motif = default.stdout.splitlines()[:2]
+    first, motif = _verdict("3.8767", "43.6108", "--distance", "450")
     assert first == "À proximité immédiate d'un QPV"
-    assert "425 m" in motif and "QP034010" in motif and "moins de 500 m" in motif
-    strict = runner.invoke(app, ["check", "3.8767", "43.6108", "--distance", "10"])
-    assert strict.exit_code == 0, strict.output
-    first, motif = strict.stdout.splitlines()[:2]
+    assert "425 m" in motif and "QP034010" in motif and "moins de 450 m" in motif
+    assert "distance choisie par l'utilisateur" in motif  # not passed off as the legal one
+    first, motif = _verdict("3.8767", "43.6108", "--distance", "10")
     assert first == "Non éligible"
     assert "425 m" in motif and "au-delà de 10 m" in motif
+
+
+def test_check_with_npnru_list(data_dir: Path) -> None:
+    """Figuerolles (QP034010) is on the test list: 500 m around it, with its text."""
+    listed = str(FIXTURES / "npnru" / "liste_npnru_essai.csv")
+    first, motif = _verdict("3.8767", "43.6108", "--npnru", listed)
+    assert first == "À proximité immédiate d'un QPV"
+    assert "à 425 m du QPV QP034010 « Figuerolles », en renouvellement urbain (NPNRU)" in motif
+    assert "500 m : QPV en renouvellement urbain (NPNRU), Code général des impôts" in motif
+    # Empalot is not on the list: 300 m still applies there
+    first, motif = _verdict(*AT_400_M, "--npnru", listed)
+    assert first == "Non éligible"
+    assert "au-delà de 300 m, et à plus de 500 m de tout QPV de la liste NPNRU" in motif
+
+
+def test_check_with_invalid_npnru_list(data_dir: Path) -> None:
+    listed = str(FIXTURES / "npnru" / "liste_npnru_invalide.csv")
+    result = runner.invoke(app, ["check", *AT_400_M, "--npnru", listed])
+    assert result.exit_code == 1
+    error = _flat(result.stderr)
+    assert "ligne3:'QX12';ligne4:''" in error
+    assert "QPsuivide6caractères" in error
 
 
 def test_check_unknown_urban_rule() -> None:
@@ -272,7 +322,13 @@ def test_rules_listing() -> None:
         assert rules.title in result.stdout
     for rule in URBAN_RULES.values():
         assert f"{rule.name} (version {rule.version})" in result.stdout
-    assert "proximité immédiate ≤ 500 m" in result.stdout
+        assert f"lecture : {rule.reading}" in result.stdout
+        assert f"depuis : {rule.since}" in result.stdout
+    out = result.stdout
+    assert "proximité immédiate ≤ 300 m" in out and "proximité immédiate ≤ 500 m" in out
+    assert "distance : 300 m : Code général des impôts, art. 278 sexies" in out
+    assert "règle urbaine hors-metropoles : lecture de 2019" in out
+    assert "avec --npnru : 500 m autour des QPV de la liste ANRU" in out
 
 
 def test_classify_in_partitions_matches_in_memory(data_dir: Path, tmp_path: Path) -> None:

@@ -238,7 +238,10 @@ def test_point_200_m_outside_a_qpv_is_proximite(real, outside_200) -> None:
     for code, motif in zip(outside_200["code"], out["motif"], strict=True):
         assert motif.startswith("À proximité immédiate d'un QPV : à 200 m du QPV le plus proche ")
         assert f" {code} « " in motif
-        assert "à moins de 500 m : proximité immédiate (géographie prioritaire 2015)" in motif
+        assert (
+            "à moins de 300 m : proximité immédiate (300 m : Code général des impôts, "
+            "art. 278 sexies ; géographie prioritaire 2015)"
+        ) in motif
 
 
 def test_near_distance_is_configurable(real, outside_200) -> None:
@@ -255,7 +258,10 @@ def test_near_distance_is_configurable(real, outside_200) -> None:
     assert out["motif"].str.contains("à 200 m du QPV le plus proche", regex=False).all()
     assert (
         out["motif"]
-        .str.contains("au-delà de 100 m (géographie prioritaire 2015)", regex=False)
+        .str.contains(
+            "au-delà de 100 m (distance choisie par l'utilisateur ; géographie prioritaire 2015)",
+            regex=False,
+        )
         .all()
     )
     non_eligible = out.loc[urban, "motif"]
@@ -319,7 +325,7 @@ def test_commune_representative_points_in_occitanie(real) -> None:
             f"{row['commune']} ({row['code_insee']}) : niveau {row['densite7']} « " in row["motif"]
         )
         assert "→ hors grands centres urbains" in row["motif"]
-        assert "au-delà de 500 m" in row["motif"]
+        assert "au-delà de 300 m (300 m : Code général des impôts, art. 278 sexies" in row["motif"]
 
 
 def test_non_eligible_large_urban_centre_far_from_qpv(real) -> None:
@@ -340,7 +346,7 @@ def test_non_eligible_large_urban_centre_far_from_qpv(real) -> None:
         motif = row["motif"]
         assert motif.startswith("Non éligible : à ")
         assert f"du QPV le plus proche {row['nearest_qpv_code']} « " in motif
-        assert "au-delà de 500 m" in motif
+        assert "au-delà de 300 m" in motif
         assert (
             f"{row['commune']} ({row['code_insee']}) : niveau 1 « Grands centres urbains »" in motif
         )
@@ -569,26 +575,26 @@ def test_territory_without_any_qpv_is_checked_and_not_near() -> None:
     ],
 )
 def test_distance_measured_in_the_territory_crs(territory, dep, lon, lat, epsg) -> None:
-    """A 200 m square QPV and a point 300 m east of it, both built in the legal CRS."""
+    """A 200 m square QPV and a point 250 m east of it, both built in the legal CRS."""
     x, y = to_projected([lon], [lat], epsg)
     x0, y0 = float(x[0]), float(y[0])
     qpv = _qpv_frame([("QPX", "Carré", dep)], [_square(x0, y0, 200, epsg)])
     commune = _square(x0 - 5000, y0 - 5000, 10000, epsg)
     communes = _communes_frame([{"code_insee": f"{dep}999", "nom": "Test", "dep": dep}], [commune])
     ref = Reference.build(preset(), qpv, communes)
-    point_lon, point_lat = to_lonlat([x0 + 500], [y0 + 100], epsg)
+    point_lon, point_lat = to_lonlat([x0 + 450], [y0 + 100], epsg)
     row = classify(points_table(point_lon, point_lat), ref).iloc[0]
 
     assert row["territoire"] == territory
     assert engine.transformer(territory).target_crs.to_epsg() == epsg
-    assert abs(row["distance_qpv_m"] - 300) <= 2
+    assert abs(row["distance_qpv_m"] - 250) <= 2
     assert row["verdict"] == "proximite_qpv"
     assert row["nearest_qpv_code"] == "QPX"
-    # the check can fail: in another CRS the same two objects are not 300 m apart
+    # the check can fail: in another CRS the same two objects are not 250 m apart
     wrong = 3857 if territory == "metropole" else L93
     other = gpd.GeoSeries([qpv.geometry.iloc[0]], crs=4326).to_crs(wrong).iloc[0]
     wx, wy = to_projected(point_lon, point_lat, wrong)
-    assert abs(other.distance(shapely.Point(wx[0], wy[0])) - 300) > 2
+    assert abs(other.distance(shapely.Point(wx[0], wy[0])) - 250) > 2
 
 
 # ------------------------------------------------------- real multipolygon, spanning, DROM
@@ -1045,3 +1051,147 @@ def test_input_columns_named_like_outputs_are_kept_with_a_suffix(real) -> None:
     assert out["commune"].tolist() == ["Toulouse"]
     assert out["verdict"].tolist() == ["qpv"]
     assert list(table.columns) == ["lon", "lat", "commune", "verdict"]
+
+
+# ------------------------------------------- distances from the CGI, NPNRU list, presets
+
+#: Toulouse: 348 m from QP031007 « Grand Mirail » (the nearest QPV) and 457 m from
+#: QP031006 « Pradettes » (found on a 50 m grid of the real layer, Lambert-93).
+BETWEEN_MIRAIL_AND_PRADETTES = (1.39048, 43.57445)
+NPNRU_TEST_LIST = FIXTURES.parent / "npnru" / "liste_npnru_essai.csv"
+
+
+def test_npnru_qpv_farther_than_the_nearest_makes_the_place_near(real) -> None:
+    """500 m around a listed QPV even when an unlisted one, beyond 300 m, is nearer."""
+    codes = loaders.load_npnru(NPNRU_TEST_LIST)
+    assert codes == {"QP031006", "QP034010"}
+    rules = preset().with_npnru(codes)
+    ref = Reference.build(rules, real.qpv, real.communes)
+    row = classify(points_table(*[[v] for v in BETWEEN_MIRAIL_AND_PRADETTES]), ref).iloc[0]
+
+    assert row["verdict"] == "proximite_qpv" and row["near_qpv"]
+    assert row["nearest_qpv_code"] == "QP031007"  # the nearest stays the nearest
+    assert abs(row["distance_qpv_m"] - 348) <= 1
+    motif = row["motif"]
+    assert motif.startswith(
+        "À proximité immédiate d'un QPV : à 457 m du QPV QP031006 « Pradettes », en "
+        "renouvellement urbain (NPNRU), à moins de 500 m : proximité immédiate (500 m : QPV en "
+        "renouvellement urbain (NPNRU), Code général des impôts, art. 278 sexies ; géographie "
+        "prioritaire 2015) ; à 348 m du QPV le plus proche QP031007 « Grand Mirail »"
+    )
+    # without the list, 300 m everywhere: not near, and Toulouse is a large urban centre
+    plain = classify(points_table(*[[v] for v in BETWEEN_MIRAIL_AND_PRADETTES]), real.ref)
+    assert plain.iloc[0]["verdict"] == "non_eligible"
+    assert "au-delà de 300 m (300 m : Code général des impôts" in plain.iloc[0]["motif"]
+
+
+def test_npnru_nearest_listed_and_unlisted(real) -> None:
+    point = points_table(*[[v] for v in BETWEEN_MIRAIL_AND_PRADETTES])
+    nearest_listed = Reference.build(preset().with_npnru(["QP031007"]), real.qpv, real.communes)
+    row = classify(point, nearest_listed).iloc[0]
+    assert row["verdict"] == "proximite_qpv"
+    assert (
+        "à 348 m du QPV QP031007 « Grand Mirail », en renouvellement urbain (NPNRU)"
+        in (row["motif"])
+    )
+    assert "QPV le plus proche" not in row["motif"]
+    elsewhere = Reference.build(preset().with_npnru(["QP034010"]), real.qpv, real.communes)
+    row = classify(point, elsewhere).iloc[0]
+    assert row["verdict"] == "non_eligible"
+    assert "au-delà de 300 m, et à plus de 500 m de tout QPV de la liste NPNRU" in row["motif"]
+
+
+def test_npnru_list_matching_no_loaded_qpv_warns(real) -> None:
+    with pytest.warns(UserWarning, match="aucun des 1 codes de la liste NPNRU"):
+        Reference.build(preset().with_npnru(["QP075001"]), real.qpv, real.communes)
+
+
+def test_load_npnru_inputs(tmp_path: Path) -> None:
+    assert loaders.load_npnru([" qp031006", "QN03101M"]) == {"QP031006", "QN03101M"}
+    bare = tmp_path / "codes.txt"
+    bare.write_text("QP031006\n\nQP034010\n", encoding="utf-8")
+    assert loaders.load_npnru(bare) == {"QP031006", "QP034010"}
+    with pytest.raises(territoires.InputError, match=r"ligne 3 : 'QX12' ; ligne 4 : ''"):
+        loaders.load_npnru(FIXTURES.parent / "npnru" / "liste_npnru_invalide.csv")
+    with pytest.raises(territoires.InputError, match="élément 2 : '31'"):
+        loaders.load_npnru(["QP031006", 31])
+    header_only = tmp_path / "vide.csv"
+    header_only.write_text("code_qp;nom_qp\n", encoding="utf-8")
+    with pytest.raises(territoires.InputError, match="aucun code QPV"):
+        loaders.load_npnru(header_only)
+    other = tmp_path / "autre.csv"
+    other.write_text("quartier;ville\nPradettes;Toulouse\n", encoding="utf-8")
+    with pytest.raises(territoires.InputError, match="colonne des codes QPV introuvable"):
+        loaders.load_npnru(other)
+    with pytest.raises(territoires.DataNotFoundError):
+        loaders.load_npnru(data_dir=tmp_path)  # the ANRU list is not in the mirror
+
+
+#: Representative points (inside the commune) and the distance cases, with the verdict
+#: each preset gives: the presets differ on the distance and on the urban reading.
+PRESET_POINTS = {
+    "pibrac": (1.262126, 43.616237),  # Toulouse Métropole, density level 3
+    "perpignan": (2.921178, 42.706479),  # density level 1, communauté urbaine
+    "albi": (2.149706, 43.932580),  # density level 2, communauté d'agglomération
+    "empalot_400m": (1.4332, 43.57269),  # Toulouse, 400 m from QP031010
+}
+PRESET_VERDICTS = {
+    "fabriques-2019": {
+        "pibrac": "hors_grands_centres_urbains",
+        "perpignan": "non_eligible",
+        "albi": "hors_grands_centres_urbains",
+        "empalot_400m": "non_eligible",
+    },
+    "fabriques-2019-metropoles": {
+        "pibrac": "non_eligible",
+        "perpignan": "hors_grands_centres_urbains",
+        "albi": "hors_grands_centres_urbains",
+        "empalot_400m": "non_eligible",
+    },
+    "fabriques-2019-npnru-500m": {
+        "pibrac": "hors_grands_centres_urbains",
+        "perpignan": "non_eligible",
+        "albi": "hors_grands_centres_urbains",
+        "empalot_400m": "proximite_qpv",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_VERDICTS))
+def test_2015_presets_on_real_data(real, name) -> None:
+    rules = preset(name)
+    ref = Reference.build(rules, real.qpv, real.communes)
+    lon, lat = zip(*PRESET_POINTS.values(), strict=True)
+    out = classify(points_table(lon, lat), ref)
+
+    assert dict(zip(PRESET_POINTS, out["verdict"], strict=True)) == PRESET_VERDICTS[name]
+    assert out.attrs["regles"]["nom"] == name
+    assert out["motif"].str.contains(f"(règle « {rules.urban.name} »)", regex=False).all()
+    assert out["motif"].str.contains(rules.near_basis, regex=False).all()
+
+
+@pytest.mark.parametrize("name", ["fabriques-2019-qpv2024", "fabriques-2019-qpv2024-metropoles"])
+def test_2024_presets_on_real_communes(real, name, tmp_path) -> None:
+    """QPV 2024 polygons from the national extract fixture, communes from the mirror."""
+    (tmp_path / "qpv").mkdir()
+    (tmp_path / "qpv" / "QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson").write_bytes(
+        (FIXTURES.parent / "qpv2024_national_extrait.geojson").read_bytes()
+    )
+    qpv = loaders.load_qpv(2024, data_dir=tmp_path)
+    ref = Reference.build(preset(name), qpv, real.communes)
+    points = {"grand_mirail": (1.405, 43.574), **PRESET_POINTS}
+    lon, lat = zip(*points.values(), strict=True)
+    out = classify(points_table(lon, lat), ref)
+    verdicts = dict(zip(points, out["verdict"], strict=True))
+
+    assert verdicts["grand_mirail"] == "qpv"
+    assert (
+        out["motif"].iloc[0].startswith("Dans un quartier prioritaire (QPV) : dans le QPV QN03101M")
+    )
+    metropoles = name.endswith("metropoles")
+    assert verdicts["pibrac"] == ("non_eligible" if metropoles else "hors_grands_centres_urbains")
+    assert verdicts["perpignan"] == (
+        "hors_grands_centres_urbains" if metropoles else "non_eligible"
+    )
+    assert verdicts["albi"] == "hors_grands_centres_urbains"
+    assert "géographie prioritaire 2024" in out["motif"].iloc[1]

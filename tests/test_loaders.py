@@ -256,6 +256,7 @@ def test_communes_sources(communes: gpd.GeoDataFrame, data_dir: Path) -> None:
         ("populations_cog2026_etalab", 2026),
         ("grille_densite_cog2026_anct", 2026),
         ("appartenance_cog2023", 2023),
+        ("libelles_appartenance_cog2023", 2023),
     ]
     for source in sources:
         path = Path(source["fichier"])

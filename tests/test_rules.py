@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 
 from territoires import rules
+from territoires._errors import ReferenceDataError
 from territoires.rules import (
+    CGI_278_SEXIES,
+    DISTANCE_NPNRU_M,
     DISTANCE_PROXIMITE_IMMEDIATE_M,
     PRESETS,
     URBAN_RULES,
@@ -22,12 +25,15 @@ from territoires.rules import (
 
 
 def test_default_preset_is_fabriques_2019() -> None:
+    """The default distance is the legal one: 300 m, CGI art. 278 sexies."""
     default = preset()
 
     assert default is PRESETS["fabriques-2019"]
     assert default.name == rules.DEFAULT_PRESET == "fabriques-2019"
     assert default.qpv_vintage == 2015
-    assert default.near_distance_m == DISTANCE_PROXIMITE_IMMEDIATE_M == 500.0
+    assert default.near_distance_m == DISTANCE_PROXIMITE_IMMEDIATE_M == 300.0
+    assert default.near_basis == "300 m : Code général des impôts, art. 278 sexies"
+    assert not default.npnru
     assert default.urban is URBAN_RULES["densite-hors-grands-centres"]
     assert "Fabriques de Territoire" in default.reference
 
@@ -36,8 +42,59 @@ def test_qpv2024_preset() -> None:
     later = preset("fabriques-2019-qpv2024")
 
     assert later.qpv_vintage == 2024
-    assert later.near_distance_m == 500.0
+    assert later.near_distance_m == 300.0
     assert later.urban.name == "densite-hors-grands-centres"
+
+
+def test_npnru_500m_preset_cites_the_article() -> None:
+    wide = preset("fabriques-2019-npnru-500m")
+
+    assert wide.near_distance_m == DISTANCE_NPNRU_M == 500.0
+    assert CGI_278_SEXIES in wide.near_basis and "tous les QPV" in wide.near_basis
+    assert wide.qpv_vintage == 2015
+
+
+def test_metropoles_presets() -> None:
+    for name, vintage in [
+        ("fabriques-2019-metropoles", 2015),
+        ("fabriques-2019-qpv2024-metropoles", 2024),
+    ]:
+        chosen = preset(name)
+        assert chosen.urban is URBAN_RULES["hors-metropoles"]
+        assert chosen.qpv_vintage == vintage
+        assert chosen.near_distance_m == 300.0
+
+
+def test_every_preset_cites_its_distance_and_reading() -> None:
+    for rules_set in PRESETS.values():
+        assert CGI_278_SEXIES in rules_set.near_basis, rules_set.name
+        assert CGI_278_SEXIES in rules_set.title or "278 sexies" in rules_set.title
+        assert rules_set.urban.reading and rules_set.urban.since, rules_set.name
+
+
+def test_npnru_list_gives_500_m_to_its_qpv_only() -> None:
+    listed = preset().with_npnru(["QP031006", "QP034010"])
+
+    assert listed.name == "fabriques-2019+npnru"
+    assert listed.npnru == frozenset({"QP031006", "QP034010"})
+    assert list(listed.thresholds(["QP031006", "QP031007", "QP034010"])) == [500.0, 300.0, 500.0]
+    assert listed.basis(npnru=True).startswith("500 m : QPV en renouvellement urbain (NPNRU)")
+    assert CGI_278_SEXIES in listed.basis(npnru=True)
+    assert listed.describe()["qpv_npnru"] == 2
+    assert listed == preset().with_npnru(("QP034010", "QP031006"))  # frozen, hashable
+    assert hash(listed) == hash(preset().with_npnru({"QP034010", "QP031006"}))
+
+
+def test_npnru_codes_must_match_the_qpv_vintage() -> None:
+    with pytest.raises(ValueError, match="QN"):
+        preset("fabriques-2019-qpv2024").with_npnru(["QP031006"])
+    with pytest.raises(ValueError, match="npnru_distance_m"):
+        preset(near_distance_m=600).with_npnru(["QP031006"])
+
+
+def test_another_distance_is_not_passed_off_as_the_legal_one() -> None:
+    assert preset(near_distance_m=250).near_basis == rules.BASE_CHOISIE
+    assert preset(near_distance_m=300).near_basis == rules.BASE_CGI_300
 
 
 def test_unknown_preset_lists_known_names() -> None:
@@ -51,20 +108,20 @@ def test_unknown_preset_lists_known_names() -> None:
 
 def test_unknown_urban_rule_lists_known_names() -> None:
     with pytest.raises(KeyError) as error:
-        urban_rule("metropoles")
+        urban_rule("metropoles-2030")
     for name in URBAN_RULES:
         assert name in str(error.value)
     with pytest.raises(KeyError, match="densite-hors-grands-centres"):
-        preset(urban="metropoles")
+        preset(urban="metropoles-2030")
 
 
 def test_overrides_rename_the_rule_set() -> None:
-    custom = preset(near_distance_m=300, urban="uu-moins-200k")
+    custom = preset(near_distance_m=200, urban="uu-moins-200k")
 
     assert custom.name == "fabriques-2019+personnalisé"
-    assert custom.near_distance_m == 300
+    assert custom.near_distance_m == 200
     assert custom.urban is URBAN_RULES["uu-moins-200k"]
-    assert PRESETS["fabriques-2019"].near_distance_m == 500.0  # the preset is untouched
+    assert PRESETS["fabriques-2019"].near_distance_m == 300.0  # the preset is untouched
     again = custom.replace(qpv_vintage=2024)
     assert again.name == "fabriques-2019+personnalisé+personnalisé"
     assert custom.replace(name="mon-appel").name == "mon-appel"
@@ -84,14 +141,18 @@ def test_describe_records_everything() -> None:
 
     assert described == {
         "nom": "fabriques-2019-qpv2024+personnalisé",
-        "version": "1",
+        "version": "2",
         "titre": PRESETS["fabriques-2019-qpv2024"].title,
         "reference": PRESETS["fabriques-2019-qpv2024"].reference,
         "millesime_qpv": 2024,
         "distance_proximite_m": 250,
+        "distance_proximite_base": "distance choisie par l'utilisateur",
+        "qpv_npnru": 0,
+        "distance_npnru_m": None,
         "regle_urbaine": "densite-hors-grands-centres",
         "regle_urbaine_version": "2024",
         "regle_urbaine_description": URBAN_RULES["densite-hors-grands-centres"].description,
+        "regle_urbaine_lecture": URBAN_RULES["densite-hors-grands-centres"].reading,
     }
 
 
@@ -152,6 +213,28 @@ def communes() -> pd.DataFrame:
             "taav2017": pd.array([4, 4, 2, 1, 4, 4, pd.NA, 4], dtype="Int64"),
             "uu2020": ["31701", "31701", "12501", "48501", "31701", None, None, "31302"],
             "tuu2017": pd.array([7, 7, 5, 3, 7, pd.NA, pd.NA, 4], dtype="Int64"),
+            "epci": [
+                "243100518",
+                "243100518",
+                "241200187",
+                "244800397",
+                "ZZZZZZZZZ",
+                "200046977",
+                None,
+                "243100518",
+            ],
+            "nature_epci": ["ME", "ME", "CA", "CC", "ZZ", "METLYON", None, "ME"],
+            "epci_nom": [
+                "Toulouse Métropole",
+                "Toulouse Métropole",
+                "CA Rodez Agglomération",
+                None,
+                None,
+                "Métropole de Lyon",
+                None,
+                "Toulouse Métropole",
+            ],
+            "reg": ["76", "76", "76", "76", "76", "84", None, "76"],
         },
         index=[10, 20, 30, 40, 50, 60, 70, 80],
     )
@@ -215,6 +298,35 @@ def test_urban_unit_rule(communes) -> None:
     )
 
 
+def test_metropoles_rule(communes) -> None:
+    outside, reason = URBAN_RULES["hors-metropoles"].evaluate(communes)
+
+    assert _as_list(outside) == [False, False, True, True, True, False, None, False]
+    assert reason[10] == (
+        "Toulouse (31555) : membre de Toulouse Métropole (EPCI 243100518), une des 22 "
+        "métropoles → grand centre urbain (règle « hors-metropoles »)"
+    )
+    assert (
+        "CA Rodez Agglomération (EPCI 241200187), communauté d'agglomération, hors des 22"
+        in (reason[30])
+    )
+    assert "EPCI 244800397, communauté de communes" in reason[40]  # no name: the code
+    assert "commune sans EPCI à fiscalité propre" in reason[50]
+    assert "Métropole de Lyon (EPCI 200046977), une des 22 métropoles" in reason[60]
+    assert "nature_epci inconnu" in reason[70]
+
+
+def test_metropoles_rule_checks_a_national_table(communes) -> None:
+    """On a table covering every région, another number of métropoles is an error."""
+    national = communes.copy()
+    national["reg"] = [f"{i:02d}" for i in range(len(national))]
+    extra = pd.DataFrame({"reg": [f"{i}" for i in range(20, 40)]})
+    national = pd.concat([national, extra], ignore_index=True)
+    with pytest.raises(ReferenceDataError, match=r"22 métropoles attendues .* 2 trouvées"):
+        URBAN_RULES["hors-metropoles"].evaluate(national)
+    assert isinstance(ReferenceDataError("x"), ValueError)
+
+
 def test_rules_disagree_on_some_communes(communes) -> None:
     """The reason to offer several rules: they classify Blagnac and Sans-pôle differently."""
     results = {name: _as_list(rule.evaluate(communes)[0]) for name, rule in URBAN_RULES.items()}
@@ -227,13 +339,16 @@ def test_rules_disagree_on_some_communes(communes) -> None:
 def test_urban_rules_are_documented() -> None:
     assert set(URBAN_RULES) == {
         "densite-hors-grands-centres",
+        "hors-metropoles",
         "aav-hors-poles-200k",
         "uu-moins-200k",
     }
     for name, rule in URBAN_RULES.items():
         assert rule.name == name
         assert rule.description.startswith("Hors grands centres urbains : ")
-        assert rule.version
+        assert rule.version and rule.reading and rule.since
+    assert URBAN_RULES["hors-metropoles"].reading.startswith("lecture de 2019")
+    assert "2022" in URBAN_RULES["densite-hors-grands-centres"].since
 
 
 # ------------------------------------------------------------------------------ decide
@@ -287,3 +402,50 @@ def test_verdict_labels_are_french_and_ordered() -> None:
     ]
     assert VERDICTS["proximite_qpv"] == "À proximité immédiate d'un QPV"
     assert VERDICTS["non_eligible"] == "Non éligible"
+
+
+# ------------------------------------------------------------- métropoles on real data
+
+
+@pytest.fixture(scope="module")
+def national_communes(data_dir) -> pd.DataFrame:
+    import warnings
+
+    from territoires import loaders
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # commune join report
+        return loaders.load_communes(data_dir=data_dir, geometry=False)
+
+
+def test_metropoles_rule_on_the_insee_table(national_communes) -> None:
+    """22 métropoles in the COG 2023 table: 21 of nature ME plus the Métropole de Lyon."""
+    communes = national_communes
+    rule = URBAN_RULES["hors-metropoles"]
+    outside, reason = rule.evaluate(communes)
+
+    urban = communes[outside.eq(False).fillna(False).to_numpy(dtype=bool)]
+    natures = urban.groupby("nature_epci")["epci"].nunique().to_dict()
+    assert natures == {"ME": 21, "METLYON": 1}
+    assert urban["epci_nom"].nunique() == 22
+    by_code = dict(zip(communes["code_insee"], zip(outside, reason, strict=True), strict=True))
+    blagnac, albi = by_code["31069"], by_code["81004"]
+    assert not blagnac[0]
+    assert blagnac[1] == (
+        "Blagnac (31069) : membre de Toulouse Métropole (EPCI 243100518), une des 22 "
+        "métropoles → grand centre urbain (règle « hors-metropoles »)"
+    )
+    assert albi[0]
+    assert albi[1] == (
+        "Albi (81004) : CA de l'Albigeois (C2A) (EPCI 248100737), communauté "
+        "d'agglomération, hors des 22 métropoles → hors grands centres urbains "
+        "(règle « hors-metropoles »)"
+    )
+    assert not by_code["69123"][0] and "Métropole de Lyon" in by_code["69123"][1]
+
+
+def test_metropoles_rule_refuses_a_table_with_another_count(national_communes) -> None:
+    changed = national_communes.copy()
+    changed.loc[changed["epci"] == "243100518", "nature_epci"] = "CU"
+    with pytest.raises(ReferenceDataError, match=r"22 métropoles attendues .* 21 trouvées"):
+        URBAN_RULES["hors-metropoles"].evaluate(changed)

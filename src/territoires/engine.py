@@ -12,6 +12,7 @@ distance; :func:`assemble` turns these positions into the output columns, the ve
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -125,6 +126,10 @@ class Reference:
         Départements the QPV layer covers; ``None`` for the whole of France.
     sources : list of dict
         Provenance of every file read.
+    npnru_layers : dict of str to Layer
+        The QPV of ``rules.npnru`` alone, per territory (empty without a NPNRU list):
+        searched for the nearest of them, which may lie farther than the nearest QPV
+        and still be "à proximité immédiate" at its own, larger distance.
     """
 
     rules: Rules
@@ -134,6 +139,7 @@ class Reference:
     sources: list[dict[str, Any]]
     qpv_layers: dict[str, Layer] = field(repr=False)
     commune_layers: dict[str, Layer] = field(repr=False)
+    npnru_layers: dict[str, Layer] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         """Column arrays taken per point, so that classification never loops in Python."""
@@ -142,6 +148,8 @@ class Reference:
             zip(self.qpv["code_qpv"], self.qpv["nom_qpv"].fillna(""), strict=True)
         )
         self.qpv_text = {c: text(self.qpv[c]) for c in ("code_qpv", "nom_qpv")}
+        self.qpv_threshold = self.rules.thresholds(self.qpv_codes)
+        self.qpv_npnru = np.isin(self.qpv_codes, list(self.rules.npnru))
         communes = self.communes
         self.commune_qpv_covered = (
             np.ones(len(communes), dtype=bool)
@@ -167,6 +175,14 @@ class Reference:
         table["hors_gcu"] = outside.to_numpy()
         table["raison_urbaine"] = reason.to_numpy()
         covered = loaders.qpv_departements(qpv)
+        npnru = np.flatnonzero(qpv["code_qpv"].isin(list(rules.npnru)).to_numpy())
+        if rules.npnru and not len(npnru):
+            warnings.warn(
+                f"aucun des {len(rules.npnru)} codes de la liste NPNRU n'est un QPV "
+                f"{rules.qpv_vintage} de la couche chargée : la distance de "
+                f"{rules.near_distance_m:g} m s'applique partout",
+                stacklevel=2,
+            )
         return cls(
             rules=rules,
             qpv=pd.DataFrame(qpv.drop(columns="geometry")).reset_index(drop=True),
@@ -175,16 +191,22 @@ class Reference:
             sources=qpv.attrs.get("sources", []) + communes.attrs.get("sources", []),
             qpv_layers=_index_layers(qpv),
             commune_layers=_index_layers(communes),
+            npnru_layers=_index_layers(qpv.iloc[npnru], npnru),
         )
 
 
-def _index_layers(frame: gpd.GeoDataFrame) -> dict[str, Layer]:
-    """Project each territory's polygons to its metric CRS and index them."""
+def _index_layers(frame: gpd.GeoDataFrame, positions: np.ndarray | None = None) -> dict[str, Layer]:
+    """Project each territory's polygons to its metric CRS and index them.
+
+    ``positions`` gives the reference row of each row of ``frame`` when ``frame`` is
+    a subset of the reference (default: its own positions).
+    """
     names = crs.territory_names(frame["dep"].astype(str).to_numpy())
+    at = np.arange(len(frame)) if positions is None else np.asarray(positions)
     layers = {}
     for name in np.unique(names):
         rows = np.flatnonzero(names == name)
-        layers[name] = Layer.build(frame.iloc[rows], rows, name)
+        layers[name] = Layer.build(frame.iloc[rows], at[rows], name)
     return layers
 
 
@@ -425,6 +447,11 @@ class Location:
         none or not checked.
     distance : numpy.ndarray of float
         Metres to the nearest QPV (0 inside), NaN when not checked or no QPV.
+    npnru : numpy.ndarray of int
+        Reference row of the nearest QPV of the NPNRU list when it lies within its own
+        distance (``rules.npnru_distance_m``), else -1.
+    npnru_distance : numpy.ndarray of float
+        Metres to that QPV, NaN when none.
     """
 
     valid: np.ndarray
@@ -437,6 +464,8 @@ class Location:
     containing: np.ndarray
     nearest: np.ndarray
     distance: np.ndarray
+    npnru: np.ndarray
+    npnru_distance: np.ndarray
 
 
 def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
@@ -468,6 +497,8 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
     nearest = np.full(n, -1)
     distance = np.full(n, np.nan)
     checked = np.zeros(n, dtype=bool)
+    npnru = np.full(n, -1)
+    npnru_distance = np.full(n, np.nan)
     for code, name in enumerate(names):
         rows = np.flatnonzero(valid & (territory == code))
         if not len(rows):
@@ -482,12 +513,17 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         containing[subset], nearest[subset], distance[subset] = _find_qpv(
             points[subset], lon[subset], lat[subset], ref.qpv_layers.get(name), name, ref.qpv_codes
         )
+        npnru[subset], npnru_distance[subset] = _find_npnru(
+            lon[subset], lat[subset], nearest[subset], distance[subset], ref, name
+        )
     outside_france = valid & (commune < 0)
     valid &= ~outside_france
     checked &= valid
     commune[~valid] = -1
     nearest[~checked] = -1
     distance[~checked] = np.nan
+    npnru[~checked] = -1
+    npnru_distance[~checked] = np.nan
     points[~valid] = None
     return Location(
         valid=valid,
@@ -500,7 +536,51 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         containing=containing,
         nearest=nearest,
         distance=distance,
+        npnru=npnru,
+        npnru_distance=npnru_distance,
     )
+
+
+def _find_npnru(
+    lon: np.ndarray,
+    lat: np.ndarray,
+    nearest: np.ndarray,
+    distance: np.ndarray,
+    ref: Reference,
+    territory: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest QPV of the NPNRU list within its own distance, for points not yet near.
+
+    The nearest QPV decides first: when it is itself on the list, it is the answer.
+    Only points farther than ``rules.near_distance_m`` from every QPV are searched in
+    the territory's NPNRU layer, whose nearest QPV may lie farther than the nearest QPV
+    and still within ``rules.npnru_distance_m``.
+
+    Returns
+    -------
+    row : numpy.ndarray of int
+        Reference row of that QPV, -1 when none is within its distance.
+    metres : numpy.ndarray of float
+        Distance to it, NaN when none.
+    """
+    row = np.full(len(lon), -1)
+    metres = np.full(len(lon), np.nan)
+    if not ref.rules.npnru:
+        return row, metres
+    known = nearest >= 0
+    own = np.zeros(len(lon), dtype=bool)
+    own[known] = ref.qpv_npnru[nearest[known]] & (distance[known] <= ref.rules.npnru_distance_m)
+    row[own], metres[own] = nearest[own], distance[own]
+    layer = ref.npnru_layers.get(territory)
+    search = np.flatnonzero(known & ~own & (distance > ref.rules.near_distance_m))
+    if layer is None or not len(search):
+        return row, metres
+    x, y = transformer(territory).transform(lon[search], lat[search])
+    found, far = nearest_polygons(layer, x, y)
+    within = far <= ref.rules.npnru_distance_m
+    row[search[within]] = layer.rows[found[within]]
+    metres[search[within]] = far[within]
+    return row, metres
 
 
 def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.GeoDataFrame:
@@ -538,7 +618,9 @@ def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.Ge
     columns = {name: values.take(missing) for name, values in ref.commune_text.items()}
     in_qpv = pd.array(pd.notna(containing), dtype="boolean")
     in_qpv[~checked] = pd.NA
-    near = pd.array(distance <= ref.rules.near_distance_m, dtype="boolean")
+    threshold = np.where(nearest >= 0, ref.qpv_threshold[np.maximum(nearest, 0)], np.nan)
+    near_npnru = where.npnru >= 0
+    near = pd.array((distance <= threshold) | near_npnru, dtype="boolean")
     near[~checked] = pd.NA
     outside_urban = pd.array(ref.commune_outside[np.maximum(commune, 0)], dtype="boolean")
     outside_urban[~valid] = pd.NA
@@ -558,8 +640,22 @@ def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.Ge
         decide(valid, in_qpv, near, outside_urban), categories=list(VERDICTS)
     ).codes
     sentence = np.select(
-        [~valid, ~checked, in_qpv.fillna(False), np.isnan(distance), near.fillna(False)],
-        [motifs.INVALID, motifs.UNCHECKED, motifs.INSIDE, motifs.NO_QPV, motifs.NEAR],
+        [
+            ~valid,
+            ~checked,
+            in_qpv.fillna(False),
+            np.isnan(distance),
+            near_npnru,
+            near.fillna(False),
+        ],
+        [
+            motifs.INVALID,
+            motifs.UNCHECKED,
+            motifs.INSIDE,
+            motifs.NO_QPV,
+            motifs.NEAR_NPNRU,
+            motifs.NEAR,
+        ],
         default=motifs.FAR,
     )
     motif = motifs.compose(
@@ -570,6 +666,10 @@ def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.Ge
             "gap": where.gap,
             "commune": commune,
             "nearest": nearest,
+            "threshold": threshold,
+            "npnru": where.npnru,
+            "npnru_rows": np.flatnonzero(ref.qpv_npnru),
+            "npnru_distance": where.npnru_distance,
             "qpv_code": qpv_code,
             "qpv_nom": qpv_nom,
             "probleme": problems,

@@ -20,8 +20,9 @@ from . import french
 from ._arrow import join, text
 from .rules import VERDICTS, Rules
 
-#: Kinds of QPV sentence in a motif, see :func:`compose`.
-INVALID, UNCHECKED, INSIDE, NO_QPV, NEAR, FAR = range(6)
+#: Kinds of QPV sentence in a motif, see :func:`compose`. ``NEAR_NPNRU``: near a QPV
+#: of the user's NPNRU list, at that list's own distance.
+INVALID, UNCHECKED, INSIDE, NO_QPV, NEAR, NEAR_NPNRU, FAR = range(7)
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,13 @@ def compose(
     sentence : numpy.ndarray of int
         Kind of QPV sentence (:data:`INVALID`…:data:`FAR`).
     parts : dict
-        Per-row ``distance``, ``gap`` (numpy), ``commune``, ``nearest`` (row positions
-        in the reference, -1 for none), ``qpv_code``, ``qpv_nom``, ``probleme`` (arrow).
+        Per-row ``distance``, ``gap``, ``threshold`` (proximity distance of the nearest
+        QPV), ``npnru_distance`` (numpy), ``commune``, ``nearest``, ``npnru`` (row
+        positions in the reference, -1 for none), ``qpv_code``, ``qpv_nom``,
+        ``probleme`` (arrow).
     rules : Rules
-        The rules applied (QPV vintage, proximity threshold).
+        The rules applied (QPV vintage, proximity distances and the text they come
+        from, cited in every proximity sentence).
     texts : Texts
         The reference's quoted text.
 
@@ -94,8 +98,13 @@ def compose(
         One ``large_string`` motif per row.
     """
     geography = f"géographie prioritaire {rules.qpv_vintage}"
-    threshold = f"{french.number(rules.near_distance_m, None)} m"
     labels = pa.array(list(VERDICTS.values()))
+    npnru_distance = french.number(rules.npnru_distance_m, None)
+    npnru_rule = (
+        f", et à plus de {npnru_distance} m de tout QPV de la liste NPNRU"
+        if rules.npnru
+        else ""
+    )
 
     def nearest(rows: np.ndarray) -> pa.Array:
         taken = pa.array(parts["nearest"][rows])
@@ -108,6 +117,29 @@ def compose(
             texts.qpv_nom.take(taken),
             " »",
         )
+
+    def basis(rows: np.ndarray) -> pa.Array:
+        """The text each row's distance comes from: NPNRU when its nearest QPV is listed."""
+        listed = np.isin(parts["nearest"][rows], parts["npnru_rows"])
+        return pc.if_else(pa.array(listed), rules.basis(npnru=True), rules.basis())
+
+    def near_npnru(rows: np.ndarray) -> pa.Array:
+        taken = pa.array(parts["npnru"][rows])
+        sentence = join(
+            "à ",
+            french.distances(parts["npnru_distance"][rows]),
+            " du QPV ",
+            texts.qpv_code.take(taken),
+            " « ",
+            texts.qpv_nom.take(taken),
+            f" », en renouvellement urbain (NPNRU), à moins de {npnru_distance} m : "
+            f"proximité immédiate ({rules.basis(npnru=True)} ; {geography})",
+        )
+        other = parts["npnru"][rows] != parts["nearest"][rows]
+        if not other.any():
+            return sentence
+        closer = join(sentence, " ; ", nearest(rows))
+        return pc.if_else(pa.array(other), closer, sentence)
 
     builders = {
         UNCHECKED: lambda rows, taken: join(
@@ -126,9 +158,23 @@ def compose(
             [f"aucun QPV {rules.qpv_vintage} dans ce territoire"] * len(rows)
         ),
         NEAR: lambda rows, taken: join(
-            nearest(rows), f", à moins de {threshold} : proximité immédiate ({geography})"
+            nearest(rows),
+            ", à moins de ",
+            french.distances(parts["threshold"][rows]),
+            " : proximité immédiate (",
+            basis(rows),
+            f" ; {geography})",
         ),
-        FAR: lambda rows, taken: join(nearest(rows), f", au-delà de {threshold} ({geography})"),
+        NEAR_NPNRU: lambda rows, taken: near_npnru(rows),
+        FAR: lambda rows, taken: join(
+            nearest(rows),
+            ", au-delà de ",
+            french.distances(parts["threshold"][rows]),
+            npnru_rule,
+            " (",
+            basis(rows),
+            f" ; {geography})",
+        ),
     }
     pieces, order = [], []
     for kind in range(FAR + 1):
