@@ -449,3 +449,7 @@ def test_metropoles_rule_refuses_a_table_with_another_count(national_communes) -
     changed.loc[changed["epci"] == "243100518", "nature_epci"] = "CU"
     with pytest.raises(ReferenceDataError, match=r"22 métropoles attendues .* 21 trouvées"):
         URBAN_RULES["hors-metropoles"].evaluate(changed)
+
+
+def test_a_distance_beyond_500_m_needs_no_npnru_distance() -> None:
+    assert preset(near_distance_m=2000).near_distance_m == 2000

@@ -27,7 +27,7 @@ import shapely
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from . import catalogue, crs, loaders, motifs
+from . import catalogue, crs, french, loaders, motifs
 from ._arrow import series, text
 from .rules import VERDICTS, Rules, decide, preset
 
@@ -180,7 +180,7 @@ class Reference:
             warnings.warn(
                 f"aucun des {len(rules.npnru)} codes de la liste NPNRU n'est un QPV "
                 f"{rules.qpv_vintage} de la couche chargée : la distance de "
-                f"{rules.near_distance_m:g} m s'applique partout",
+                f"{french.number(rules.near_distance_m, None)} m s'applique partout",
                 stacklevel=2,
             )
         return cls(

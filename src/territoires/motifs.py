@@ -101,9 +101,7 @@ def compose(
     labels = pa.array(list(VERDICTS.values()))
     npnru_distance = french.number(rules.npnru_distance_m, None)
     npnru_rule = (
-        f", et à plus de {npnru_distance} m de tout QPV de la liste NPNRU"
-        if rules.npnru
-        else ""
+        f", et à plus de {npnru_distance} m de tout QPV de la liste NPNRU" if rules.npnru else ""
     )
 
     def nearest(rows: np.ndarray) -> pa.Array:

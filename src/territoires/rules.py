@@ -280,7 +280,7 @@ class Rules:
         ``npnru_distance_m`` instead of ``near_distance_m``; empty by default.
     npnru_distance_m : float
         Distance for the QPV of ``npnru`` (500 m, CGI art. 278 sexies); at least
-        ``near_distance_m``.
+        ``near_distance_m`` when ``npnru`` is given.
     """
 
     name: str
@@ -301,12 +301,13 @@ class Rules:
             value = getattr(self, field_name)
             if not np.isfinite(value) or value < 0:
                 raise RulesError(f"{field_name}={value!r} : attendu ≥ 0 mètre")
-        if self.npnru_distance_m < self.near_distance_m:
-            raise RulesError(
-                f"npnru_distance_m={self.npnru_distance_m:g} : attendu au moins la distance "
-                f"des autres QPV (near_distance_m={self.near_distance_m:g})"
-            )
         codes = frozenset(self.npnru)
+        if codes and self.npnru_distance_m < self.near_distance_m:
+            raise RulesError(
+                f"npnru_distance_m={self.npnru_distance_m:g} : avec une liste NPNRU, la distance "
+                f"des QPV NPNRU doit être au moins celle des autres QPV "
+                f"(near_distance_m={self.near_distance_m:g})"
+            )
         object.__setattr__(self, "npnru", codes)
         prefix = "QP" if self.qpv_vintage == 2015 else "QN"
         wrong = sorted(code for code in codes if not code.startswith(prefix))
