@@ -704,6 +704,65 @@ def test_points_at_sea_near_and_far_from_the_coast(real) -> None:
     assert out["geometry"].iloc[0] is not None
 
 
+#: Places abroad within the 1 km commune tolerance of a French commune (checked below).
+ABROAD_NEAR_FRANCE = {
+    "Monaco, Monte-Carlo": (7.4246, 43.7384),
+    "Monaco, port Hercule": (7.4222, 43.7350),
+    "Andorre, Pas de la Casa": (1.7300, 42.5380),
+    "Andorre, Pas de la Casa ouest": (1.7250, 42.5410),
+    "Suisse, Thônex (Genève)": (6.2000, 46.1930),
+    "Belgique, Comines-Warneton": (3.0060, 50.7700),
+    "Belgique, Menin": (3.1150, 50.7900),
+    "Espagne, Irun": (-1.7700, 43.3450),
+}
+#: Places abroad farther away, or in a foreign enclave.
+ABROAD_FAR = {
+    "Jersey, Saint-Hélier": (-2.1065, 49.1858),
+    "Espagne, Llívia (enclave)": (1.9809, 42.4640),
+    "Suisse, Genève centre": (6.1432, 46.2044),
+}
+#: Real harbour points at sea, outside the simplified outlines but within the tolerance.
+HARBOURS = {
+    "Marseille, bassin de la Joliette": ((5.3580, 43.3080), "13055"),
+    "Toulon, petite rade": ((5.9300, 43.1100), "83137"),
+    "Ajaccio, port": ((8.7420, 41.9210), "2A004"),
+    "Cherbourg, digue": ((-1.6200, 49.6650), "50129"),
+}
+
+
+def test_points_abroad_are_invalid_whatever_the_tolerance(real) -> None:
+    """The tolerance attaches points at sea near the coast, never across a land border."""
+    places = {**ABROAD_NEAR_FRANCE, **ABROAD_FAR}
+    lon, lat = zip(*places.values(), strict=True)
+    table = points_table(list(lon), list(lat))
+    table["nom"] = list(places)
+    communes = real.communes.to_crs(L93)
+    tree = shapely.STRtree(communes.geometry.to_numpy())
+    metric = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=4326).to_crs(L93).to_numpy()
+    gaps = tree.query_nearest(metric, return_distance=True)[1]
+    assert not tree.query(metric, predicate="intersects").size  # in no commune
+    assert (gaps[: len(ABROAD_NEAR_FRANCE)] < COMMUNE_TOLERANCE_M).all()  # tolerance in play
+
+    out = classify(table, real.ref)
+
+    assert out["verdict"].tolist() == ["invalide"] * len(places), out["motif"].tolist()
+    assert out["commune"].isna().all()
+    for line, (name, motif) in enumerate(zip(out["nom"], out["motif"], strict=True), start=1):
+        assert f"ligne {line} : point hors " in motif, name
+        if name in ABROAD_NEAR_FRANCE:
+            assert "en territoire étranger" in motif and "frontière terrestre" in motif, name
+
+
+def test_harbour_points_at_sea_still_attach(real) -> None:
+    lon, lat = zip(*(point for point, _ in HARBOURS.values()), strict=True)
+
+    out = classify(points_table(list(lon), list(lat)), real.ref)
+
+    assert out["code_insee"].tolist() == [code for _, code in HARBOURS.values()]
+    assert out["verdict"].ne("invalide").all()
+    assert out["motif"].str.contains("en mer près de la côte").all()
+
+
 #: (name, lon, lat, expected verdict, words of the motif) for the bad-input table.
 BAD_ROWS = [
     ("La Reynerie", 1.4020, 43.5750, "qpv", "QP031007"),

@@ -4,7 +4,9 @@ Distances are measured in metres in the legal projected CRS of each territory:
 Lambert-93 (EPSG:2154) for métropole and Corsica, RGAF09 / UTM 20N (EPSG:5490) for the
 Antilles, RGFG95 / UTM 22N (EPSG:2972) for Guyane, RGR92 / UTM 40S (EPSG:2975) for
 La Réunion and RGM04 / UTM 38S (EPSG:4471) for Mayotte. Geographic coordinates are
-WGS84 longitude/latitude (EPSG:4326).
+WGS84 longitude/latitude (EPSG:4326). Each territory also says where its outline is a
+land border rather than a coast (:class:`LandBorder`), so that the engine never attaches
+a point on foreign soil to the nearest French commune.
 """
 
 from __future__ import annotations
@@ -18,6 +20,35 @@ from ._errors import InputError, UnknownNameError
 
 #: CRS of every loaded layer and of longitude/latitude input.
 GEOGRAPHIC = "EPSG:4326"
+
+
+@dataclass(frozen=True)
+class LandBorder:
+    """A stretch of a territory's outline shared with a foreign country (not a coast).
+
+    The stretch is the part of the outline of the territory's communes (their union)
+    between the points nearest to ``start`` and ``end``, on the side holding the point
+    nearest to ``via``; it is extended by :data:`BORDER_EXTENSION_M` at both ends, so
+    that imprecise end points never leave a foreign shore uncovered.
+
+    Attributes
+    ----------
+    name : str
+        Neighbouring countries, for messages.
+    start, end : tuple of float
+        Longitude and latitude where the border meets the sea (or the river mouth).
+    via : tuple of float
+        A point beside the border, to choose which of the two arcs is the border.
+    """
+
+    name: str
+    start: tuple[float, float]
+    end: tuple[float, float]
+    via: tuple[float, float]
+
+
+#: Metres added to each end of a :class:`LandBorder`, along the coast.
+BORDER_EXTENSION_M: float = 2000.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +67,9 @@ class Territory:
         Département codes of the territory (empty for métropole: every other code).
     boxes : tuple of (lon_min, lat_min, lon_max, lat_max)
         Generous bounding boxes in longitude/latitude, used to route points.
+    land_borders : tuple of LandBorder
+        Where the territory touches foreign land (the rest of its outline is coast);
+        foreign enclaves (Llívia) are the holes of its communes' union.
     """
 
     name: str
@@ -43,10 +77,37 @@ class Territory:
     epsg: int
     departements: tuple[str, ...]
     boxes: tuple[tuple[float, float, float, float], ...]
+    land_borders: tuple[LandBorder, ...] = ()
 
 
 TERRITORIES: tuple[Territory, ...] = (
-    Territory("metropole", "France métropolitaine", 2154, (), ((-5.8, 41.2, 9.9, 51.3),)),
+    Territory(
+        "metropole",
+        "France métropolitaine",
+        2154,
+        (),
+        ((-5.8, 41.2, 9.9, 51.3),),
+        (
+            LandBorder(
+                "Belgique, Luxembourg, Allemagne, Suisse, Italie",
+                (2.5460, 51.0890),  # Bray-Dunes / La Panne
+                (7.5295, 43.7840),  # Menton / Vintimille
+                (7.5885, 47.5596),  # Bâle
+            ),
+            LandBorder(
+                "Monaco",
+                (7.4125, 43.7260),  # Cap-d'Ail / Fontvieille
+                (7.4395, 43.7530),  # Roquebrune-Cap-Martin / Larvotto
+                (7.4250, 43.7450),
+            ),
+            LandBorder(
+                "Espagne, Andorre",
+                (3.1745, 42.4345),  # Cerbère / Portbou
+                (-1.7870, 43.3745),  # embouchure de la Bidassoa
+                (1.6000, 42.6000),  # Andorre
+            ),
+        ),
+    ),
     Territory(
         "antilles",
         "Guadeloupe et Martinique",
@@ -54,7 +115,21 @@ TERRITORIES: tuple[Territory, ...] = (
         ("971", "972"),
         ((-61.9, 15.8, -60.9, 16.6), (-61.3, 14.3, -60.7, 14.95)),
     ),
-    Territory("guyane", "Guyane", 2972, ("973",), ((-54.7, 2.0, -51.5, 5.9),)),
+    Territory(
+        "guyane",
+        "Guyane",
+        2972,
+        ("973",),
+        ((-54.7, 2.0, -51.5, 5.9),),
+        (
+            LandBorder(
+                "Suriname, Brésil",
+                (-53.9800, 5.7500),  # embouchure du Maroni
+                (-51.6300, 4.3000),  # embouchure de l'Oyapock
+                (-53.0000, 2.2000),
+            ),
+        ),
+    ),
     Territory("reunion", "La Réunion", 2975, ("974",), ((55.1, -21.5, 55.9, -20.8),)),
     Territory("mayotte", "Mayotte", 4471, ("976",), ((44.9, -13.1, 45.35, -12.5),)),
 )

@@ -318,7 +318,8 @@ def _classify_partition(
     offset = int(positions.offsets[partition_info["number"]])
     frame = _global_lines(reader.read(part), reader, positions, offset)
     ref = _built(shared) if isinstance(shared, _Layers) else shared
-    out = engine.classify_frame(frame, ref)
+    lines = offset + np.arange(len(frame)) + reader.first_line  # as _global_lines numbers
+    out = engine.classify_frame(frame, ref, lines)
     out.attrs = {"regles": ref.rules.describe(), "sources": ref.sources}
     return out
 

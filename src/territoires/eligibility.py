@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -111,18 +112,25 @@ def classify(
     if ref is None:
         chosen = preset(rules) if isinstance(rules, str) else rules
         ref = reference(chosen, data_dir)
-    chunks = [frame.iloc[start : start + chunk_size] for start in range(0, len(frame), chunk_size)]
+    numbers = places.lines(frame)
+    chunks = [
+        (
+            frame.iloc[start : start + chunk_size],
+            None if numbers is None else numbers[start : start + chunk_size],
+        )
+        for start in range(0, len(frame), chunk_size)
+    ]
     with (
         ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
         tqdm(total=len(frame), disable=not progress, unit=" lieux", desc="classement") as bar,
     ):
 
-        def run(chunk: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-            done = classify_frame(chunk, ref)
-            bar.update(len(chunk))
+        def run(chunk: tuple[gpd.GeoDataFrame, np.ndarray | None]) -> gpd.GeoDataFrame:
+            done = classify_frame(chunk[0], ref, chunk[1])
+            bar.update(len(chunk[0]))
             return done
 
-        parts = list(pool.map(run, chunks)) or [classify_frame(frame, ref)]
+        parts = list(pool.map(run, chunks)) or [classify_frame(frame, ref, numbers)]
     out = pd.concat(parts) if len(parts) > 1 else parts[0]
     out.attrs = {
         "regles": ref.rules.describe(),

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import shapely
 from pyproj import Transformer
 from scipy.spatial import cKDTree
+from shapely.ops import substring
 
 from . import catalogue, crs, french, loaders, motifs
 from ._arrow import series, text
@@ -33,8 +34,17 @@ from .rules import VERDICTS, Rules, decide, preset
 
 #: A point outside every (simplified) commune boundary but closer than this to one is
 #: attached to the nearest commune, with a note in the motif: published boundaries are
-#: generalised, so harbours and shore points may fall just outside them.
+#: generalised, so harbours and shore points may fall just outside them. Never across a
+#: land border: a point whose nearest French outline is a border with a foreign country
+#: (:attr:`territoires.crs.Territory.land_borders`, or a foreign enclave) is abroad,
+#: whatever its distance.
 COMMUNE_TOLERANCE_M: float = 1000.0
+#: Metres of slack when comparing a point's distance to the land border with its
+#: distance to the nearest commune (equal when the nearest outline point is the border).
+_BORDER_SLACK_M: float = 1.0
+#: Holes of a territory's communes' union larger than this are foreign enclaves (Llívia);
+#: smaller ones are gaps between simplified outlines.
+_ENCLAVE_M2: float = 1e6
 
 #: Suffix given to an input column that bears the name of an output column (e.g. an
 #: input ``commune`` column comes out as ``commune_entree``): nothing is dropped.
@@ -81,6 +91,7 @@ class Layer:
     rows: np.ndarray  # positions in the reference table
     tree: shapely.STRtree  # EPSG:4326 polygons
     metric: shapely.STRtree  # same polygons in the metric CRS
+    territory: str = ""
 
     @classmethod
     def build(cls, frame: gpd.GeoDataFrame, rows: np.ndarray, territory: str) -> Layer:
@@ -89,7 +100,17 @@ class Layer:
             rows=rows,
             tree=shapely.STRtree(frame.geometry.to_numpy()),
             metric=shapely.STRtree(crs.to_metric(frame, territory).geometry.to_numpy()),
+            territory=territory,
         )
+
+    @cached_property
+    def land_border(self) -> shapely.Geometry:
+        """Where the union of the polygons touches foreign land (metric lines).
+
+        Computed on first use (about a second for the communes of métropole), only
+        when a point falls outside every commune: see :func:`land_border`.
+        """
+        return land_border(self.metric.geometries, self.territory)
 
     @cached_property
     def radii(self) -> np.ndarray:
@@ -284,10 +305,61 @@ def _first_hit(n: int, hit_point: np.ndarray, hit_rows: np.ndarray) -> np.ndarra
     return np.where(found == none, -1, found)
 
 
+def land_border(polygons: np.ndarray, territory: str) -> shapely.Geometry:
+    """Stretches of the outline of ``polygons`` that are land borders, not coasts.
+
+    Parameters
+    ----------
+    polygons : numpy.ndarray of shapely.Polygon
+        A territory's communes in its metric CRS, sharing their edges (a coverage).
+    territory : str
+        Name of the territory, whose :attr:`~territoires.crs.Territory.land_borders`
+        locate the borders on the outline.
+
+    Returns
+    -------
+    shapely.Geometry
+        Lines in the metric CRS (empty when the territory has no land border): each
+        land border (the arc of the outline between its end points, on the side of its
+        ``via`` point, extended by :data:`territoires.crs.BORDER_EXTENSION_M` at both
+        ends) and the outline of every hole larger than 1 km² (a foreign enclave).
+    """
+    union = shapely.coverage_union_all(polygons)
+    if not shapely.is_valid(union):  # not an exact coverage: the slower general union
+        union = shapely.union_all(polygons)
+    parts = shapely.get_parts(union)
+    lines = [
+        shapely.LineString(ring.coords)
+        for part in parts
+        for ring in part.interiors
+        if shapely.Polygon(ring).area > _ENCLAVE_M2
+    ]
+    to_metric = transformer(territory)
+    for border in crs.territory(territory).land_borders:
+        start, end, via = (
+            shapely.Point(to_metric.transform(*at)) for at in (border.start, border.end, border.via)
+        )
+        part = parts[np.argmin(shapely.distance(parts, via))]
+        ring = shapely.LineString(part.exterior.coords)
+        extension = crs.BORDER_EXTENSION_M
+        low, high = sorted((ring.project(start), ring.project(end)))
+        if low <= ring.project(via) <= high:
+            pieces = [(low - extension, high + extension)]
+        else:  # the border runs across the ring's first point
+            pieces = [(high - extension, ring.length), (0.0, low + extension)]
+        for first, last in pieces:
+            lines.append(substring(ring, max(first, 0.0), min(last, ring.length)))
+    return shapely.union_all(lines) if lines else shapely.GeometryCollection()
+
+
 def _find_communes(
     points: np.ndarray, lon: np.ndarray, lat: np.ndarray, layer: Layer | None, territory: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Commune row of each point (-1 if none) and its distance to the commune (0 inside).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Commune row of each point (-1 if none), its distance to it, and to a land border.
+
+    A point outside every commune but within :data:`COMMUNE_TOLERANCE_M` of one is
+    attached to the nearest, unless the nearest French outline is a land border (the
+    point is then abroad, or in a foreign enclave).
 
     Parameters
     ----------
@@ -295,11 +367,20 @@ def _find_communes(
         The places in EPSG:4326.
     lon, lat : numpy.ndarray
         Their coordinates, projected only for the few points outside every commune.
+
+    Returns
+    -------
+    commune : numpy.ndarray of int
+    gap : numpy.ndarray of float
+        Metres to the commune's simplified outline (0 inside).
+    border : numpy.ndarray of float
+        Metres to the land border for a point refused beside it, NaN elsewhere.
     """
     commune = np.full(len(points), -1)
     gap = np.zeros(len(points))
+    border = np.full(len(points), np.nan)
     if layer is None:
-        return commune, gap
+        return commune, gap, border
     # Query each (prepared) commune polygon against a tree of the points: far faster than
     # testing every point against unprepared polygons. On a shared boundary the commune
     # listed first in the reference wins.
@@ -309,15 +390,22 @@ def _find_communes(
     commune = _first_hit(len(points), hit_point, layer.rows[hit_poly])
     missing = np.flatnonzero(commune < 0)
     if len(missing):
+        metric = _metric_points(lon[missing], lat[missing], territory)
         (near_point, near_poly), distance = layer.metric.query_nearest(
-            _metric_points(lon[missing], lat[missing], territory),
+            metric,
             max_distance=COMMUNE_TOLERANCE_M,
             return_distance=True,
             all_matches=False,
         )
-        commune[missing[near_point]] = layer.rows[near_poly]
-        gap[missing[near_point]] = distance
-    return commune, gap
+        to_border = np.full(len(near_point), np.nan)
+        if len(near_point):
+            to_border = shapely.distance(metric[near_point], layer.land_border)
+        abroad = to_border <= distance + _BORDER_SLACK_M  # NaN (no border) compares False
+        kept = ~abroad
+        commune[missing[near_point[kept]]] = layer.rows[near_poly[kept]]
+        gap[missing[near_point[kept]]] = distance[kept]
+        border[missing[near_point[abroad]]] = to_border[abroad]
+    return commune, gap, border
 
 
 def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -438,6 +526,8 @@ class Location:
         Reference row of the commune, -1 when not valid.
     gap : numpy.ndarray of float
         Metres from the point to its commune's simplified boundary (0 inside).
+    border : numpy.ndarray of float
+        Metres to the land border of a point refused beside it (abroad), NaN elsewhere.
     checked : numpy.ndarray of bool
         The QPV layer covers the commune's département.
     containing : numpy.ndarray of object
@@ -460,6 +550,7 @@ class Location:
     points: np.ndarray
     commune: np.ndarray
     gap: np.ndarray
+    border: np.ndarray
     checked: np.ndarray
     containing: np.ndarray
     nearest: np.ndarray
@@ -493,6 +584,7 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
     points[valid] = shapely.points(lon[valid], lat[valid])
     commune = np.full(n, -1)
     gap = np.zeros(n)
+    border = np.full(n, np.nan)
     containing = np.full(n, None, dtype=object)
     nearest = np.full(n, -1)
     distance = np.full(n, np.nan)
@@ -503,7 +595,7 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         rows = np.flatnonzero(valid & (territory == code))
         if not len(rows):
             continue
-        commune[rows], gap[rows] = _find_communes(
+        commune[rows], gap[rows], border[rows] = _find_communes(
             points[rows], lon[rows], lat[rows], ref.commune_layers.get(name), name
         )
         located = commune[rows] >= 0
@@ -532,6 +624,7 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         points=points,
         commune=commune,
         gap=gap,
+        border=border,
         checked=checked,
         containing=containing,
         nearest=nearest,
@@ -583,7 +676,9 @@ def _find_npnru(
     return row, metres
 
 
-def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.GeoDataFrame:
+def assemble(
+    frame: gpd.GeoDataFrame, where: Location, ref: Reference, lines: np.ndarray | None = None
+) -> gpd.GeoDataFrame:
     """Output columns, verdict and motif of the places of ``frame`` located at ``where``.
 
     Parameters
@@ -594,6 +689,9 @@ def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.Ge
         What :func:`locate` found for ``frame``.
     ref : Reference
         The reference ``where`` was located in.
+    lines : numpy.ndarray of int, optional
+        Line of each row in the input file: the motif of a point found outside France
+        starts with ``ligne N : `` like the problems found while reading.
 
     Returns
     -------
@@ -611,7 +709,9 @@ def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.Ge
         lon = frame["lon"].to_numpy(dtype=float)
         lat = frame["lat"].to_numpy(dtype=float)
         problems = pc.if_else(
-            pa.array(where.outside_france), motifs.outside_france(lon, lat), problems
+            pa.array(where.outside_france),
+            motifs.outside_france(lon, lat, where.border, lines, COMMUNE_TOLERANCE_M),
+            problems,
         )
 
     missing = pa.array(commune, mask=commune < 0)
@@ -707,7 +807,9 @@ def assemble(frame: gpd.GeoDataFrame, where: Location, ref: Reference) -> gpd.Ge
     return gpd.GeoDataFrame(out, geometry=where.points, crs=crs.GEOGRAPHIC)
 
 
-def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
+def classify_frame(
+    frame: gpd.GeoDataFrame, ref: Reference, lines: np.ndarray | None = None
+) -> gpd.GeoDataFrame:
     """Classify places already read by :func:`territoires.places.read_places`.
 
     The pure core of :func:`territoires.classify`, also applied per partition by the
@@ -720,10 +822,12 @@ def classify_frame(frame: gpd.GeoDataFrame, ref: Reference) -> gpd.GeoDataFrame:
         geometry is ignored: points are built from ``lon``/``lat``.
     ref : Reference
         Prepared reference layers.
+    lines : numpy.ndarray of int, optional
+        Line of each row in the input file (see :func:`assemble`).
 
     Returns
     -------
     geopandas.GeoDataFrame
         ``frame`` with :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``).
     """
-    return assemble(frame, locate(frame, ref), ref)
+    return assemble(frame, locate(frame, ref), ref, lines)

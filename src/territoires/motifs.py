@@ -56,14 +56,56 @@ def commune_reasons(reasons: pd.Series) -> pa.Array:
     )
 
 
-def outside_france(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
-    """Problem of a valid point that lies in no French commune."""
-    return join(
-        "point hors du territoire communal français (mer, pays voisin) : lon=",
+def outside_france(
+    lon: np.ndarray,
+    lat: np.ndarray,
+    border: np.ndarray,
+    lines: np.ndarray | None,
+    tolerance_m: float,
+) -> pa.Array:
+    """Problem of a valid point that lies in no French commune.
+
+    Parameters
+    ----------
+    lon, lat : numpy.ndarray
+        The points.
+    border : numpy.ndarray of float
+        Metres to the land border for a point refused beside it (abroad), NaN for a
+        point merely too far from every commune (at sea, or abroad).
+    lines : numpy.ndarray of int or None
+        Line of each row in the input file, for the ``ligne N : `` prefix.
+    tolerance_m : float
+        The commune tolerance, named in the message.
+    """
+    abroad = ~np.isnan(border)
+    tolerance = french.distance(tolerance_m)
+    where = pa.array(
+        np.where(
+            abroad,
+            "point hors de France, en territoire étranger (ou dans ses eaux) à ",
+            "point hors du territoire communal français (mer, pays voisin) à plus de "
+            f"{tolerance} de toute commune",
+        )
+    )
+    message = join(
+        where,
+        pc.if_else(
+            pa.array(abroad),
+            join(
+                french.distances(np.where(abroad, border, 0.0)),
+                f" d'une frontière terrestre : la tolérance de {tolerance} autour des "
+                "contours communaux ne vaut qu'en mer, le long des côtes",
+            ),
+            pa.array([""] * len(lon)),
+        ),
+        " : lon=",
         pc.cast(pa.array(np.round(lon, 5)), pa.string()),
         ", lat=",
         pc.cast(pa.array(np.round(lat, 5)), pa.string()),
     )
+    if lines is None:
+        return message
+    return join("ligne ", pc.cast(pa.array(lines), pa.string()), " : ", message)
 
 
 def compose(
@@ -190,7 +232,8 @@ def compose(
                     piece,
                     " ; point à ",
                     french.distances(gap),
-                    " des contours communaux simplifiés, rattaché à la commune la plus proche",
+                    " des contours communaux simplifiés (en mer près de la côte, loin de toute "
+                    "frontière terrestre), rattaché à la commune la plus proche",
                 )
                 piece = pc.if_else(pa.array(gap > 0), note, piece)
         pieces.append(piece.cast(pa.large_string()))

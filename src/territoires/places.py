@@ -213,7 +213,9 @@ def read_places(
             f"{source} : seule la première {table.part} est lue ; {_others(source, table)}",
             stacklevel=2,
         )
-    return _assemble(frame, coordinates, lon_values, lat_values, problems, territoire, geometry)
+    return _assemble(
+        frame, coordinates, lon_values, lat_values, problems, territoire, geometry, table.lines
+    )
 
 
 def _others(source: Source, table: _Table) -> str:
@@ -727,6 +729,7 @@ def _assemble(
     problems: np.ndarray,
     territoire: np.ndarray,
     geometry: bool,
+    lines: np.ndarray,
 ) -> gpd.GeoDataFrame:
     """Copy the input and add the output columns (the input object is left untouched)."""
     out = pd.DataFrame(frame).copy(deep=False)
@@ -751,4 +754,26 @@ def _assemble(
     out["geometry"] = points
     result = gpd.GeoDataFrame(out, geometry="geometry")
     result.attrs["colonnes_entree"] = {str(old): new for old, new in renames.items()}
+    result.attrs["lignes"] = np.asarray(lines, dtype=np.int64).tobytes()
     return result
+
+
+def lines(frame: pd.DataFrame) -> np.ndarray | None:
+    """Line in the input file of each row of a frame read by :func:`read_places`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of :func:`read_places` (``attrs["lignes"]``), not reordered or filtered.
+
+    Returns
+    -------
+    numpy.ndarray of int or None
+        The lines (1-based positions for a table), None when the frame does not carry
+        them or no longer has one row per line.
+    """
+    stored = frame.attrs.get("lignes")
+    if not isinstance(stored, bytes):
+        return None
+    numbers = np.frombuffer(stored, dtype=np.int64)
+    return numbers if len(numbers) == len(frame) else None
