@@ -85,6 +85,7 @@ def test_check_by_coordinates_matches_the_library(base, data_dir):
     vintages = {source["jeu"]: source["millesime"] for source in body["sources"]}
     assert vintages["qpv2015_occitanie"] == 2015
     assert all("fichier" not in source for source in body["sources"])  # no server paths
+    assert "lon_entree" not in body
 
 
 def test_distance_and_rules_parameters(base):

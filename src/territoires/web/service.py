@@ -193,10 +193,13 @@ class Batcher:
     def _run(self, group: list[_Pending]) -> list[dict[str, Any]]:
         points = pd.DataFrame({"lon": [p.lon for p in group], "lat": [p.lat for p in group]})
         unique = points.drop_duplicates(ignore_index=True)
+        # The input columns come back renamed (lon_entree…): the answer's lon/lat say it.
+        echoed = [f"{column}{eligibility.INPUT_SUFFIX}" for column in unique.columns]
+        result = self.classify(unique).drop(columns=echoed, errors="ignore")
         records = dict(
             zip(
                 zip(unique["lon"], unique["lat"], strict=True),
-                result_records(self.classify(unique)),
+                result_records(result),
                 strict=True,
             )
         )
