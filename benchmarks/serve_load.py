@@ -9,13 +9,16 @@ The script starts ``territoires serve`` on a free port of 127.0.0.1 (rate limit 
 access log off), waits for ``/sante``, then sends, with a fixed number of requests so
 that it always stops by itself:
 
-1. ``--checks`` single checks ``GET /api/v1/eligibilite?lon&lat`` at random points of
+1. 200 single checks one at a time (latency without queueing), then ``--checks``
+   single checks ``GET /api/v1/eligibilite?lon&lat`` at random points of
    Occitanie (the QPV layer of the mirror), ``--concurrency`` connections at once (the
    few points that fall in Spain or at sea are answered 400, as they should);
 2. ``--uploads`` uploads ``POST /api/v1/classement`` of the same 1,000-row CSV,
    ``--upload-concurrency`` at once (the server classifies two files at a time).
 
-The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, so that it takes
+The server's CPU time during the checks is printed too: on a machine shared with other
+jobs, it tells what the service costs, whatever the others take. The client is a
+minimal HTTP/1.1 keep-alive client on asyncio streams, so that it takes
 as little of the machine's CPU as possible from the server. It prints the throughput
 and the p50/p95/p99 latencies, and, measured in the same run in this process, the
 baseline: the library called directly (``territoires.check`` one point after another,
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import requests
 
 import territoires
@@ -158,6 +162,16 @@ def upload_request(content: bytes) -> bytes:
     return head + body
 
 
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """CPU time (user + system) used so far by the server and its worker processes."""
+    root = psutil.Process(process.pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def describe(name: str, latencies: np.ndarray, wall: float) -> float:
     rate = len(latencies) / wall
     p50, p95, p99 = np.percentile(latencies * 1000, [50, 95, 99])
@@ -203,8 +217,18 @@ def main() -> None:
     print(f"Démarrage (données de référence chargées) : {time.perf_counter() - started:.1f} s")
     try:
         asyncio.run(load(port, check_requests(points[:100]), 10))  # warm-up
+        alone = points[: min(200, len(points))]
+        latencies, wall = asyncio.run(load(port, check_requests(alone), 1))
+        describe("vérifications (une à la fois)", latencies, wall)
+        cpu = cpu_seconds(server)
         latencies, wall = asyncio.run(load(port, check_requests(points), args.concurrency))
+        cpu = cpu_seconds(server) - cpu
         served = describe(f"vérifications ({args.concurrency} simultanées)", latencies, wall)
+        print(
+            f"  temps CPU du serveur : {cpu * 1000 / len(points):.2f} ms par vérification, "
+            f"soit au plus {len(points) / cpu * (os.cpu_count() or 1):.0f} vérifications/s "
+            f"si ses {os.cpu_count()} cœurs lui étaient réservés"
+        )
         uploads = [upload_request(csv_bytes)] * args.uploads
         latencies, wall = asyncio.run(load(port, uploads, args.upload_concurrency))
         served_files = describe(

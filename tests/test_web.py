@@ -468,7 +468,7 @@ def test_access_log_has_no_uploaded_content(base, caplog):
 
 
 @pytest.mark.slow
-def test_cli_serve_starts_on_localhost(data_dir, tmp_path):
+def test_cli_serve_starts_on_localhost_with_two_workers(data_dir, tmp_path):
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
@@ -479,6 +479,8 @@ def test_cli_serve_starts_on_localhost(data_dir, tmp_path):
             "serve",
             "--port",
             str(port),
+            "--workers",
+            "2",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import uvicorn
 
@@ -20,7 +19,11 @@ def _log_config(access_log: bool) -> dict[str, object]:
         "disable_existing_loggers": False,
         "formatters": {"ligne": {"format": "%(message)s"}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "ligne", "stream": sys.stderr}
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "ligne",
+                "stream": "ext://sys.stderr",
+            }
         },
         "loggers": {
             "territoires.web": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
