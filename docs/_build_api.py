@@ -42,6 +42,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.loaders", "Chargement des données de référence"),
     ("territoires.catalogue", "Catalogue des sources"),
     ("territoires.coverage", "Analyse de couverture"),
+    ("territoires.bilan", "Bilan des enveloppes de l'appel"),
     ("territoires.maps", "Cartes"),
     ("territoires.export", "Écriture des résultats"),
     ("territoires.distributed", "Gros volumes avec dask (extra « dask »)"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from . import bilan as bilan  # module: territoires.bilan.bilan(…)
 from . import settings as settings  # re-exported: territoires.settings.data_dir = …
 from ._errors import (
     CatalogueError,

@@ -152,6 +152,17 @@ def _catalogue_dirs() -> list[Path]:
     return [Path(__file__).resolve().parents[2] / "data"]
 
 
+def packaged_data(*parts: str) -> Path:
+    """Path of a file shipped with territoires' data (the repository's ``data/`` folder).
+
+    Parameters
+    ----------
+    *parts : str
+        Path inside that folder, e.g. ``"enveloppes", "fabriques-2019.json"``.
+    """
+    return _catalogue_dirs()[0].joinpath(*parts)
+
+
 def mirror_folder(data_dir: Path | str | None = None) -> Path | None:
     """Return the mirror folder read for ``data_dir``.
 

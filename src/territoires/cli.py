@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from . import catalogue, coverage, eligibility, export, french, loaders, maps, settings
+from . import bilan, catalogue, coverage, eligibility, export, french, loaders, maps, settings
 from ._errors import DataNotFoundError, RulesError, TerritoiresError
 from .catalogue import Dataset
 from .rules import CGI_278_SEXIES, DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
@@ -655,6 +655,58 @@ def serve_command(
         err=True,
     )
     serve(config, host=host, port=port, workers=workers, access_log=journal)
+
+
+@app.command("bilan")
+def bilan_command(
+    source: InputFile,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Classeur .xlsx : feuilles bilan, regions, lieux et regles (facultatif).",
+        ),
+    ] = None,
+    enveloppes: Annotated[
+        str | None,
+        typer.Option(
+            "--enveloppes",
+            help=(
+                "Enveloppes de l'appel : fichier JSON (voir le guide) ou nom fourni "
+                f"(défaut : {bilan.DEFAULT_ENVELOPES})."
+            ),
+        ),
+    ] = None,
+    numerique: Annotated[
+        str,
+        typer.Option(
+            "--numerique",
+            help="Colonne qui signale une Fabrique numérique (oui/non, 1/0, vrai/faux, x).",
+        ),
+    ] = bilan.NUMERIQUE_COLUMN,
+    regles: Preset = DEFAULT_PRESET,
+    distance: Distance = None,
+    regle_urbaine: UrbanRule = None,
+    qpv: QpvVintage = None,
+    npnru: Npnru = None,
+    lon: LonColumn = None,
+    lat: LatColumn = None,
+    crs: InputCrs = None,
+) -> None:
+    """Compte les lieux dans les enveloppes de l'appel (150 hors grands centres, 120 + 30 QPV)."""
+    if output is not None and output.suffix.lower() != ".xlsx":
+        raise typer.BadParameter(
+            f"format {output.suffix!r} inconnu : le bilan s'écrit en .xlsx", param_hint="-o"
+        )
+    rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
+    chosen = bilan.load_envelopes(enveloppes)
+    result = _classify(source, rules, lon, lat, crs)
+    report = bilan.assess(result, chosen, numerique=numerique, regions=bilan.region_names())
+    typer.echo(report.resume())
+    if output is not None:
+        export.write_bilan(report, output)
+        typer.echo(f"Bilan → {output}", err=True)
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import openpyxl
@@ -25,6 +25,9 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from . import crs
 from ._errors import OutputError
 from .coverage import EXCLUSION_REASONS, LEVELS
+
+if TYPE_CHECKING:
+    from .bilan import Bilan
 
 #: Output formats by file extension.
 FORMATS = {".csv": "CSV", ".xlsx": "Excel", ".gpkg": "GeoPackage", ".geojson": "GeoJSON"}
@@ -157,19 +160,73 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
             lineterminator="\r\n",
         )
     elif suffix == ".xlsx":
-        with pd.ExcelWriter(path, engine="openpyxl") as writer:
-            for name, table in (
-                ("resultats", _plain(result)),
-                ("regles", _attrs_table(result.attrs)),
-            ):
-                table = _excel_text(table)
-                table.to_excel(writer, sheet_name=name, index=False)
-                _no_formulas(writer.sheets[name], table)
+        _write_user_sheets(
+            path, {"resultats": _plain(result), "regles": _attrs_table(result.attrs)}
+        )
     else:
         driver = "GPKG" if suffix == ".gpkg" else "GeoJSON"
         _spatial(result).to_file(path, driver=driver, engine="pyogrio")
     provenance_path(path).write_text(
         json.dumps(result.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+    )
+    return path
+
+
+def _write_user_sheets(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
+    """Write tables holding the user's cells: no control characters, no live formulas."""
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        for name, table in sheets.items():
+            table = _excel_text(table)
+            table.to_excel(writer, sheet_name=name, index=False)
+            _no_formulas(writer.sheets[name], table)
+
+
+def write_bilan(report: Bilan, path: str | Path) -> Path:
+    """Write a bilan (see :func:`territoires.bilan.assess`) as a workbook.
+
+    Parameters
+    ----------
+    report : territoires.bilan.Bilan
+        The bilan.
+    path : str or pathlib.Path
+        ``.xlsx``: sheets ``bilan`` (one row per envelope: target, places, gap, rate,
+        places to check, and the summary), ``regions`` (count and share of each
+        envelope by région), ``lieux`` (every input row with its verdict, the envelopes
+        it counts toward and its status) and ``regles`` (rules, envelopes, sources).
+        The provenance is written beside it.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    OutputError
+        For another extension.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise OutputError(f"format de bilan inconnu {path.suffix!r} : attendu .xlsx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = pd.DataFrame({"code": ["", "synthèse"], "titre": ["", report.resume()]})
+    envelopes = pd.concat([report.enveloppes, summary], ignore_index=True)
+    rules = _attrs_table({key: report.attrs.get(key, {}) for key in ("regles", "sources")})
+    called = pd.DataFrame(
+        [("enveloppes", json.dumps(report.attrs["enveloppes"], ensure_ascii=False))],
+        columns=["clé", "valeur"],
+    )
+    _write_user_sheets(
+        path,
+        {
+            "bilan": envelopes,
+            "regions": report.regions,
+            "lieux": _plain(report.lieux),
+            "regles": pd.concat([rules, called], ignore_index=True),
+        },
+    )
+    provenance_path(path).write_text(
+        json.dumps(report.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
     )
     return path
 
