@@ -125,6 +125,9 @@ def test_eligibility_notebook_shows_verdicts_rules_changes_and_map(executed):
     assert "indetermine" in undetermined and "Aubusson" in undetermined
     changes = _text(_cell(nb, "variantes"))
     assert "fabriques-2019+personnalisé" in changes and "Figuerolles" in changes
+    summary = _text(_cell(nb, "bilan"))
+    assert "Hors grands centres urbains : 11 / 150" in summary
+    assert "Fabriques numériques en QPV ou à proximité immédiate" in summary
     html = _cell(nb, "carte").outputs[0].data["text/html"]
     assert "<iframe" in html and "leaflet" in html.lower()
     assert "resultats.csv" in _text(_cell(nb, "export"))
