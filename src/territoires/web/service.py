@@ -86,7 +86,10 @@ def rules_for(name: str | None, distance: float | None) -> Rules:
             "paramètre invalide",
             f"distance : attendu un nombre de mètres entre 0 et {MAX_DISTANCE_M:g}",
         )
-    return preset(name, near_distance_m=float(distance))
+    try:
+        return preset(name, near_distance_m=float(distance))
+    except ValueError as error:  # e.g. below the NPNRU distance of a preset's NPNRU list
+        raise RequestError(422, "paramètre invalide", f"distance : {error}") from error
 
 
 def public_sources(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -398,6 +401,9 @@ class Service:
     def place_geometries(self, record: dict[str, Any], rules: Rules) -> dict[str, Any]:
         """GeoJSON of the QPV a result names (containing or nearest) and its proximity band.
 
+        The band is each QPV's own proximity distance (:meth:`Rules.thresholds`: the
+        NPNRU distance for the QPV of an NPNRU list).
+
         Returns
         -------
         dict
@@ -410,9 +416,10 @@ class Service:
         qpv = self.qpv(rules.qpv_vintage)
         chosen = qpv[qpv["code_qpv"].isin(codes)]
         band = gpd.GeoDataFrame(geometry=[], crs=crs.GEOGRAPHIC)
-        if len(chosen) and rules.near_distance_m > 0 and record.get("territoire"):
+        distances = rules.thresholds(chosen["code_qpv"].to_numpy())
+        if len(chosen) and distances.max() > 0 and record.get("territoire"):
             metric = crs.to_metric(chosen, record["territoire"])
-            buffered = metric.geometry.buffer(rules.near_distance_m).union_all().simplify(5)
+            buffered = metric.geometry.buffer(distances).union_all().simplify(5)
             band = gpd.GeoDataFrame(geometry=[buffered], crs=metric.crs).to_crs(crs.GEOGRAPHIC)
             band = band.set_geometry(shapely.set_precision(band.geometry.to_numpy(), 1e-5))
         shown = gpd.GeoDataFrame(
@@ -427,7 +434,7 @@ class Service:
             "lieu": {"type": "Point", "coordinates": [record["lon"], record["lat"]]},
             "qpv": shown.to_geo_dict(drop_id=True),
             "bande": band.to_geo_dict(drop_id=True),
-            "distance_m": rules.near_distance_m,
+            "distance_m": float(distances.max()) if len(chosen) else rules.near_distance_m,
         }
 
     # --- files -----------------------------------------------------------------------
