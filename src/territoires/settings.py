@@ -22,6 +22,8 @@ notebooks and CI share one configuration:
 ``TERRITOIRES_GEOCODER_URL`` → :data:`geocoder_url`
     Base URL of the address geocoder (``…/search`` and ``…/search/csv`` below it): the
     IGN Géoplateforme by default, or a self-hosted addok/BAN instance.
+``TERRITOIRES_SERVE_CONFIG`` → :data:`serve_config`
+    Set by ``territoires serve --workers N`` for its worker processes (JSON).
 ``TERRITOIRES_ACCEPT_MODIFIED`` → :data:`accept_modified`
     ``1`` reads a mirror or cached file whose checksum differs from the catalogue's
     (a file edited locally on purpose) instead of refusing it; the difference is
@@ -42,6 +44,7 @@ CACHE_DIR_ENV = "TERRITOIRES_CACHE_DIR"
 OFFLINE_ENV = "TERRITOIRES_OFFLINE"
 DATAGOUV_API_ENV = "TERRITOIRES_DATAGOUV_API"
 GEOCODER_URL_ENV = "TERRITOIRES_GEOCODER_URL"
+SERVE_CONFIG_ENV = "TERRITOIRES_SERVE_CONFIG"
 ACCEPT_MODIFIED_ENV = "TERRITOIRES_ACCEPT_MODIFIED"
 #: Attributes filled at import from an environment variable, by attribute name.
 FROM_ENVIRONMENT = {
@@ -99,3 +102,7 @@ geocoder_min_score: float = 0.5
 geocoder_rate: float = 50.0
 #: Addresses per file sent to the batch endpoint (its files are capped at 50 MiB).
 geocoder_batch_size: int = 5000
+
+#: Configuration of ``territoires serve`` as JSON, handed by the command to its worker
+#: processes (``TERRITOIRES_SERVE_CONFIG``); ``None`` in any other process.
+serve_config: str | None = os.environ.get(SERVE_CONFIG_ENV, "").strip() or None

@@ -29,14 +29,11 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from xstatic.pkg import leaflet
 
-from .. import __version__
+from .. import __version__, settings
 from ..rules import DEFAULT_PRESET
 from . import api, page
 from .service import NotReadyError, RequestError, Service
 from .uploads import TempRoot
-
-#: Environment variable carrying the configuration to each worker process.
-CONFIG_ENV = "TERRITOIRES_SERVE_CONFIG"
 
 access_log = logging.getLogger("territoires.web.acces")
 error_log = logging.getLogger("territoires.web")
@@ -391,8 +388,6 @@ def create_app(config: ServeConfig | None = None, *, load: bool = True) -> FastA
 
 
 def app_from_environment() -> FastAPI:
-    """Application factory of each worker process (configuration in :data:`CONFIG_ENV`)."""
-    import os
-
-    text = os.environ.get(CONFIG_ENV)
+    """Application factory of each worker process (``settings.serve_config``)."""
+    text = settings.serve_config
     return create_app(ServeConfig.from_json(text) if text else None)

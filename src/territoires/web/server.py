@@ -6,7 +6,8 @@ import os
 
 import uvicorn
 
-from .app import CONFIG_ENV, ServeConfig, create_app
+from .. import settings
+from .app import ServeConfig, create_app
 
 #: Seconds an idle keep-alive connection is kept open.
 KEEP_ALIVE_S = 5
@@ -70,7 +71,7 @@ def serve(
         "timeout_graceful_shutdown": 10,
     }
     if workers > 1:
-        os.environ[CONFIG_ENV] = config.to_json()
+        os.environ[settings.SERVE_CONFIG_ENV] = config.to_json()  # read by each worker
         uvicorn.run(
             "territoires.web.app:app_from_environment", factory=True, workers=workers, **options
         )
