@@ -45,6 +45,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.bilan", "Bilan des enveloppes de l'appel"),
     ("territoires.maps", "Cartes"),
     ("territoires.export", "Écriture des résultats"),
+    ("territoires.outputs", "Chemins de sortie"),
     ("territoires.distributed", "Gros volumes avec dask (extra « dask »)"),
     ("territoires.crs", "Systèmes de coordonnées"),
     ("territoires.settings", "Réglages"),

@@ -21,8 +21,19 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from . import bilan, catalogue, coverage, eligibility, export, french, loaders, maps, settings
-from ._errors import DataNotFoundError, RulesError, TerritoiresError
+from . import (
+    bilan,
+    catalogue,
+    coverage,
+    eligibility,
+    export,
+    french,
+    loaders,
+    maps,
+    outputs,
+    settings,
+)
+from ._errors import DataNotFoundError, OutputError, RulesError, TerritoiresError
 from .catalogue import Dataset
 from .rules import CGI_278_SEXIES, DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
 
@@ -314,6 +325,14 @@ InputCrs = Annotated[
 ]
 
 
+def _check_output(path: Path, formats: dict[str, str], option: str = "-o") -> None:
+    """Refuse an output path before any work (the library's check, as a usage error)."""
+    try:
+        outputs.check_path(path, formats)
+    except OutputError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from error
+
+
 def _rules(
     name: str,
     distance: float | None,
@@ -436,10 +455,7 @@ def classify(
     if partitions:
         _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
         return
-    if output.suffix.lower() not in export.FORMATS:
-        raise typer.BadParameter(
-            f"format {output.suffix!r} inconnu : {', '.join(export.FORMATS)}", param_hint="-o"
-        )
+    _check_output(output, export.FORMATS)
     result = _classify(source, rules, lon, lat, crs)
     export.write_results(result, output)
     typer.echo(f"{len(result)} lieux classés → {output}", err=True)
@@ -456,11 +472,6 @@ def _classify_in_partitions(
     crs: str | None,
 ) -> None:
     """``classify --partitions``: a large file, block by block, with dask."""
-    if output.suffix.lower() not in {".parquet", ".csv"}:
-        raise typer.BadParameter(
-            f"format {output.suffix!r} inconnu avec --partitions : .parquet ou .csv",
-            param_hint="-o",
-        )
     if lon or lat or crs:
         raise typer.BadParameter(
             "--lon, --lat et --crs ne s'appliquent pas avec --partitions : nommez les colonnes "
@@ -474,6 +485,7 @@ def _classify_in_partitions(
             f"--partitions demande dask : pip install 'territoires[dask]' ({error})",
             param_hint="--partitions",
         ) from error
+    _check_output(output, distributed.PARTITION_FORMATS)
     summary = distributed.classify_file_in_partitions(
         source, output, blocksize=blocksize, rules=rules, progress=True
     )
@@ -514,6 +526,7 @@ def map_command(
     crs: InputCrs = None,
 ) -> None:
     """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
+    _check_output(output, maps.MAP_FORMATS)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     result = _classify(source, rules, lon, lat, crs)
     layer = loaders.load_qpv(rules.qpv_vintage)
@@ -557,10 +570,9 @@ def coverage_command(
     crs: InputCrs = None,
 ) -> None:
     """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux."""
-    if output.suffix.lower() not in {".xlsx", ".gpkg"}:
-        raise typer.BadParameter(
-            f"format {output.suffix!r} inconnu : .xlsx ou .gpkg", param_hint="-o"
-        )
+    _check_output(output, export.REPORT_FORMATS)
+    if carte is not None:
+        _check_output(carte, maps.MAP_FORMATS, "--carte")
     rules = _rules(regles, None, regle_urbaine, qpv)
     result = _classify(source, rules, lon, lat, crs)
     typer.echo("Analyse de la couverture…", err=True)
@@ -695,10 +707,8 @@ def bilan_command(
     crs: InputCrs = None,
 ) -> None:
     """Compte les lieux dans les enveloppes de l'appel (150 hors grands centres, 120 + 30 QPV)."""
-    if output is not None and output.suffix.lower() != ".xlsx":
-        raise typer.BadParameter(
-            f"format {output.suffix!r} inconnu : le bilan s'écrit en .xlsx", param_hint="-o"
-        )
+    if output is not None:
+        _check_output(output, export.BILAN_FORMATS)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     chosen = bilan.load_envelopes(enveloppes)
     result = _classify(source, rules, lon, lat, crs)

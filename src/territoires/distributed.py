@@ -43,10 +43,12 @@ from dask.diagnostics import ProgressBar
 from distributed import Client
 from distributed import progress as distributed_progress
 
-from . import _csv, engine, places
+from . import _csv, engine, outputs, places
 from ._errors import InputError, OutputError
 from .rules import Rules, preset
 
+#: Output formats of :func:`classify_file_in_partitions`, by extension.
+PARTITION_FORMATS = {".parquet": "Parquet, un dossier d'un fichier par bloc", ".csv": "CSV"}
 #: Columns added by ``read_places`` (never part of a row's fingerprint).
 _ADDED = ("probleme", "territoire", "geometry")
 #: Second hash key (16 bytes), independent of pandas' default one.
@@ -500,6 +502,8 @@ def classify_file_in_partitions(
     ------
     InputError
         Missing, empty or unreadable file, unknown format, no coordinate column.
+    OutputError
+        Output neither ``.parquet`` nor ``.csv``, or a Parquet folder that is not empty.
 
     Notes
     -----
@@ -507,10 +511,8 @@ def classify_file_in_partitions(
     exactly as ``territoires.classify`` numbers them; a CSV record spanning several
     lines (quoted line break) shifts the numbers of the following rows, in both.
     """
-    path, output = Path(path), Path(output)
+    path, output = Path(path), outputs.check_path(output, PARTITION_FORMATS)
     suffix = output.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise OutputError(f"format de sortie non reconnu pour {output} : attendu .parquet ou .csv")
     if suffix == ".parquet" and output.exists() and any(output.iterdir()):
         raise OutputError(
             f"le dossier de sortie {output} existe et n'est pas vide : choisissez-en un autre"

@@ -22,15 +22,22 @@ import pandas as pd
 import pyogrio
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from . import crs
+from . import crs, outputs
 from ._errors import OutputError
 from .coverage import EXCLUSION_REASONS, LEVELS
 
 if TYPE_CHECKING:
     from .bilan import Bilan
 
-#: Output formats by file extension.
+#: Output formats of a classification (:func:`write_results`), by file extension.
 FORMATS = {".csv": "CSV", ".xlsx": "Excel", ".gpkg": "GeoPackage", ".geojson": "GeoJSON"}
+#: Format of a count toward the call's envelopes (:func:`write_bilan`).
+BILAN_FORMATS = {".xlsx": "Excel"}
+#: Formats of a coverage report (:func:`write_report`), which holds several tables.
+REPORT_FORMATS = {
+    ".xlsx": "Excel, une feuille par table",
+    ".gpkg": "GeoPackage, une couche par table",
+}
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -141,12 +148,8 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     OutputError
         For an unknown extension; the message lists the accepted ones.
     """
-    path = Path(path)
+    path = outputs.check_path(path, FORMATS)
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise OutputError(
-            f"format de sortie inconnu {path.suffix!r} : attendu {', '.join(FORMATS)}"
-        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         _csv_safe(_plain(result)).to_csv(
@@ -205,9 +208,7 @@ def write_bilan(report: Bilan, path: str | Path) -> Path:
     OutputError
         For another extension.
     """
-    path = Path(path)
-    if path.suffix.lower() != ".xlsx":
-        raise OutputError(f"format de bilan inconnu {path.suffix!r} : attendu .xlsx")
+    path = outputs.check_path(path, BILAN_FORMATS)
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = pd.DataFrame({"code": ["", "synthèse"], "titre": ["", report.resume()]})
     envelopes = pd.concat([report.enveloppes, summary], ignore_index=True)
@@ -321,13 +322,8 @@ def write_report(
     OutputError
         For another file format, or an invalid or duplicate sheet name.
     """
-    path = Path(path)
+    path = outputs.check_path(path, REPORT_FORMATS)
     suffix = path.suffix.lower()
-    if suffix not in {".xlsx", ".gpkg"}:
-        raise OutputError(
-            f"{path.name} : format de rapport non pris en charge ; le rapport a plusieurs "
-            "tables : utilisez .xlsx (une feuille par table) ou .gpkg (une couche par table)"
-        )
     tables = {"qpv": qpv_cov, "communes": commune_cov}
     for level, frame in aggregates_by_level.items():
         sheet = LEVELS.get(level, level)

@@ -33,7 +33,7 @@ from branca.colormap import StepColormap
 from branca.element import MacroElement
 from jinja2 import Template
 
-from . import _leaflet_assets, french
+from . import _leaflet_assets, french, outputs
 from ._errors import ColumnError, InputError
 from ._packed_polygons import PackedPolygons
 from .crs import GEOGRAPHIC, TERRITORIES, locate, territory_names, to_metric
@@ -41,6 +41,8 @@ from .french import NO_BREAK_SPACE
 from .nomenclatures import DENSITE7
 from .rules import VERDICTS
 
+#: Output format of :func:`save`, by extension.
+MAP_FORMATS = {".html": "page web", ".htm": "page web"}
 #: Fill colour of the place markers, per verdict.
 VERDICT_COLOURS: dict[str, str] = {
     "invalide": "#7f7f7f",
@@ -815,14 +817,16 @@ def save(fmap: folium.Map, path: str | Path, *, self_contained: bool = False) ->
 
     Raises
     ------
+    OutputError
+        When ``path`` does not end in ``.html`` (or ``.htm``).
     InputError
         In self-contained mode, when the page links to a script or stylesheet that no
         installed package ships.
     """
+    path = outputs.check_path(path, MAP_FORMATS)
     page = fmap.get_root().render()
     if self_contained:
         page = _leaflet_assets.inline(page)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
