@@ -233,11 +233,11 @@ def test_classify_unknown_format_fails_before_any_work(tmp_path) -> None:
 
 def test_classify_without_coordinate_columns(data_dir, tmp_path) -> None:
     source = tmp_path / "lieux.csv"
-    source.write_text("nom;adresse;code postal\nFablab;1 rue X;31000\n", encoding="utf-8")
+    source.write_text("nom;telephone;code postal\nFablab;0561000000;31000\n", encoding="utf-8")
     result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "out.csv")])
     assert result.exit_code == 1
     assert "Erreur" in result.stderr
-    for column in ("'nom'", "'adresse'", "'code postal'"):
+    for column in ("'nom'", "'telephone'", "'code postal'"):
         assert column in result.stderr
     assert "Traceback" not in result.output
     assert not (tmp_path / "out.csv").exists()

@@ -868,7 +868,7 @@ def test_empty_table_gives_empty_result_with_every_column(real) -> None:
     [
         ("", "fichier vide"),
         ("nom;longitude;latitude\n", "fichier vide"),
-        ("nom;adresse\nA;1 rue de la Paix\n", "aucune paire de colonnes de coordonnées"),
+        ("nom;telephone\nA;0561000000\n", "aucune paire de colonnes de coordonnées"),
     ],
     ids=["empty", "header-only", "no-coordinates"],
 )
@@ -882,7 +882,7 @@ def test_unusable_files_raise_input_error(real, tmp_path, content, message) -> N
 
 def test_table_without_coordinate_columns_raises_input_error(real) -> None:
     with pytest.raises(InputError, match="aucune paire de colonnes"):
-        classify(pd.DataFrame({"nom": ["A"], "adresse": ["1 rue de la Paix"]}), real.ref)
+        classify(pd.DataFrame({"nom": ["A"], "telephone": ["0561000000"]}), real.ref)
 
 
 def test_missing_file_raises_input_error(real, tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,9 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from geocoder_stub import KNOWN, GeocoderStub
+from typer.testing import CliRunner
 
-from territoires import catalogue, geocode, settings
+import territoires
+from territoires import catalogue, export, geocode, places, settings
 from territoires._errors import InputError
+from territoires.cli import app
 
 CAPITOLE = "1 place du Capitole 31000 Toulouse"
 LAMARTINE = "2 rue Lamartine 31300 Toulouse"
@@ -100,7 +104,7 @@ def test_batch_results_cache_and_provenance(stub: GeocoderStub) -> None:
 
 
 def test_min_score_option_and_setting(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert geocode.geocode([CAHORS], min_score=0.3)["lon"].notna().all()
+    assert geocode.geocode([CAHORS], min_score=0.3, batch=True)["lon"].notna().all()
     monkeypatch.setattr(settings, "geocoder_min_score", 0.8)
     out = geocode.geocode([CAPITOLE, LAMARTINE])
     assert out["lon"].notna().tolist() == [True, False]
@@ -111,11 +115,12 @@ def test_min_score_option_and_setting(stub: GeocoderStub, monkeypatch: pytest.Mo
 
 
 def test_offline_uses_the_cache_only(stub: GeocoderStub) -> None:
-    geocode.geocode([CAPITOLE])
+    assert geocode.geocode([CAPITOLE]).attrs["geocodage"]["mode"] == "une requête par adresse"
     out = geocode.geocode([CAPITOLE, LAMARTINE], offline=True)
     assert out["lon"].notna().tolist() == [True, False]
     assert "absente du cache de géocodage (mode hors ligne)" in out.loc[1, "probleme"]
-    assert stub.requests["/geocodage/search/csv"] == 1
+    assert sum(stub.requests.values()) == 1
+    assert out.attrs["geocodage"]["mode"] == "aucune requête"
     assert out.attrs["geocodage"]["hors_ligne"] is True
 
 
@@ -133,6 +138,7 @@ def test_single_requests(stub: GeocoderStub) -> None:
     assert "introuvable" in out.loc[1, "probleme"]
     assert out.loc[2, "commune_donnee"] == "15187"
     assert out.attrs["geocodage"]["mode"] == "une requête par adresse"
+    assert geocode.geocode([LAMARTINE, CAHORS]).attrs["geocodage"]["mode"] == "fichiers CSV"
 
 
 @pytest.mark.parametrize("fault", ["429", "500", "truncated", "partial", "garbage"])
@@ -154,7 +160,7 @@ def test_single_recovers_from_one_fault(stub: GeocoderStub, fault: str) -> None:
 def test_slow_answer_is_retried(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "timeout", 0.3)
     stub.fail_next("slow")
-    out = geocode.geocode([CAPITOLE])
+    out = geocode.geocode([CAPITOLE], batch=True)
     assert out["probleme"].isna().all()
     assert stub.requests["/geocodage/search/csv"] == 2
 
@@ -210,3 +216,109 @@ def test_catalogue_describes_the_service() -> None:
     assert entry["rate_limit_per_s"] == 50
     assert set(entry["sources"]) >= {"urls", "rate_limit_per_s", "csv_max_bytes"}
     assert tuple(entry["result_types"]) == geocode.TYPES
+
+
+# --- reading places with addresses, classify, check, CLI -----------------------------------
+
+
+def test_read_places_geocodes_rows_without_coordinates(stub: GeocoderStub) -> None:
+    table = pd.DataFrame(
+        {
+            "Nom": ["a", "b", "c", "d", "e"],
+            "lon": ["1.40", None, "abc", None, None],
+            "lat": ["43.57", None, None, None, None],
+            "Adresse": [LAMARTINE, "1 place du Capitole", CAPITOLE, None, NOWHERE],
+            "CP": [None, "31000", None, None, None],
+            "Ville": [None, "Toulouse", None, None, None],
+        }
+    )
+    before = table.copy()
+    out = places.read_places(table)
+    pd.testing.assert_frame_equal(table, before)
+    assert out.index.tolist() == [0, 1, 2, 3, 4]
+    # given coordinates are kept, never geocoded (even when wrong)
+    assert (out.loc[0, "lon"], out.loc[0, "lat"]) == (1.40, 43.57)
+    assert pd.isna(out.loc[0, "geocodage_type"]) and np.isnan(out.loc[0, "precision_m"])
+    assert "longitude non numérique ('abc')" in out.loc[2, "probleme"]
+    assert pd.isna(out.loc[2, "geocodage_label"])
+    # a row without coordinates is placed at its address
+    assert out.loc[1, "lon"] == KNOWN[CAPITOLE][4] and out.loc[1, "territoire"] == "metropole"
+    assert out.loc[1, "geocodage_type"] == "housenumber" and out.loc[1, "precision_m"] == 30.0
+    assert out.loc[1, "geometry"].x == KNOWN[CAPITOLE][4]
+    assert out.loc[3, "probleme"].startswith("ligne 4 : longitude manquante")
+    assert out.loc[4, "probleme"].startswith("ligne 5 : adresse introuvable par le géocodeur")
+    # only the two addresses without coordinates were sent, in one file
+    assert stub.rows["/geocodage/search/csv"] == 2
+
+
+def test_read_places_addresses_only_and_projected_columns(stub: GeocoderStub) -> None:
+    only = places.read_places(pd.DataFrame({"adresse": [CAPITOLE, None]}))
+    assert only.loc[0, "lon"] == KNOWN[CAPITOLE][4]
+    assert only.loc[1, "probleme"] == "ligne 2 : adresse manquante"
+    lambert = pd.DataFrame({"x": [None], "y": [None], "adresse": [CAPITOLE]})
+    out = places.read_places(lambert, crs=2154)
+    assert out.loc[0, "lon"] == pytest.approx(KNOWN[CAPITOLE][4])
+    assert out.loc[0, "lat"] == pytest.approx(KNOWN[CAPITOLE][5])
+
+
+def test_read_places_keeps_a_user_column_named_like_a_geocoding_one(stub: GeocoderStub) -> None:
+    out = places.read_places(pd.DataFrame({"adresse": [CAPITOLE], "geocodage_label": ["x"]}))
+    assert out.loc[0, "geocodage_label_entree"] == "x"
+    assert out.loc[0, "geocodage_label"] == KNOWN[CAPITOLE][0]
+    assert out.attrs["colonnes_entree"] == {"geocodage_label": "geocodage_label_entree"}
+
+
+def test_classify_a_file_of_addresses(stub: GeocoderStub, data_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "lieux.csv"
+    source.write_text(
+        "nom,adresse,code_postal,commune\n"
+        "Capitole,1 place du Capitole,31000,Toulouse\n"
+        "Mirail,2 rue Lamartine,31300,Toulouse\n"
+        "Inconnu,99 avenue de Nulle Part,00000,Ailleurs\n",
+        encoding="utf-8",
+    )
+    result = territoires.classify(source)
+    assert result["nom"].tolist() == ["Capitole", "Mirail", "Inconnu"]
+    assert result["verdict"].tolist()[1] == "qpv"
+    assert result.loc[2, "verdict"] == "invalide"
+    assert "adresse introuvable" in result.loc[2, "motif"]
+    assert result["geocodage_type"].tolist()[:2] == ["housenumber", "street"]
+    assert result.attrs["geocodage"]["service"] == stub.url
+    written = export.write_results(result, tmp_path / "resultats.csv")
+    provenance = json.loads(export.provenance_path(written).read_text(encoding="utf-8"))
+    assert provenance["geocodage"]["adresses"] == 3
+
+
+def test_check_an_address(stub: GeocoderStub, data_dir: Path) -> None:
+    row = territoires.check(LAMARTINE)
+    assert row["verdict"] == "qpv"
+    assert row["geocodage_label"] == KNOWN[LAMARTINE][0]
+    assert stub.requests == {"/geocodage/search": 1}
+    assert row.attrs["geocodage"]["mode"] == "une requête par adresse"
+    with pytest.raises(InputError, match="adresse seule"):
+        territoires.check(LAMARTINE, 43.6)
+
+
+def test_cli_check_classify_and_offline(stub: GeocoderStub, data_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    done = runner.invoke(app, ["check", "2", "rue", "Lamartine", "31300", "Toulouse"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[0] == "Dans un quartier prioritaire (QPV)"
+    assert "Adresse trouvée : Rue Lamartine 31300 Toulouse (voie, score 0,78)" in done.stdout
+    low = runner.invoke(app, ["check", CAHORS, "--score-min", "0.2"])
+    assert low.exit_code == 0, low.output
+    refused = runner.invoke(app, ["check", CAHORS, "--score-min", "0.9", "--offline"])
+    assert refused.exit_code == 1
+    assert "inférieur au minimum 0,90" in refused.stdout
+    source = tmp_path / "lieux.csv"
+    source.write_text(f"nom;adresse\nA;{CAPITOLE}\nB;{SAINT_FLOUR} centre\n", encoding="utf-8")
+    out = tmp_path / "resultats.csv"
+    geocode.geocode([CAPITOLE])  # in the cache, unlike the second address
+    sent = sum(stub.requests.values())
+    offline = runner.invoke(app, ["classify", str(source), "-o", str(out), "--offline"])
+    assert offline.exit_code == 0, offline.output
+    assert sum(stub.requests.values()) == sent  # nothing sent
+    table = pd.read_csv(out, sep=";", dtype=str)
+    assert table["verdict"].tolist() == ["non_eligible", "invalide"]
+    assert "ligne 3 : adresse absente du cache de géocodage" in table.loc[1, "motif"]
+    assert "Géocodage de 2 adresses" in offline.stderr

@@ -28,6 +28,7 @@ from . import (
     eligibility,
     export,
     french,
+    geocode,
     loaders,
     maps,
     outputs,
@@ -323,6 +324,28 @@ LatColumn = Annotated[str | None, typer.Option("--lat", help="Colonne des latitu
 InputCrs = Annotated[
     str | None, typer.Option("--crs", help="CRS des colonnes x/y projetées, ex. 2154.")
 ]
+MinScore = Annotated[
+    float | None,
+    typer.Option(
+        "--score-min",
+        help=(
+            "Score minimal (0 à 1) d'une adresse géocodée pour être placée "
+            f"(défaut : {settings.geocoder_min_score:g})."
+        ),
+        min=0,
+        max=1,
+    ),
+]
+GeocodeOffline = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help=(
+            "Sans réseau : adresses géocodées depuis le cache seulement (les adresses "
+            "absentes du cache sont signalées)."
+        ),
+    ),
+]
 
 
 def _check_output(path: Path, formats: dict[str, str], option: str = "-o") -> None:
@@ -355,10 +378,50 @@ def _rules(
         raise typer.BadParameter(str(error)) from error
 
 
-def _classify(source: Path, rules: Rules, lon: str | None, lat: str | None, crs: str | None) -> Any:
+def _classify(
+    source: Path,
+    rules: Rules,
+    lon: str | None,
+    lat: str | None,
+    crs: str | None,
+    min_score: float | None,
+    offline: bool,
+) -> Any:
     """Classify a file; the file is read (and rejected if unusable) before the reference."""
     typer.echo(f"Lecture de {source} puis des données de référence…", err=True)
-    return eligibility.classify(source, rules, lon=lon, lat=lat, input_crs=crs, progress=True)
+    result = eligibility.classify(
+        source,
+        rules,
+        lon=lon,
+        lat=lat,
+        input_crs=crs,
+        progress=True,
+        min_score=min_score,
+        offline=offline or None,
+    )
+    _geocoding_summary(result.attrs.get("geocodage"))
+    return result
+
+
+def _geocoding_summary(provenance: dict[str, Any] | None) -> None:
+    """Say how many addresses were geocoded, from where (nothing when none was)."""
+    if not provenance:
+        return
+    typer.echo(
+        f"Géocodage de {provenance['adresses']} adresses ({provenance['source']}) : "
+        f"{provenance['depuis_cache']} depuis le cache, {provenance['requetes']} requête(s).",
+        err=True,
+    )
+
+
+def _place(words: list[str]) -> tuple[float, float] | str:
+    """Coordinates when the words are two numbers (decimal comma accepted), else an address."""
+    if len(words) == 2:
+        try:
+            return float(words[0].replace(",", ".")), float(words[1].replace(",", "."))
+        except ValueError:
+            pass
+    return " ".join(words)
 
 
 def _summary(result: Any) -> None:
@@ -398,21 +461,42 @@ def list_rules() -> None:
     context_settings={"ignore_unknown_options": True},
 )
 def check(
-    lon: Annotated[float, typer.Argument(help="Longitude WGS84 (x), ex. 2.3522.")],
-    lat: Annotated[float, typer.Argument(help="Latitude WGS84 (y), ex. 48.8566.")],
+    lieu: Annotated[
+        list[str],
+        typer.Argument(
+            help=(
+                "Longitude et latitude WGS84 (x puis y, ex. 2.3522 48.8566), ou une adresse "
+                '(ex. "1 place du Capitole 31000 Toulouse").'
+            ),
+            show_default=False,
+        ),
+    ],
     regles: Preset = "fabriques-2019",
     distance: Distance = None,
     regle_urbaine: UrbanRule = None,
     qpv: QpvVintage = None,
     npnru: Npnru = None,
+    score_min: MinScore = None,
+    offline: GeocodeOffline = False,
 ) -> None:
-    """Donne le verdict d'éligibilité d'un lieu et son motif.
+    """Donne le verdict d'éligibilité d'un lieu (coordonnées ou adresse) et son motif.
 
     Coordonnées négatives acceptées telles quelles : territoires check -52.33 4.93
     """
-    row = eligibility.check(lon, lat, _rules(regles, distance, regle_urbaine, qpv, npnru))
+    place = _place(lieu)
+    rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
+    options = {"min_score": score_min, "offline": offline or None}
+    if isinstance(place, str):
+        row = eligibility.check(place, None, rules, **options)
+    else:
+        row = eligibility.check(*place, rules, **options)
     typer.secho(VERDICTS[row["verdict"]], fg=_VERDICT_COLOURS[row["verdict"]], bold=True)
     typer.echo(row["motif"])
+    label = row.get("geocodage_label")
+    if isinstance(place, str) and isinstance(label, str):
+        kind = geocode.TYPE_LABELS.get(row["geocodage_type"], row["geocodage_type"])
+        score = french.number(row["geocodage_score"], 2)
+        typer.echo(f"Adresse trouvée : {label} ({kind}, score {score})")
     if row["verdict"] == "invalide":
         raise typer.Exit(code=1)
 
@@ -449,6 +533,8 @@ def classify(
     bloc: Annotated[
         str, typer.Option("--bloc", help="Taille des blocs avec --partitions, ex. 16MB.")
     ] = "16MB",
+    score_min: MinScore = None,
+    offline: GeocodeOffline = False,
 ) -> None:
     """Classe tous les lieux d'un fichier ; chaque ligne ressort avec verdict et motif."""
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
@@ -456,7 +542,7 @@ def classify(
         _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
         return
     _check_output(output, export.FORMATS)
-    result = _classify(source, rules, lon, lat, crs)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline)
     export.write_results(result, output)
     typer.echo(f"{len(result)} lieux classés → {output}", err=True)
     _summary(result)
@@ -503,7 +589,10 @@ def map_command(
         bool,
         typer.Option(
             "--offline",
-            help="Inclure Leaflet dans le fichier (réseaux qui bloquent les CDN).",
+            help=(
+                "Sans réseau : inclure Leaflet dans le fichier (réseaux qui bloquent les CDN) "
+                "et géocoder les adresses depuis le cache seulement."
+            ),
         ),
     ] = False,
     communes: Annotated[
@@ -524,11 +613,12 @@ def map_command(
     lon: LonColumn = None,
     lat: LatColumn = None,
     crs: InputCrs = None,
+    score_min: MinScore = None,
 ) -> None:
     """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
     _check_output(output, maps.MAP_FORMATS)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
-    result = _classify(source, rules, lon, lat, crs)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline)
     layer = loaders.load_qpv(rules.qpv_vintage)
     fmap = maps.eligibility_map(
         result,
@@ -560,7 +650,14 @@ def coverage_command(
         Path | None, typer.Option(help="Écrire aussi la carte des territoires sous-desservis.")
     ] = None,
     offline: Annotated[
-        bool, typer.Option("--offline", help="Carte autonome (Leaflet inclus).")
+        bool,
+        typer.Option(
+            "--offline",
+            help=(
+                "Sans réseau : carte autonome (Leaflet inclus) et adresses géocodées depuis "
+                "le cache seulement."
+            ),
+        ),
     ] = False,
     regles: Preset = "fabriques-2019",
     regle_urbaine: UrbanRule = None,
@@ -568,13 +665,14 @@ def coverage_command(
     lon: LonColumn = None,
     lat: LatColumn = None,
     crs: InputCrs = None,
+    score_min: MinScore = None,
 ) -> None:
     """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux."""
     _check_output(output, export.REPORT_FORMATS)
     if carte is not None:
         _check_output(carte, maps.MAP_FORMATS, "--carte")
     rules = _rules(regles, None, regle_urbaine, qpv)
-    result = _classify(source, rules, lon, lat, crs)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline)
     typer.echo("Analyse de la couverture…", err=True)
     layers = coverage.analyse(
         result,
@@ -705,13 +803,15 @@ def bilan_command(
     lon: LonColumn = None,
     lat: LatColumn = None,
     crs: InputCrs = None,
+    score_min: MinScore = None,
+    offline: GeocodeOffline = False,
 ) -> None:
     """Compte les lieux dans les enveloppes de l'appel (150 hors grands centres, 120 + 30 QPV)."""
     if output is not None:
         _check_output(output, export.BILAN_FORMATS)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     chosen = bilan.load_envelopes(enveloppes)
-    result = _classify(source, rules, lon, lat, crs)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline)
     report = bilan.assess(result, chosen, numerique=numerique, regions=bilan.region_names())
     typer.echo(report.resume())
     if output is not None:

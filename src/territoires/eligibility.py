@@ -59,6 +59,8 @@ def classify(
     progress: bool = False,
     chunk_size: int = CHUNK_SIZE,
     workers: int | None = None,
+    min_score: float | None = None,
+    offline: bool | None = None,
 ) -> gpd.GeoDataFrame:
     """Classify places: in or near a QPV, outside large urban centres, with reasons.
 
@@ -66,7 +68,9 @@ def classify(
     ----------
     source : path, pandas.DataFrame or geopandas.GeoDataFrame
         Places: a CSV/XLSX/GeoJSON/GPKG file, a table with longitude/latitude (or
-        projected x/y with ``input_crs``) columns, or point geometries.
+        projected x/y with ``input_crs``) columns, or point geometries. Rows without
+        coordinates but with a postal address (``adresse``, ``code_postal``,
+        ``commune`` columns) are geocoded (see :mod:`territoires.geocode`).
         A dask (geo)DataFrame is classified partition by partition with the same
         results (see :func:`territoires.distributed.classify_dask`) and a lazy
         ``dask_geopandas.GeoDataFrame`` is returned.
@@ -88,6 +92,12 @@ def classify(
         release the GIL), which also bounds the memory of intermediate arrays.
     workers : int, optional
         Threads; defaults to the number of CPU cores.
+    min_score : float, optional
+        Lowest geocoding score (0 to 1) for an address to be placed; defaults to
+        :data:`territoires.settings.geocoder_min_score`.
+    offline : bool, optional
+        Geocode from the cache only, without any request; defaults to
+        :data:`territoires.settings.offline`.
 
     Returns
     -------
@@ -96,7 +106,9 @@ def classify(
         column named like an output column gets the suffix :data:`INPUT_SUFFIX`), plus
         :data:`OUTPUT_COLUMNS`; point geometry in EPSG:4326 (``None`` when invalid).
         ``attrs["regles"]`` describes the rules, ``attrs["sources"]`` the data files
-        and vintages, ``attrs["verdicts"]`` the count per verdict.
+        and vintages, ``attrs["verdicts"]`` the count per verdict and, when addresses
+        were geocoded, ``attrs["geocodage"]`` the geocoder, the dates of its answers and
+        the requests sent.
     """
     if hasattr(source, "__dask_graph__"):  # a dask (geo)DataFrame: see territoires.distributed
         if ref is not None:
@@ -108,7 +120,15 @@ def classify(
         return classify_dask(
             source, rules, lon=lon, lat=lat, input_crs=input_crs, data_dir=data_dir
         )
-    frame = places.read_places(source, lon=lon, lat=lat, crs=input_crs, geometry=False)
+    frame = places.read_places(
+        source,
+        lon=lon,
+        lat=lat,
+        crs=input_crs,
+        geometry=False,
+        min_score=min_score,
+        offline=offline,
+    )
     if ref is None:
         chosen = preset(rules) if isinstance(rules, str) else rules
         ref = reference(chosen, data_dir)
@@ -137,32 +157,61 @@ def classify(
         "sources": ref.sources,
         "verdicts": {key: int(value) for key, value in out["verdict"].value_counts().items()},
     }
+    if "geocodage" in frame.attrs:
+        out.attrs["geocodage"] = frame.attrs["geocodage"]
     return out
 
 
-def check(lon: float, lat: float, rules: Rules | str | None = None, **kwargs: Any) -> pd.Series:
-    """Classify one place given by WGS84 longitude and latitude.
+def check(
+    lon: float | str,
+    lat: float | None = None,
+    rules: Rules | str | None = None,
+    **kwargs: Any,
+) -> pd.Series:
+    """Classify one place given by WGS84 longitude and latitude, or by its address.
 
     Parameters
     ----------
-    lon, lat : float
-        Decimal degrees (longitude first, as on a map: x then y).
+    lon : float or str
+        Longitude in decimal degrees (longitude first, as on a map: x then y), or a
+        postal address (``"12 rue de Metz 31000 Toulouse"``), geocoded with one request
+        (see :mod:`territoires.geocode`).
+    lat : float, optional
+        Latitude in decimal degrees; omitted with an address.
     rules : Rules or str, optional
         Rule set or preset name.
     **kwargs
-        Passed to :func:`classify` (``data_dir``, ``ref``).
+        Passed to :func:`classify` (``data_dir``, ``ref``, ``min_score``, ``offline``).
 
     Returns
     -------
     pandas.Series
-        The result row: ``verdict``, ``motif``, ``qpv_code``, ``distance_qpv_m``…
+        The result row: ``verdict``, ``motif``, ``qpv_code``, ``distance_qpv_m``… and,
+        for an address, ``adresse`` and the ``geocodage_*`` columns.
+
+    Raises
+    ------
+    InputError
+        When an address is given with a latitude, or coordinates without one.
 
     Examples
     --------
     >>> check(1.4442, 43.6047)["verdict"]  # doctest: +SKIP
     'non_eligible'
+    >>> check("1 place du Capitole 31000 Toulouse")["geocodage_type"]  # doctest: +SKIP
+    'housenumber'
     """
-    table = pd.DataFrame({"lon": [lon], "lat": [lat]})
+    if isinstance(lon, str):
+        if lat is not None:
+            raise InputError(
+                f"adresse {lon!r} suivie d'une latitude ({lat!r}) : donnez une adresse seule, "
+                "ou une longitude et une latitude"
+            )
+        table = pd.DataFrame({"adresse": [lon]})
+    elif lat is None:
+        raise InputError(f"longitude {lon!r} sans latitude : donnez les deux, ou une adresse")
+    else:
+        table = pd.DataFrame({"lon": [lon], "lat": [lat]})
     result = classify(table, rules, **kwargs)
     row = result.iloc[0].drop(labels="geometry")
     row.attrs = result.attrs

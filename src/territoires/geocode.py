@@ -41,11 +41,19 @@ import pandas as pd
 import requests
 from tqdm.auto import tqdm
 
-from . import _http, catalogue, settings
+from . import _http, catalogue, french, settings
 from ._errors import DownloadError, InputError
 
 #: Result types of the address index, from the most to the least precise.
 TYPES: tuple[str, ...] = ("housenumber", "street", "locality", "municipality")
+
+#: French name of each result type, for messages and legends.
+TYPE_LABELS: dict[str, str] = {
+    "housenumber": "numéro",
+    "street": "voie",
+    "locality": "lieu-dit",
+    "municipality": "commune",
+}
 
 #: Default precision, in metres, of a point placed by geocoding, by result type:
 #: ``housenumber`` is the position of the number (entrance or parcel, 30 m);
@@ -199,7 +207,7 @@ def geocode(
     *,
     min_score: float | None = None,
     offline: bool | None = None,
-    batch: bool = True,
+    batch: bool | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Geocode addresses, with the on-disk cache, in files or one by one.
@@ -215,9 +223,10 @@ def geocode(
     offline : bool, optional
         Use the cache only, send no request; defaults to ``settings.offline``.
         Addresses missing from the cache come out unplaced and say so.
-    batch : bool, default True
-        Send files of ``settings.geocoder_batch_size`` addresses to the CSV endpoint;
-        ``False`` sends one request per address (used for a single address).
+    batch : bool, optional
+        ``True`` sends files of ``settings.geocoder_batch_size`` addresses to the CSV
+        endpoint, ``False`` one request per address; by default, files when more than
+        one address is missing from the cache, else one request.
     progress : bool, default False
         Show a progress bar per file (or per address) sent.
 
@@ -252,6 +261,7 @@ def geocode(
     failures: dict[str, str] = {}
     missing = {key: text for key, text in wanted.items() if key not in answers}
     requests_sent = 0
+    mode = "aucune requête"
     if missing and offline:
         failures = dict.fromkeys(
             missing,
@@ -259,7 +269,9 @@ def geocode(
             "--offline, avec accès au réseau, pour la géocoder",
         )
     elif missing:
+        batch = len(missing) > 1 if batch is None else batch
         fetch = _fetch_files if batch else _fetch_each
+        mode = "fichiers CSV" if batch else "une requête par adresse"
         fetched, failures, requests_sent = fetch(service, missing, progress)
         cache.put(service, fetched)
         answers.update(fetched)
@@ -274,7 +286,7 @@ def geocode(
         "requetes": requests_sent,
         "score_minimum": min_score,
         "hors_ligne": offline,
-        "mode": "fichier CSV" if batch else "une requête par adresse",
+        "mode": mode,
     }
     return out
 
@@ -303,11 +315,6 @@ def _service_title(service: str) -> str:
     """Name of the catalogued service at `service`, else the URL itself (self-hosted)."""
     entry = catalogue.services()[_SERVICE]
     return entry["title"] if service == entry["url"] else f"géocodeur à {service}"
-
-
-def _decimal(value: float) -> str:
-    """A score for a message, with a decimal comma: ``0,31``."""
-    return f"{value:.2f}".replace(".", ",")
 
 
 def _today() -> str:
@@ -537,8 +544,9 @@ def _table(
     )
     low = found & ~good
     problems[low] = [
-        f"adresse trouvée avec un score de {_decimal(score)} inférieur au minimum "
-        f"{_decimal(min_score)} (« {label} ») : vérifiez l'adresse ou baissez le score minimum"
+        f"adresse trouvée avec un score de {french.number(score, 2)} inférieur au minimum "
+        f"{french.number(min_score, 2)} (« {label} ») : vérifiez l'adresse ou baissez le "
+        "score minimum"
         for score, label in zip(
             values["score"][low], np.array(values["label"], dtype=object)[low], strict=True
         )

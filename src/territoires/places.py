@@ -59,7 +59,7 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
-from . import _csv
+from . import _csv, geocode
 from . import crs as _crs
 from ._errors import ColumnError, InputError
 
@@ -104,7 +104,10 @@ class _Coordinates:
         Message given to every row when ``source_crs`` is None.
     columns : dict
         Output column → input column it is read from: ``lon`` and ``lat`` for a table,
-        ``geometry`` for a layer.
+        ``geometry`` for a layer; empty when the table has no coordinate columns.
+    absent : numpy.ndarray of bool
+        Rows that give no coordinates at all (both cells empty, or no geometry): they
+        may be located by their address.
     """
 
     x: np.ndarray
@@ -113,6 +116,7 @@ class _Coordinates:
     source_crs: CRS | None
     crs_missing: str
     columns: dict[str, Hashable]
+    absent: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -149,8 +153,10 @@ def read_places(
     crs: str | int | None = None,
     sheet: str | int | None = None,
     geometry: bool = True,
+    min_score: float | None = None,
+    offline: bool | None = None,
 ) -> gpd.GeoDataFrame:
-    """Read places and check their coordinates, row by row.
+    """Read places and check their coordinates, row by row; geocode their addresses.
 
     Parameters
     ----------
@@ -176,26 +182,36 @@ def read_places(
         Build the point geometries; ``False`` leaves the geometry empty for a caller
         that builds them itself from ``lon``/``lat`` (the eligibility engine does, chunk
         by chunk, in parallel with its spatial queries).
+    min_score : float, optional
+        Lowest geocoding score for an address to be placed (see
+        :func:`territoires.geocode.geocode`).
+    offline : bool, optional
+        Geocode from the cache only; defaults to :data:`territoires.settings.offline`.
 
     Returns
     -------
     geopandas.GeoDataFrame
         The input rows and columns plus ``lon``, ``lat``, ``probleme``, ``territoire``
-        and a point geometry, in EPSG:4326 (see the module docstring).
+        and a point geometry, in EPSG:4326 (see the module docstring); with addresses,
+        the :data:`GEOCODING_COLUMNS` too and ``attrs["geocodage"]``.
 
     Raises
     ------
     InputError
-        When no row can be used: missing or unreadable file, no row, coordinate columns
-        not found or ambiguous, unknown CRS.
+        When no row can be used: missing or unreadable file, no row, neither coordinate
+        nor address columns, ambiguous columns, unknown CRS.
     """
     table = _read(source, sheet, {_normalise(name) for name in (lon, lat) if name is not None})
     frame = table.frame
+    located = None
     try:
+        address = geocode.address_columns(frame.columns)
         if isinstance(frame, gpd.GeoDataFrame) and frame.active_geometry_name is not None:
             coordinates = _from_geometry(frame, lon, lat, crs)
         else:
-            coordinates = _from_columns(frame, lon, lat, crs)
+            coordinates = _from_columns(frame, lon, lat, crs, bool(address))
+        if address:
+            coordinates, located = _geocode_absent(frame, coordinates, address, min_score, offline)
         lon_values, lat_values, problems, territoire = _validate(
             frame, coordinates, table.lines, table.problems
         )
@@ -213,9 +229,89 @@ def read_places(
             f"{source} : seule la première {table.part} est lue ; {_others(source, table)}",
             stacklevel=2,
         )
+    if located is not None:
+        located["precision_m"] = located["precision_m"].where(~np.isnan(lon_values))
     return _assemble(
-        frame, coordinates, lon_values, lat_values, problems, territoire, geometry, table.lines
+        frame,
+        coordinates,
+        lon_values,
+        lat_values,
+        problems,
+        territoire,
+        geometry,
+        table.lines,
+        located,
     )
+
+
+#: Columns added by :func:`read_places` to a table with addresses (see
+#: :func:`territoires.geocode.geocode`); empty for the rows that were not geocoded.
+GEOCODING_COLUMNS = (
+    "geocodage_label",
+    "geocodage_score",
+    "geocodage_type",
+    "geocodage_citycode",
+    "precision_m",
+)
+
+
+def _geocode_absent(
+    frame: pd.DataFrame,
+    coordinates: _Coordinates,
+    address: dict[str, Hashable],
+    min_score: float | None,
+    offline: bool | None,
+) -> tuple[_Coordinates, pd.DataFrame]:
+    """Geocode the rows that give no coordinates but an address.
+
+    Coordinates given by the user are never replaced, even when they are wrong. A
+    geocoded row gets the point found (in the source CRS, so that it is checked like
+    the others) or, when it cannot be placed, the French reason. Returns the updated
+    coordinates and the :data:`GEOCODING_COLUMNS` of every row (empty when not
+    geocoded), with the provenance in ``attrs["geocodage"]``.
+    """
+    queries = geocode.address_queries(frame, address)
+    todo = coordinates.absent & queries.notna().to_numpy()
+    if coordinates.source_crs is None:  # x/y without CRS: every row is unusable anyway
+        todo[:] = False
+    result = geocode.geocode(queries[todo], min_score=min_score, offline=offline)
+    x, y, problems = coordinates.x.copy(), coordinates.y.copy(), coordinates.problems.copy()
+    x[todo], y[todo] = _from_wgs84(
+        result["lon"].to_numpy(), result["lat"].to_numpy(), coordinates.source_crs or _WGS84
+    )
+    reasons = result["probleme"].to_numpy(dtype=object, na_value=None)
+    commune_only = result["commune_donnee"].notna().to_numpy()
+    reasons[commune_only] = [
+        f"adresse localisée seulement à sa commune (« {label} », INSEE {code}) : précisez "
+        "le numéro et la voie, ou donnez les coordonnées"
+        for label, code in zip(
+            result["geocodage_label"][commune_only],
+            result["commune_donnee"][commune_only],
+            strict=True,
+        )
+    ]
+    problems[todo] = reasons
+    absent = coordinates.absent & ~todo
+    if not coordinates.columns:  # a table of addresses only: say what is missing
+        problems[absent] = "adresse manquante"
+    located = pd.DataFrame(index=frame.index)
+    for column in GEOCODING_COLUMNS:
+        values = result[column]
+        located[column] = pd.Series(
+            pd.NA if values.dtype == "string" else np.nan, index=frame.index, dtype=values.dtype
+        )
+        located.loc[todo, column] = values.to_numpy()
+    located.attrs["geocodage"] = result.attrs["geocodage"]
+    updated = _Coordinates(
+        x=x,
+        y=y,
+        problems=problems,
+        source_crs=coordinates.source_crs,
+        crs_missing=coordinates.crs_missing,
+        columns=coordinates.columns,
+        absent=absent,
+    )
+    return updated, located
 
 
 def _others(source: Source, table: _Table) -> str:
@@ -371,7 +467,11 @@ def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError) as error:
         raise InputError(f"classeur XLSX illisible : {path} ({error})") from error
     others = tuple(names[1:]) if sheet is None else ()
-    known = wanted or {name for names in COORDINATE_NAMES.values() for name in names}
+    known = wanted or {
+        name
+        for names in (*COORDINATE_NAMES.values(), geocode.ADDRESS_NAMES["adresse"])
+        for name in names
+    }
     header = next(
         (
             row
@@ -419,10 +519,30 @@ def _read_layer(path: Path, layer: str | int | None) -> _Table:
 
 
 def _from_columns(
-    frame: pd.DataFrame, lon: str | None, lat: str | None, crs: str | int | None
+    frame: pd.DataFrame,
+    lon: str | None,
+    lat: str | None,
+    crs: str | int | None,
+    by_address: bool,
 ) -> _Coordinates:
-    """Read coordinates from two columns of a table."""
-    lon_column, lat_column, projected = coordinate_columns(frame.columns, lon, lat)
+    """Read coordinates from two columns of a table.
+
+    A table without any coordinate column but with address columns (``by_address``)
+    gives no coordinates: every row is to be located by its address.
+    """
+    found = coordinate_columns(frame.columns, lon, lat, optional=by_address)
+    if found is None:
+        nothing = np.full(len(frame), np.nan)
+        return _Coordinates(
+            x=nothing,
+            y=nothing,
+            problems=np.full(len(frame), "coordonnées absentes", dtype=object),
+            source_crs=_WGS84,
+            crs_missing=_CRS_XY,
+            columns={},
+            absent=np.ones(len(frame), dtype=bool),
+        )
+    lon_column, lat_column, projected = found
     labels = ("coordonnée x", "coordonnée y") if projected else ("longitude", "latitude")
     x, x_problems = _parse_numbers(frame[lon_column], labels[0])
     y, y_problems = _parse_numbers(frame[lat_column], labels[1])
@@ -435,7 +555,14 @@ def _from_columns(
         source_crs=source_crs,
         crs_missing=_CRS_XY,
         columns={"lon": lon_column, "lat": lat_column},
+        absent=_empty(frame[lon_column]) & _empty(frame[lat_column]),
     )
+
+
+def _empty(values: pd.Series) -> np.ndarray:
+    """True for empty cells (NA or blank text)."""
+    text = values.astype("string").str.strip()
+    return (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
 
 
 def _from_geometry(
@@ -477,6 +604,7 @@ def _from_geometry(
         source_crs=source_crs,
         crs_missing=_CRS_ABSENT,
         columns={"geometry": frame.active_geometry_name},
+        absent=missing,
     )
 
 
@@ -488,8 +616,8 @@ def _normalise(name: Hashable) -> str:
 
 
 def coordinate_columns(
-    columns: pd.Index, lon: str | None, lat: str | None
-) -> tuple[Hashable, Hashable, bool]:
+    columns: pd.Index, lon: str | None, lat: str | None, *, optional: bool = False
+) -> tuple[Hashable, Hashable, bool] | None:
     """Find the coordinate columns of a table, as :func:`read_places` does.
 
     Parameters
@@ -498,18 +626,21 @@ def coordinate_columns(
         The table's columns.
     lon, lat : str, optional
         Column names given by the user (matched exactly, else without case and accents).
+    optional : bool, default False
+        Return None instead of raising when the table has no coordinate column at all
+        and none were named (a table of addresses); half a pair still raises.
 
     Returns
     -------
-    tuple
+    tuple or None
         The longitude (or x) column, the latitude (or y) one, and whether they are
         projected x/y (``crs=`` needed).
 
     Raises
     ------
     InputError
-        No pair of coordinate columns, several candidates for one role, or a given name
-        absent or ambiguous. A repeated header (``longitude`` twice, read
+        No pair of coordinate columns (unless ``optional``), several candidates for one
+        role, or a given name absent or ambiguous. A repeated header (``longitude`` twice, read
         ``longitude`` and ``longitude.1``) gives two candidates.
     """
     present = {str(column) for column in columns}
@@ -540,11 +671,14 @@ def coordinate_columns(
                         f"laquelle avec {option}= (--{option} en ligne de commande)"
                     )
             return found[first][0], found[second][0], projected
+    if optional and lon is None and lat is None and not any(found.values()):
+        return None
     raise InputError(
         "aucune paire de colonnes de coordonnées trouvée ; colonnes présentes : "
         f"{_listing(columns)} ; noms acceptés (sans casse ni accents) : longitude = "
         f"{', '.join(COORDINATE_NAMES['lon'])} ; latitude = "
-        f"{', '.join(COORDINATE_NAMES['lat'])} ; ou x et y projetés avec crs= (ex. 2154). "
+        f"{', '.join(COORDINATE_NAMES['lat'])} ; ou x et y projetés avec crs= (ex. 2154) ; "
+        f"ou une adresse : {', '.join(geocode.ADDRESS_NAMES['adresse'])}. "
         "Précisez les colonnes avec lon= et lat= (--lon et --lat en ligne de commande)"
     )
 
@@ -646,6 +780,14 @@ def _validate(
     return np.where(flagged, np.nan, lon), np.where(flagged, np.nan, lat), problems, territoire
 
 
+def _from_wgs84(lon: np.ndarray, lat: np.ndarray, target: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Transform WGS84 longitude/latitude to `target` (NaN stays NaN)."""
+    if target.equals(_WGS84, ignore_axis_order=True):
+        return lon, lat
+    x, y = Transformer.from_crs(_WGS84, target, always_xy=True).transform(lon, lat)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
 def _to_wgs84(x: np.ndarray, y: np.ndarray, source_crs: CRS) -> tuple[np.ndarray, np.ndarray]:
     """Transform finite coordinates to WGS84 longitude/latitude (inf outside the domain)."""
     if source_crs.equals(_WGS84, ignore_axis_order=True):
@@ -730,12 +872,17 @@ def _assemble(
     territoire: np.ndarray,
     geometry: bool,
     lines: np.ndarray,
+    located: pd.DataFrame | None = None,
 ) -> gpd.GeoDataFrame:
-    """Copy the input and add the output columns (the input object is left untouched)."""
+    """Copy the input and add the output columns (the input object is left untouched).
+
+    ``located`` holds the geocoding columns of a table with addresses.
+    """
     out = pd.DataFrame(frame).copy(deep=False)
     geometry_column = coordinates.columns.get("geometry")
+    added = [*ADDED_COLUMNS, *(GEOCODING_COLUMNS if located is not None else ())]
     renames: dict[Hashable, str] = {}
-    for name in ADDED_COLUMNS:
+    for name in added:
         if name in out.columns and name != geometry_column:
             taken = pd.Index([*out.columns, *renames.values()])
             renames[name] = _free_name(taken, f"{name}{INPUT_SUFFIX}")
@@ -752,9 +899,14 @@ def _assemble(
     else:
         points = gpd.array.from_shapely(np.full(len(out), None, dtype=object), _crs.GEOGRAPHIC)
     out["geometry"] = points
+    if located is not None:
+        for column in GEOCODING_COLUMNS:
+            out[column] = located[column].to_numpy()
     result = gpd.GeoDataFrame(out, geometry="geometry")
     result.attrs["colonnes_entree"] = {str(old): new for old, new in renames.items()}
     result.attrs["lignes"] = np.asarray(lines, dtype=np.int64).tobytes()
+    if located is not None:
+        result.attrs["geocodage"] = located.attrs["geocodage"]
     return result
 
 
