@@ -123,6 +123,11 @@ def test_eligibility_notebook_shows_verdicts_rules_changes_and_map(executed):
     assert "fabriques-2019" in _text(_cell(nb, "regles"))
     undetermined = _text(_cell(nb, "indetermine"))
     assert "indetermine" in undetermined and "Aubusson" in undetermined
+    addresses = _text(_cell(nb, "adresses"))
+    assert "qpv — Rue Lamartine 31300 Toulouse (street)" in addresses
+    assert "1 requête(s) au géocodeur" in addresses and "housenumber" in addresses
+    assert "inférieur au minimum 0,50" in addresses and "introuvable" in addresses
+    assert "4 adresses lues dans le cache, 0 requête" in _text(_cell(nb, "adresses-cache"))
     changes = _text(_cell(nb, "variantes"))
     assert "fabriques-2019+personnalisé" in changes and "Figuerolles" in changes
     summary = _text(_cell(nb, "bilan"))

@@ -221,8 +221,9 @@ def geocode(
         Lowest score (0 to 1) for an address to be placed; defaults to
         ``settings.geocoder_min_score``.
     offline : bool, optional
-        Use the cache only, send no request; defaults to ``settings.offline``.
-        Addresses missing from the cache come out unplaced and say so.
+        Use the cache only, send no request; always so when ``settings.offline`` is
+        set (no network access at all). Addresses missing from the cache come out
+        unplaced and say so.
     batch : bool, optional
         ``True`` sends files of ``settings.geocoder_batch_size`` addresses to the CSV
         endpoint, ``False`` one request per address; by default, files when more than
@@ -249,7 +250,7 @@ def geocode(
     min_score = settings.geocoder_min_score if min_score is None else float(min_score)
     if not 0 <= min_score <= 1:
         raise InputError(f"score minimum {min_score!r} invalide : attendu un nombre entre 0 et 1")
-    offline = settings.offline if offline is None else offline
+    offline = bool(offline) or settings.offline  # settings.offline forbids any request
     texts = _cells(pd.Series(queries) if not isinstance(queries, pd.Series) else queries)
     texts = texts.str.replace(r"\s+", " ", regex=True).str.strip().replace("", pd.NA)
     keys = texts.map(normalise_query, na_action="ignore").replace("", pd.NA)
