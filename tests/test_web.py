@@ -24,9 +24,11 @@ import psutil
 import pytest
 import requests
 from conftest import start_chromium
+from geocoder_stub import GeocoderStub
 from webserver import free_port, running
 
-from territoires import check, preset
+from territoires import check, preset, settings
+from territoires.rules import VERDICTS
 from territoires.web import ServeConfig
 from territoires.web.app import RateLimiter
 from territoires.web.page import parse_query
@@ -35,6 +37,7 @@ from territoires.web.uploads import safe_stem
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lieux_exemple.csv"
 REYNERIE = (1.4020, 43.5750)  # inside QPV QP031007 « Grand Mirail »
 CAPITOLE = (1.4442, 43.6047)  # Toulouse, 1.5 km from the nearest QPV
+CAPITOLE_ADDRESS = "1 place du Capitole 31000 Toulouse"  # known by the geocoder stub
 XSS = "<script>alert('xss')</script>"
 LIMIT_MB = 0.5
 
@@ -133,6 +136,29 @@ def test_concurrent_checks_are_each_answered_like_the_library(base, data_dir):
 )
 def test_bad_check_parameters(base, params, status, word):
     assert_error(get(base, "/api/v1/eligibilite", **params), status, word)
+
+
+@pytest.fixture
+def geocoder(monkeypatch):
+    """The local geocoder stub; the in-process server geocodes through it."""
+    with GeocoderStub() as stub:
+        monkeypatch.setattr(settings, "offline", False)
+        monkeypatch.setattr(settings, "geocoder_url", stub.url)
+        yield stub
+
+
+def test_check_by_address_matches_the_library(base, geocoder, data_dir):
+    answer = get(base, "/api/v1/eligibilite", adresse=CAPITOLE_ADDRESS)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    expected = check(CAPITOLE_ADDRESS, None, preset(), data_dir=data_dir)
+    assert body["verdict"] == expected["verdict"]
+    assert body["motif"] == expected["motif"]
+    assert body["commune"] == "Toulouse"
+    assert body["geocodage_label"] == "1 Place du Capitole 31000 Toulouse"
+    assert (body["lon"], body["lat"]) == (pytest.approx(1.44337), pytest.approx(43.604468))
+    assert_error(get(base, "/api/v1/eligibilite", adresse="zzz rue de nulle part"), 422)
+    assert_error(get(base, "/api/v1/eligibilite", adresse="  "), 422, "vide")
 
 
 def test_repeated_parameter_is_refused(base):
@@ -527,7 +553,7 @@ def browser(tmp_path_factory):
 
 
 @pytest.mark.chromium
-def test_staff_page_in_chromium(browser, base, tmp_path):
+def test_staff_page_in_chromium(browser, base, geocoder, data_dir, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -538,18 +564,20 @@ def test_staff_page_in_chromium(browser, base, tmp_path):
         "return [...document.querySelectorAll('input, select')].every(e => e.labels.length)"
     )
     field = browser.find_element(By.ID, "q")
-    field.send_keys("1.402, 43.575", Keys.ENTER)  # keyboard only
+    field.send_keys(CAPITOLE_ADDRESS, Keys.ENTER)  # keyboard only
     verdict = wait.until(lambda d: d.find_element(By.ID, "verdict"))
-    assert verdict.text == "Dans un quartier prioritaire (QPV)"
-    assert "Grand Mirail" in browser.find_element(By.ID, "motif").text
+    expected = check(CAPITOLE_ADDRESS, None, preset(), data_dir=data_dir)
+    assert verdict.text == VERDICTS[expected["verdict"]]
+    assert "Toulouse" in browser.find_element(By.ID, "motif").text
+    assert geocoder.requests["/geocodage/search"] >= 1
     wait.until(lambda d: d.execute_script("return window.territoiresCarte !== undefined"))
     shown = browser.execute_script(
         "const c = window.territoiresCarte, p = c.lieu.getLatLng();"
         "return [p.lng, p.lat, c.map.getBounds().contains(p)];"
     )
-    assert shown == [pytest.approx(1.402), pytest.approx(43.575), True]
+    assert shown == [pytest.approx(1.44337), pytest.approx(43.604468), True]
     drawn = browser.find_elements(By.CSS_SELECTOR, "#carte path.leaflet-interactive")
-    assert len(drawn) >= 2  # the QPV and the place (the band is not interactive)
+    assert len(drawn) >= 2  # the nearest QPV and the place (the band is not interactive)
     assert browser.find_elements(By.CSS_SELECTOR, "#carte path[data-lieu]")
     assert browser.save_screenshot(str(tmp_path / "verification.png"))
 

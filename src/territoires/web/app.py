@@ -360,6 +360,7 @@ def create_app(config: ServeConfig | None = None, *, load: bool = True) -> FastA
             yield
         finally:
             service.executor.shutdown(wait=False, cancel_futures=True)
+            service.lookups.shutdown(wait=False, cancel_futures=True)
             app.state.temp.close()
 
     app = FastAPIOffline(

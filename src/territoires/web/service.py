@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pandas as pd
 import shapely
 
 from .. import catalogue, crs, eligibility, export, loaders, maps, places
-from .._errors import TerritoiresError
+from .._errors import InputError, TerritoiresError
 from ..rules import DEFAULT_PRESET, PRESETS, VERDICTS, Rules, preset
 
 #: Largest proximity distance a client may ask for, in metres.
@@ -108,9 +109,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-def result_records(result: gpd.GeoDataFrame) -> list[dict[str, Any]]:
-    """Classified rows as JSON-ready dicts, with the verdict's French label."""
-    table = pd.DataFrame(result.drop(columns=result.geometry.name))
+def result_records(result: pd.DataFrame) -> list[dict[str, Any]]:
+    """Classified rows as JSON-ready dicts (no geometry), with the verdict's French label."""
+    table = pd.DataFrame(result.drop(columns="geometry", errors="ignore"))
     records = table.astype(object).where(table.notna(), None).to_dict("records")
     for record in records:
         for key, value in record.items():
@@ -235,6 +236,7 @@ class Service:
         self.preload = preload
         self.window = window
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="territoires")
+        self.lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="territoires-lieux")
         self.state = "chargement"
         self.error: str | None = None
         self._lock = threading.Lock()
@@ -463,9 +465,45 @@ class Service:
         return export.write_results(result, path)
 
     async def check_text(self, text: str, rules: Rules, kind: str) -> dict[str, Any]:
-        """Classify a place given by an address or a commune code (see the library)."""
-        raise RequestError(
-            501,
-            "non disponible",
-            f"{kind} : ce serveur ne sait pas encore localiser un lieu ainsi ; donnez lon et lat",
-        )
+        """Classify a place given by its address or its commune code, with the library.
+
+        An address goes to ``territoires.check`` (one geocoding request, then the same
+        classification as a point); a commune code to ``territoires.classify`` as a row
+        located by its commune only. Both run in threads of their own, so that a slow
+        geocoder never holds up the checks of points.
+
+        Parameters
+        ----------
+        text : str
+            The address, or the INSEE code.
+        rules : Rules
+        kind : {"adresse", "code_insee"}
+
+        Raises
+        ------
+        RequestError
+            422 when the address or the commune cannot be located (the library's
+            reason is the detail).
+        """
+        if not text.strip():
+            raise RequestError(422, "paramètre invalide", f"{kind} : texte vide")
+        ref = await self.prepared(rules)
+        loop = asyncio.get_running_loop()
+        if kind == "adresse":
+            call = partial(eligibility.check, text, None, rules, ref=ref)
+            title = "adresse non localisée"
+        else:
+            table = pd.DataFrame({"code_insee": [text.strip()]})
+            call = partial(eligibility.classify, table, ref=ref, workers=1)
+            title = "commune non localisée"
+        try:
+            result = await loop.run_in_executor(self.lookups, call)
+        except InputError as error:
+            raise RequestError(422, title, str(error)) from error
+        if isinstance(result, pd.Series):  # the row answered by check
+            result = result.to_frame().T
+        echoed = [c for c in result.columns if str(c).endswith(eligibility.INPUT_SUFFIX)]
+        record = result_records(result.drop(columns=echoed))[0]
+        if record["verdict"] == "invalide":
+            raise RequestError(422, title, invalid_detail(record["motif"]))
+        return self.with_provenance(record, ref)
