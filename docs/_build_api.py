@@ -37,6 +37,8 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.eligibility", "Classement des lieux"),
     ("territoires.engine", "Moteur spatial"),
     ("territoires.motifs", "Motifs en français"),
+    ("territoires.grid", "Grille des communes"),
+    ("territoires.prepared", "Référence préparée en cache"),
     ("territoires.places", "Lecture des lieux"),
     ("territoires.geocode", "Géocodage des adresses"),
     ("territoires.loaders", "Chargement des données de référence"),

@@ -8,6 +8,7 @@ exit code 1 (see :class:`TerritoiresGroup`).
 
 from __future__ import annotations
 
+import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -24,14 +25,13 @@ from typer.core import TyperGroup
 from . import (
     bilan,
     catalogue,
-    coverage,
     eligibility,
     export,
     french,
     geocode,
     loaders,
-    maps,
     outputs,
+    prepared,
     settings,
 )
 from ._errors import DataNotFoundError, OutputError, RulesError, TerritoiresError
@@ -501,6 +501,42 @@ def check(
         raise typer.Exit(code=1)
 
 
+@data_app.command("prepare")
+def prepare(
+    regles: Preset = "fabriques-2019",
+    distance: Distance = None,
+    regle_urbaine: UrbanRule = None,
+    qpv: QpvVintage = None,
+    npnru: Npnru = None,
+    reconstruire: Annotated[
+        bool, typer.Option("--reconstruire", help="Reconstruire même si le cache est à jour.")
+    ] = False,
+) -> None:
+    """Prépare la référence (index, grille des communes) et l'enregistre dans le cache.
+
+    Les commandes suivantes (check, classify…) la relisent en une fraction de seconde
+    tant que les sources, les règles et la version de territoires sont inchangées.
+    """
+    rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
+    target = prepared.path(rules, None)
+    if reconstruire:
+        target.unlink(missing_ok=True)
+    started = time.perf_counter()
+    ref = eligibility.reference(rules)
+    if not target.is_file():  # already built in this process, or the cache was not writable
+        try:
+            prepared.write(target, ref.prepare())
+        except OSError as error:
+            print_error(f"impossible d'écrire la référence préparée dans {target} : {error}")
+            raise typer.Exit(code=1) from error
+    elapsed = time.perf_counter() - started
+    size = target.stat().st_size / 2**20
+    typer.echo(
+        f"Référence préparée ({rules.name}) : {target} "
+        f"({french.number(size)} Mio, {french.number(elapsed, 1)} s)"
+    )
+
+
 @app.command("classify")
 def classify(
     source: InputFile,
@@ -616,6 +652,8 @@ def map_command(
     score_min: MinScore = None,
 ) -> None:
     """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
+    from . import maps  # imported here: `territoires check` starts faster
+
     _check_output(output, maps.MAP_FORMATS)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     result = _classify(source, rules, lon, lat, crs, score_min, offline)
@@ -668,6 +706,8 @@ def coverage_command(
     score_min: MinScore = None,
 ) -> None:
     """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux."""
+    from . import coverage, maps  # imported here: `territoires check` starts faster
+
     _check_output(output, export.REPORT_FORMATS)
     if carte is not None:
         _check_output(carte, maps.MAP_FORMATS, "--carte")

@@ -12,6 +12,7 @@ distance; :func:`assemble` turns these positions into the output columns, the ve
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -22,14 +23,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import shapely
 from pyproj import Transformer
-from scipy.spatial import cKDTree
 from shapely.ops import substring
 
-from . import catalogue, crs, french, loaders, motifs
+from . import catalogue, crs, french, loaders, motifs, prepared
 from ._arrow import series, text
+from .grid import CELL_DEGREES, Grid
 from .rules import VERDICTS, Rules, decide, preset
 
 #: A point outside every (simplified) commune boundary but closer than this to one is
@@ -72,36 +72,87 @@ OUTPUT_COLUMNS = [
     "motif",
 ]
 
+#: Points of one territory in one batch from which :func:`locate` builds the commune grid
+#: (a few seconds, once per reference) rather than testing every point exactly.
+GRID_MIN_POINTS: int = 50_000
+
+#: Points from which :func:`nearest_polygons` builds the k-d tree of bounding circles
+#: (and imports scipy) rather than asking GEOS's STRtree for each point.
+NEAREST_INDEX_MIN_POINTS: int = 1_000
+
 #: Candidate polygons examined per point by :func:`nearest_polygons` before falling back.
 NEAREST_CANDIDATES: int = 8
 
 
-@dataclass
 class Layer:
     """Reference polygons of one territory, indexed for containment and for distances.
 
     Containment is tested on the published EPSG:4326 polygons, against the points as
-    given. Distances are measured in the territory's legal metric CRS. To find the
-    nearest polygon quickly, each polygon is summarised by its minimum bounding circle
-    (centre in a k-d tree, radius): ``|p - c| - r`` and ``|p - c| + r`` bound its
-    distance from below and above, so exact distances are computed only for the few
-    polygons that can still be the nearest (see :func:`nearest_polygons`).
+    given; most points of a large batch are answered by a :class:`~territoires.grid.Grid`
+    of cells wholly inside one polygon, the others by an STRtree query. Distances are
+    measured in the territory's legal metric CRS. To find the nearest polygon quickly,
+    each polygon is summarised by its minimum bounding circle (centre in a k-d tree,
+    radius): ``|p - c| - r`` and ``|p - c| + r`` bound its distance from below and
+    above, so exact distances are computed only for the few polygons that can still be
+    the nearest (see :func:`nearest_polygons`).
+
+    Indexes are built on first use. A pickled layer keeps its polygons as WKB (decoded
+    on first use) and its grid when built, so that a persisted reference loads fast.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray of int
+        Positions of the polygons in the reference table.
+    geometries : numpy.ndarray of shapely geometries
+        The polygons in EPSG:4326.
+    metric_geometries : numpy.ndarray of shapely geometries
+        The same polygons in the territory's metric CRS.
+    territory : str
+        Name of the territory (locates its land borders, see :attr:`land_border`).
     """
 
-    rows: np.ndarray  # positions in the reference table
-    tree: shapely.STRtree  # EPSG:4326 polygons
-    metric: shapely.STRtree  # same polygons in the metric CRS
-    territory: str = ""
+    def __init__(
+        self,
+        rows: np.ndarray,
+        geometries: np.ndarray,
+        metric_geometries: np.ndarray,
+        territory: str = "",
+    ) -> None:
+        self.rows = rows
+        self.territory = territory
+        self.__dict__["geometries"] = geometries
+        self.__dict__["metric_geometries"] = metric_geometries
+        self._lock = threading.Lock()
 
     @classmethod
     def build(cls, frame: gpd.GeoDataFrame, rows: np.ndarray, territory: str) -> Layer:
         """Index the polygons of ``frame`` (EPSG:4326) at reference positions ``rows``."""
         return cls(
             rows=rows,
-            tree=shapely.STRtree(frame.geometry.to_numpy()),
-            metric=shapely.STRtree(crs.to_metric(frame, territory).geometry.to_numpy()),
+            geometries=frame.geometry.to_numpy(),
+            metric_geometries=crs.to_metric(frame, territory).geometry.to_numpy(),
             territory=territory,
         )
+
+    @cached_property
+    def geometries(self) -> np.ndarray:
+        """The polygons in EPSG:4326 (decoded from WKB after unpickling)."""
+        return shapely.from_wkb(self._wkb[0])
+
+    @cached_property
+    def metric_geometries(self) -> np.ndarray:
+        """The polygons in the metric CRS (decoded from WKB after unpickling)."""
+        return shapely.from_wkb(self._wkb[1])
+
+    @cached_property
+    def tree(self) -> shapely.STRtree:
+        """STRtree of the EPSG:4326 polygons."""
+        return shapely.STRtree(self.geometries)
+
+    @cached_property
+    def metric(self) -> shapely.STRtree:
+        """STRtree of the metric polygons."""
+        return shapely.STRtree(self.metric_geometries)
 
     @cached_property
     def land_border(self) -> shapely.Geometry:
@@ -110,7 +161,7 @@ class Layer:
         Computed on first use (about a second for the communes of métropole), only
         when a point falls outside every commune: see :func:`land_border`.
         """
-        return land_border(self.metric.geometries, self.territory)
+        return land_border(self.metric_geometries, self.territory)
 
     @cached_property
     def radii(self) -> np.ndarray:
@@ -119,13 +170,59 @@ class Layer:
         Computed on first use: only layers searched for their nearest polygon (the QPV)
         need the circles, not the communes.
         """
-        return shapely.minimum_bounding_radius(self.metric.geometries)
+        return shapely.minimum_bounding_radius(self.metric_geometries)
 
     @cached_property
-    def centres(self) -> cKDTree:
-        """k-d tree of the centres of the polygons' minimum bounding circles (metric)."""
-        centres = shapely.centroid(shapely.minimum_bounding_circle(self.metric.geometries))
+    def centres(self) -> Any:
+        """k-d tree (``scipy.spatial.cKDTree``) of the bounding circles' centres (metric)."""
+        from scipy.spatial import cKDTree  # slow to import, needed by QPV layers only
+
+        centres = shapely.centroid(shapely.minimum_bounding_circle(self.metric_geometries))
         return cKDTree(np.column_stack([shapely.get_x(centres), shapely.get_y(centres)]))
+
+    @property
+    def has_centres(self) -> bool:
+        """Whether the k-d tree of :attr:`centres` is built."""
+        return "centres" in self.__dict__
+
+    @property
+    def grid(self) -> Grid:
+        """Grid of cells wholly inside one polygon (built once, on first use)."""
+        with self._lock:
+            if "_grid" not in self.__dict__:
+                _, bottom, _, top = shapely.total_bounds(self.geometries)
+                widest = max(abs(top), abs(bottom))
+                # Degrees of longitude per metre at the widest latitude, tripled: far
+                # cells are beyond COMMUNE_TOLERANCE_M whatever the projection's scale.
+                span = 3 * COMMUNE_TOLERANCE_M / (111_000 * np.cos(np.radians(widest)))
+                self._grid = Grid.build(
+                    self.geometries,
+                    lambda lon, lat: _containing(self, shapely.points(lon, lat)),
+                    far=int(np.ceil(span / CELL_DEGREES)) + 1,
+                )
+        return self._grid
+
+    @property
+    def has_grid(self) -> bool:
+        """Whether the grid is built (or was loaded with the layer)."""
+        return "_grid" in self.__dict__
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Polygons as WKB, rows, grid and land border if built; the rest is rebuilt on use."""
+        wkb = self.__dict__.get("_wkb") or (
+            shapely.to_wkb(self.geometries),
+            shapely.to_wkb(self.metric_geometries),
+        )
+        state = {"rows": self.rows, "territory": self.territory, "_wkb": wkb}
+        for prepared_index in ("_grid", "land_border"):
+            if prepared_index in self.__dict__:
+                state[prepared_index] = self.__dict__[prepared_index]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled layer (see :meth:`__getstate__`)."""
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 @dataclass
@@ -184,13 +281,38 @@ class Reference:
             commune_dep=self.commune_text["dep"],
             commune_reasons=motifs.commune_reasons(communes["raison_urbaine"]),
         )
-        self.commune_outside = communes["hors_gcu"].to_numpy(dtype=object, na_value=None)
-        self.commune_densite7 = communes["densite7"].to_numpy(dtype=object, na_value=None)
-        self.commune_cateaav = communes["cateaav2020"].to_numpy(dtype=object, na_value=None)
+        self.commune_values = {
+            column: pd.array(communes[source], dtype=dtype)
+            for column, source, dtype in (
+                ("hors_grands_centres_urbains", "hors_gcu", "boolean"),
+                ("densite7", "densite7", "Int64"),
+                ("cateaav2020", "cateaav2020", "Int64"),
+            )
+        }
 
     @classmethod
-    def build(cls, rules: Rules, qpv: gpd.GeoDataFrame, communes: gpd.GeoDataFrame) -> Reference:
-        """Prepare loaded layers (EPSG:4326 with a ``dep`` column) for ``rules``."""
+    def build(
+        cls,
+        rules: Rules,
+        qpv: gpd.GeoDataFrame,
+        communes: gpd.GeoDataFrame,
+        *,
+        layers: tuple[dict[str, Layer], dict[str, Layer]] | None = None,
+    ) -> Reference:
+        """Prepare loaded layers (EPSG:4326 with a ``dep`` column) for ``rules``.
+
+        Parameters
+        ----------
+        rules : Rules
+            The rules to apply.
+        qpv, communes : geopandas.GeoDataFrame
+            Loaded layers (:func:`load_layers`).
+        layers : tuple of dict, optional
+            The QPV and commune :class:`Layer` objects by territory, when already
+            indexed for other rules from the same frames (indexes and grids are then
+            shared); indexed here when omitted.
+        """
+        qpv_layers, commune_layers = layers or (_index_layers(qpv), _index_layers(communes))
         outside, reason = rules.urban.evaluate(communes)
         table = pd.DataFrame(communes.drop(columns="geometry")).reset_index(drop=True)
         table["hors_gcu"] = outside.to_numpy()
@@ -210,10 +332,26 @@ class Reference:
             communes=table,
             qpv_departements=None if covered is None else frozenset(covered),
             sources=qpv.attrs.get("sources", []) + communes.attrs.get("sources", []),
-            qpv_layers=_index_layers(qpv),
-            commune_layers=_index_layers(communes),
+            qpv_layers=qpv_layers,
+            commune_layers=commune_layers,
             npnru_layers=_index_layers(qpv.iloc[npnru], npnru),
         )
+
+    def prepare(self) -> Reference:
+        """Build every index now rather than on first use (commune grids, land borders,
+        QPV circles).
+
+        Returns
+        -------
+        Reference
+            ``self``, ready for large batches and for :mod:`pickle`.
+        """
+        for layer in self.commune_layers.values():
+            layer.grid  # noqa: B018 (built on first access)
+            layer.land_border  # noqa: B018
+        for layer in [*self.qpv_layers.values(), *self.npnru_layers.values()]:
+            layer.centres  # noqa: B018
+        return self
 
 
 def _index_layers(frame: gpd.GeoDataFrame, positions: np.ndarray | None = None) -> dict[str, Layer]:
@@ -266,9 +404,19 @@ def load_layers(
     return _loaded(qpv_vintage, _cache_key(data_dir))
 
 
+@lru_cache(maxsize=2)
+def _indexed(qpv_vintage: int, folder: Path | None) -> tuple[dict[str, Layer], dict[str, Layer]]:
+    """Indexed layers of :func:`_loaded`, shared by every rule set (one grid per process)."""
+    return tuple(_index_layers(frame) for frame in _loaded(qpv_vintage, folder))
+
+
 @lru_cache(maxsize=8)
 def _cached_reference(rules: Rules, folder: Path | None) -> Reference:
-    return Reference.build(rules, *_loaded(rules.qpv_vintage, folder))
+    def build() -> Reference:
+        frames = _loaded(rules.qpv_vintage, folder)
+        return Reference.build(rules, *frames, layers=_indexed(rules.qpv_vintage, folder))
+
+    return prepared.load_or_build(rules, folder, lambda: build().prepare())
 
 
 def reference(rules: Rules | None = None, data_dir: Path | None = None) -> Reference:
@@ -276,6 +424,9 @@ def reference(rules: Rules | None = None, data_dir: Path | None = None) -> Refer
 
     Cached per rule set and per mirror folder, resolved (``../data`` and its absolute
     path share one entry): after ``settings.data_dir`` changes, the new folder is read.
+    Also persisted in the user cache (see :mod:`territoires.prepared`): a new process
+    reads it back in a fraction of a second while the sources, the rules and the
+    package are unchanged.
 
     Parameters
     ----------
@@ -352,14 +503,29 @@ def land_border(polygons: np.ndarray, territory: str) -> shapely.Geometry:
     return shapely.union_all(lines) if lines else shapely.GeometryCollection()
 
 
+def _containing(layer: Layer, points: np.ndarray) -> np.ndarray:
+    """Reference row of the polygon of ``layer`` containing each point, -1 if none.
+
+    Each (prepared) polygon is queried against a tree of the points: far faster than
+    testing every point against unprepared polygons. A point on a shared boundary
+    belongs to the polygon listed first in the reference.
+    """
+    hit_poly, hit_point = shapely.STRtree(points).query(layer.geometries, predicate="intersects")
+    return _first_hit(len(points), hit_point, layer.rows[hit_poly])
+
+
 def _find_communes(
     points: np.ndarray, lon: np.ndarray, lat: np.ndarray, layer: Layer | None, territory: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Commune row of each point (-1 if none), its distance to it, and to a land border.
 
+    Points in a cell of the layer's grid that lies wholly in one commune (or outside
+    every commune) are answered by the grid, the others by :func:`_containing`; the grid
+    is used once built, and built for a batch of at least :data:`GRID_MIN_POINTS`.
     A point outside every commune but within :data:`COMMUNE_TOLERANCE_M` of one is
     attached to the nearest, unless the nearest French outline is a land border (the
-    point is then abroad, or in a foreign enclave).
+    point is then abroad, or in a foreign enclave); the search is skipped for points the
+    grid knows to be farther away.
 
     Parameters
     ----------
@@ -381,14 +547,14 @@ def _find_communes(
     border = np.full(len(points), np.nan)
     if layer is None:
         return commune, gap, border
-    # Query each (prepared) commune polygon against a tree of the points: far faster than
-    # testing every point against unprepared polygons. On a shared boundary the commune
-    # listed first in the reference wins.
-    hit_poly, hit_point = shapely.STRtree(points).query(
-        layer.tree.geometries, predicate="intersects"
-    )
-    commune = _first_hit(len(points), hit_point, layer.rows[hit_poly])
-    missing = np.flatnonzero(commune < 0)
+    far = np.zeros(len(points), dtype=bool)
+    if layer.has_grid or len(points) >= GRID_MIN_POINTS:
+        known, commune, far = layer.grid.lookup(lon, lat)
+        test = np.flatnonzero(~known)
+        commune[test] = _containing(layer, points[test])
+    else:
+        commune = _containing(layer, points)
+    missing = np.flatnonzero((commune < 0) & ~far)
     if len(missing):
         metric = _metric_points(lon[missing], lat[missing], territory)
         (near_point, near_poly), distance = layer.metric.query_nearest(
@@ -427,6 +593,13 @@ def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.nda
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=int), np.zeros(0)
+    if n < NEAREST_INDEX_MIN_POINTS and not layer.has_centres:
+        # A few points (a single check): GEOS's own search, without building (and
+        # importing) the k-d tree.
+        (hit, found), distance = layer.metric.query_nearest(
+            shapely.points(x, y), return_distance=True, all_matches=False
+        )
+        return found[np.argsort(hit)], distance[np.argsort(hit)]
     k = min(NEAREST_CANDIDATES, len(layer.radii))
     centre_distance, candidate = layer.centres.query(
         np.column_stack([x, y]), k=list(range(1, k + 1))
@@ -435,7 +608,7 @@ def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.nda
     upper = (centre_distance + radius).min(axis=1)
     point, slot = np.nonzero(centre_distance - radius <= upper[:, None])
     polygon = candidate[point, slot]
-    exact = shapely.distance(shapely.points(x[point], y[point]), layer.metric.geometries[polygon])
+    exact = shapely.distance(shapely.points(x[point], y[point]), layer.metric_geometries[polygon])
     distance = np.full(n, np.inf)
     np.minimum.at(distance, point, exact)
     found = np.full(n, -1)
@@ -681,6 +854,10 @@ def assemble(
 ) -> gpd.GeoDataFrame:
     """Output columns, verdict and motif of the places of ``frame`` located at ``where``.
 
+    Every column is taken from arrays prepared once in the reference (commune text and
+    values, QPV codes) with the positions found by :func:`locate`; the verdict is
+    decided once per distinct combination of criteria.
+
     Parameters
     ----------
     frame : geopandas.GeoDataFrame
@@ -704,41 +881,33 @@ def assemble(
     names = [territory.name for territory in crs.TERRITORIES]
     valid, checked, commune = where.valid, where.checked, where.commune
     nearest, distance, containing = where.nearest, where.distance, where.containing
-    problems = text(frame["probleme"])
-    if where.outside_france.any():
-        lon = frame["lon"].to_numpy(dtype=float)
-        lat = frame["lat"].to_numpy(dtype=float)
-        problems = pc.if_else(
-            pa.array(where.outside_france),
-            motifs.outside_france(lon, lat, where.border, lines, COMMUNE_TOLERANCE_M),
-            problems,
-        )
+    problems = frame["probleme"].to_numpy(dtype=object, na_value=None, copy=True)
+    outside = np.flatnonzero(where.outside_france)
+    if len(outside):
+        problems[outside] = motifs.outside_france(
+            frame["lon"].to_numpy(dtype=float)[outside],
+            frame["lat"].to_numpy(dtype=float)[outside],
+            where.border[outside],
+            None if lines is None else np.asarray(lines)[outside],
+            COMMUNE_TOLERANCE_M,
+        ).to_numpy(zero_copy_only=False)
 
+    taken = np.maximum(commune, 0)
+    values = {column: _masked(array[taken], ~valid) for column, array in ref.commune_values.items()}
     missing = pa.array(commune, mask=commune < 0)
     columns = {name: values.take(missing) for name, values in ref.commune_text.items()}
-    in_qpv = pd.array(pd.notna(containing), dtype="boolean")
-    in_qpv[~checked] = pd.NA
+    in_qpv = pd.arrays.BooleanArray(pd.notna(containing), ~checked)
     threshold = np.where(nearest >= 0, ref.qpv_threshold[np.maximum(nearest, 0)], np.nan)
     near_npnru = where.npnru >= 0
-    near = pd.array((distance <= threshold) | near_npnru, dtype="boolean")
-    near[~checked] = pd.NA
-    outside_urban = pd.array(ref.commune_outside[np.maximum(commune, 0)], dtype="boolean")
-    outside_urban[~valid] = pd.NA
-    nearest_take = pa.array(nearest, mask=nearest < 0)
+    near = pd.arrays.BooleanArray((distance <= threshold) | near_npnru, ~checked)
+    verdict = _verdicts(valid, in_qpv, near, values["hors_grands_centres_urbains"])
     qpv_code = pa.array(containing, type=pa.string(), from_pandas=True)
-    qpv_nom = text(
-        pd.Series(containing)
-        .dropna()
-        .map(lambda codes: " ; ".join(ref.qpv_names[c] for c in codes.split(";")))
-        .reindex(range(n))
-    )
-    densite7 = pd.array(ref.commune_densite7[np.maximum(commune, 0)], dtype="Int64")
-    cateaav = pd.array(ref.commune_cateaav[np.maximum(commune, 0)], dtype="Int64")
-    densite7[~valid] = pd.NA
-    cateaav[~valid] = pd.NA
-    verdict = pd.Categorical(
-        decide(valid, in_qpv, near, outside_urban), categories=list(VERDICTS)
-    ).codes
+    inside = np.flatnonzero(pd.notna(containing))
+    qpv_nom = np.full(n, None, dtype=object)
+    qpv_nom[inside] = [
+        " ; ".join(ref.qpv_names[code] for code in codes.split(";")) for codes in containing[inside]
+    ]
+    qpv_nom = pa.array(qpv_nom, type=pa.string(), from_pandas=True)
     sentence = np.select(
         [
             ~valid,
@@ -787,15 +956,19 @@ def assemble(
             "qpv_nom": series(qpv_nom, index),
             "in_qpv": pd.Series(in_qpv, index=index),
             "distance_qpv_m": pd.Series(np.round(distance, 1), index=index),
-            "nearest_qpv_code": series(ref.qpv_text["code_qpv"].take(nearest_take), index),
+            "nearest_qpv_code": series(
+                ref.qpv_text["code_qpv"].take(pa.array(nearest, mask=nearest < 0)), index
+            ),
             "near_qpv": pd.Series(near, index=index),
             "code_insee": series(columns["code_insee"], index),
             "commune": series(columns["nom"], index),
             "dep": series(columns["dep"], index),
             "reg": series(columns["reg"], index),
-            "densite7": pd.Series(densite7, index=index),
-            "cateaav2020": pd.Series(cateaav, index=index),
-            "hors_grands_centres_urbains": pd.Series(outside_urban, index=index),
+            "densite7": pd.Series(values["densite7"], index=index),
+            "cateaav2020": pd.Series(values["cateaav2020"], index=index),
+            "hors_grands_centres_urbains": pd.Series(
+                values["hors_grands_centres_urbains"], index=index
+            ),
             "verdict": series(pa.array(list(VERDICTS)).take(pa.array(verdict)), index),
             "motif": series(motif, index),
         },
@@ -805,6 +978,39 @@ def assemble(
     user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in OUTPUT_COLUMNS if c in user})
     out = pd.concat([user, result], axis=1)
     return gpd.GeoDataFrame(out, geometry=where.points, crs=crs.GEOGRAPHIC)
+
+
+def _masked(values: pd.api.extensions.ExtensionArray, hidden: np.ndarray) -> Any:
+    """A nullable array (a copy taken from the reference) with ``hidden`` rows set to NA."""
+    values[hidden] = pd.NA
+    return values
+
+
+def _verdicts(
+    valid: np.ndarray,
+    in_qpv: pd.arrays.BooleanArray,
+    near: pd.arrays.BooleanArray,
+    outside_urban: pd.arrays.BooleanArray,
+) -> np.ndarray:
+    """Position in :data:`VERDICTS` of each row's verdict.
+
+    :func:`territoires.rules.decide` is applied once per distinct combination of its
+    (true/false/NA) inputs, not once per row.
+    """
+    states = [valid.astype(np.int8)] + [
+        np.where(criterion.isna(), 2, criterion.fillna(False).to_numpy(dtype=bool)).astype(np.int8)
+        for criterion in (in_qpv, near, outside_urban)
+    ]
+    key = ((states[0] * 3 + states[1]) * 3 + states[2]) * 3 + states[3]
+    combos, inverse = np.unique(key, return_inverse=True)
+    digits = [combos // 27, combos // 9 % 3, combos // 3 % 3, combos % 3]
+
+    def criterion(state: np.ndarray) -> pd.arrays.BooleanArray:
+        return pd.arrays.BooleanArray(state == 1, state == 2)
+
+    decided = decide(digits[0].astype(bool), *(criterion(state) for state in digits[1:]))
+    codes = pd.Index(list(VERDICTS)).get_indexer(decided)
+    return codes[inverse.ravel()]
 
 
 def classify_frame(

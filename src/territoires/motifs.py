@@ -113,9 +113,12 @@ def compose(
 ) -> pa.Array:
     """Compose the French motif of each row, with arrow string kernels.
 
-    Rows are grouped by kind of QPV sentence; each group's sentences are built on the
-    group's rows only and put back in row order with one ``take``; the verdict label
-    and the commune's reason (prepared once per commune) are then joined to them.
+    A row's motif is ``<verdict label> : <sentence>[ ; <commune note>]<reason>``. Rows
+    whose motif depends only on their commune and verdict (QPV not checked, or no QPV
+    in the territory, point inside its commune) share one motif per distinct
+    (sentence, verdict, commune), composed once; the other rows are composed a group
+    (one kind of sentence) at a time. Every motif is written once, and a single
+    ``take`` puts them in row order.
 
     Parameters
     ----------
@@ -126,8 +129,8 @@ def compose(
     parts : dict
         Per-row ``distance``, ``gap``, ``threshold`` (proximity distance of the nearest
         QPV), ``npnru_distance`` (numpy), ``commune``, ``nearest``, ``npnru`` (row
-        positions in the reference, -1 for none), ``qpv_code``, ``qpv_nom``,
-        ``probleme`` (arrow).
+        positions in the reference, -1 for none), ``qpv_code``, ``qpv_nom`` (arrow) and
+        ``probleme`` (numpy object: the text of invalid rows).
     rules : Rules
         The rules applied (QPV vintage, proximity distances and the text they come
         from, cited in every proximity sentence).
@@ -216,17 +219,26 @@ def compose(
             f" ; {geography})",
         ),
     }
+    n = len(sentence)
+    if not n:
+        return pa.array([], type=pa.large_string())
+    # Rows whose motif depends on their sentence, verdict and commune only share it.
+    shared = np.isin(sentence, (UNCHECKED, NO_QPV)) & (parts["gap"] == 0)
+    rows = np.flatnonzero(shared)
+    communes = len(texts.commune_reasons)
+    key = (sentence[rows] * len(VERDICTS) + verdict[rows]) * communes + parts["commune"][rows]
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    built = np.concatenate([rows[first], np.flatnonzero(~shared)])
     pieces, order = [], []
     for kind in range(FAR + 1):
-        rows = np.flatnonzero(sentence == kind)
-        if not len(rows):
+        chosen = built[sentence[built] == kind]
+        if not len(chosen):
             continue
-        taken = pa.array(rows)
         if kind == INVALID:
-            piece = parts["probleme"].take(taken)
+            piece = pa.array(parts["probleme"][chosen], type=pa.string())
         else:
-            piece = builders[kind](rows, taken)
-            gap = parts["gap"][rows]
+            piece = builders[kind](chosen, pa.array(chosen))
+            gap = parts["gap"][chosen]
             if (gap > 0).any():
                 note = join(
                     piece,
@@ -236,20 +248,18 @@ def compose(
                     "frontière terrestre), rattaché à la commune la plus proche",
                 )
                 piece = pc.if_else(pa.array(gap > 0), note, piece)
-        pieces.append(piece.cast(pa.large_string()))
-        order.append(rows)
-    n = len(sentence)
-    if not n:
-        return pa.array([], type=pa.large_string())
-    position = np.empty(n, dtype=np.int64)
-    position[np.concatenate(order)] = np.arange(n)
-    sentences = pa.concat_arrays(pieces).take(pa.array(position))
-    # The commune's reason, with its separators, is taken once per row; invalid rows
-    # point past the end, at an empty string.
-    commune = np.where(sentence == INVALID, len(texts.commune_reasons) - 1, parts["commune"])
-    return join(
-        labels.take(pa.array(verdict)),
-        " : ",
-        sentences,
-        texts.commune_reasons.take(pa.array(commune)),
-    )
+        # The commune's reason, with its separators; invalid rows take the empty string
+        # past the end.
+        commune = parts["commune"][chosen] if kind != INVALID else np.full(len(chosen), -1)
+        full = join(
+            labels.take(pa.array(verdict[chosen])),
+            " : ",
+            piece,
+            texts.commune_reasons.take(pa.array(commune % communes)),
+        )
+        pieces.append(full.cast(pa.large_string()))
+        order.append(chosen)
+    slot = np.empty(n, dtype=np.int64)
+    slot[np.concatenate(order)] = np.arange(len(built))
+    slot[rows] = slot[rows[first]][inverse.ravel()]
+    return pa.concat_arrays(pieces).take(pa.array(slot))
