@@ -738,7 +738,6 @@ def test_self_contained_map_renders_in_chromium(chromium, real, tmp_path):
 
 @pytest.mark.chromium
 def test_clusters_render_in_chromium(chromium, tmp_path):
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     places = _classified(40)
@@ -750,10 +749,15 @@ def test_clusters_render_in_chromium(chromium, tmp_path):
     chromium.get(path.resolve().as_uri())
     outlines = len(_qpv()) + 2  # QPV polygons and one band per territory
 
-    def drawn(driver) -> int:
-        clusters = driver.find_elements(By.CSS_SELECTOR, ".marker-cluster")
-        paths = driver.find_elements(By.CSS_SELECTOR, "path.leaflet-interactive")
-        return sum(int(c.text) for c in clusters) + len(paths) - outlines, len(clusters)
+    def drawn(driver) -> tuple[int, int]:
+        # Counted in one script: clusters re-render while the view settles, so element
+        # handles fetched one by one can go stale between two calls.
+        clusters, paths = driver.execute_script(
+            "const c = [...document.querySelectorAll('.marker-cluster')];"
+            "return [c.map(e => parseInt(e.textContent, 10) || 0),"
+            " document.querySelectorAll('path.leaflet-interactive').length];"
+        )
+        return sum(clusters) + paths - outlines, len(clusters)
 
     # Once the view has settled, every placed point is in a cluster or drawn alone.
     WebDriverWait(chromium, 30).until(lambda d: drawn(d)[0] == 40 and drawn(d)[1] > 0)
