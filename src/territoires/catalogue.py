@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -196,24 +196,16 @@ def datasets() -> dict[str, Dataset]:
         When a catalogue file is malformed or an entry lacks a required field.
     """
     found: dict[str, Dataset] = {}
-    for folder in _catalogue_dirs():
-        for path in sorted(folder.glob("*/catalogue.json")):
-            try:
-                entries = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as error:
-                raise CatalogueError(f"{path}: JSON invalide ({error})") from error
-            for name, entry in entries.items():
-                missing = [key for key in _REQUIRED if key not in entry]
-                if missing:
-                    raise CatalogueError(f"{path}: l'entrée {name!r} n'a pas {missing}")
-                if name in found:
-                    raise CatalogueError(f"{path}: l'entrée {name!r} est déjà définie")
-                entry = dict(entry)
-                entry["mirror"] = tuple(entry.get("mirror", ()))
-                for key in ("departements", "rows"):
-                    if entry.get(key) is not None:
-                        entry[key] = tuple(entry[key])
-                found[name] = Dataset(name=name, **entry)
+    for path, name, entry in _entries("catalogue.json"):
+        missing = [key for key in _REQUIRED if key not in entry]
+        if missing:
+            raise CatalogueError(f"{path}: l'entrée {name!r} n'a pas {missing}")
+        entry = dict(entry)
+        entry["mirror"] = tuple(entry.get("mirror", ()))
+        for key in ("departements", "rows"):
+            if entry.get(key) is not None:
+                entry[key] = tuple(entry[key])
+        found[name] = Dataset(name=name, **entry)
     return dict(sorted(found.items(), key=lambda kv: (kv[1].kind, -kv[1].vintage, kv[1].priority)))
 
 
@@ -235,18 +227,29 @@ def services() -> dict[str, dict[str, Any]]:
     CatalogueError
         When a services file is not valid JSON or names a service twice.
     """
-    found: dict[str, dict[str, Any]] = {}
+    return {name: entry for _, name, entry in _entries("services.json")}
+
+
+def _entries(filename: str) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    """Yield (file, name, entry) for every entry of the ``*/<filename>`` catalogue files.
+
+    Raises
+    ------
+    CatalogueError
+        When a file is not valid JSON or an entry name is defined twice.
+    """
+    seen: set[str] = set()
     for folder in _catalogue_dirs():
-        for path in sorted(folder.glob("*/services.json")):
+        for path in sorted(folder.glob(f"*/{filename}")):
             try:
                 entries = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as error:
                 raise CatalogueError(f"{path}: JSON invalide ({error})") from error
             for name, entry in entries.items():
-                if name in found:
-                    raise CatalogueError(f"{path}: le service {name!r} est déjà défini")
-                found[name] = entry
-    return found
+                if name in seen:
+                    raise CatalogueError(f"{path}: l'entrée {name!r} est déjà définie")
+                seen.add(name)
+                yield path, name, entry
 
 
 def get(name: str) -> Dataset:
