@@ -97,6 +97,7 @@ COLUMNS: tuple[str, ...] = (
 )
 
 _SERVICE = "geocodage_geoplateforme"
+_SEPARATORS = re.compile(r"[^0-9a-z]+")
 _CACHE_FILE = "geocodage.sqlite"
 _SQL_BATCH = 500
 _CSV_COLUMNS = ("result_score", "result_type", "result_label", "result_citycode")
@@ -293,10 +294,12 @@ def geocode(
 
 
 def _plain(text: Hashable, separator: str) -> str:
-    """Lower-case text without accents, runs of other characters turned into one separator."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return re.sub(r"[^0-9a-z]+", separator, plain.lower()).strip(separator)
+    """Lower-case ASCII text without accents, runs of other characters turned into a separator.
+
+    Characters without an ASCII form (``œ``, ``ß``) are dropped.
+    """
+    plain = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    return _SEPARATORS.sub(separator, plain.lower()).strip(separator)
 
 
 def _cells(values: pd.Series) -> pd.Series:
