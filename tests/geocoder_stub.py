@@ -130,6 +130,9 @@ class GeocoderStub:
         Answer every unknown address with a deterministic housenumber result.
     slow_seconds : float, default 2.0
         Delay of a ``"slow"`` answer.
+    retry_after : int, default 0
+        Seconds sent in the ``Retry-After`` header of a ``"429"`` answer (the
+        Géoplateforme sends 5).
 
     Attributes
     ----------
@@ -141,9 +144,17 @@ class GeocoderStub:
         Addresses received, by path.
     """
 
-    def __init__(self, port: int = 0, *, synthetic: bool = False, slow_seconds: float = 2.0):
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        synthetic: bool = False,
+        slow_seconds: float = 2.0,
+        retry_after: int = 0,
+    ):
         self.synthetic = synthetic
         self.slow_seconds = slow_seconds
+        self.retry_after = retry_after
         self.requests: Counter[str] = Counter()
         self.rows: Counter[str] = Counter()
         self._faults: list[str] = []
@@ -225,7 +236,7 @@ class GeocoderStub:
                     body = b'{"error": "scripted fault"}'
                     self.send_response(status)
                     if status == 429:
-                        self.send_header("Retry-After", "0")
+                        self.send_header("Retry-After", str(stub.retry_after))
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()

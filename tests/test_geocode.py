@@ -157,6 +157,15 @@ def test_single_recovers_from_one_fault(stub: GeocoderStub, fault: str) -> None:
     assert stub.requests["/geocodage/search"] == 2
 
 
+def test_retry_after_is_honoured(stub: GeocoderStub) -> None:
+    stub.retry_after = 1
+    stub.fail_next("429")
+    start = time.monotonic()
+    out = geocode.geocode([CAPITOLE])
+    assert time.monotonic() - start >= 0.9  # settings.backoff is 0: the wait is the server's
+    assert out.loc[0, "lon"] == KNOWN[CAPITOLE][4]
+
+
 def test_slow_answer_is_retried(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "timeout", 0.3)
     stub.fail_next("slow")
@@ -249,6 +258,14 @@ def test_read_places_geocodes_rows_without_coordinates(stub: GeocoderStub) -> No
     assert out.loc[4, "probleme"].startswith("ligne 5 : adresse introuvable par le géocodeur")
     # only the two addresses without coordinates were sent, in one file
     assert stub.rows["/geocodage/search/csv"] == 2
+
+
+def test_read_places_workbook_of_addresses(stub: GeocoderStub, tmp_path: Path) -> None:
+    path = tmp_path / "lieux.xlsx"
+    pd.DataFrame({"Nom": ["a", "b"], "Adresse": [CAPITOLE, LAMARTINE]}).to_excel(path, index=False)
+    out = places.read_places(path)
+    assert out["probleme"].isna().all()
+    assert out["geocodage_type"].tolist() == ["housenumber", "street"]
 
 
 def test_read_places_addresses_only_and_projected_columns(stub: GeocoderStub) -> None:
