@@ -321,6 +321,14 @@ InputFile = Annotated[
 ]
 LonColumn = Annotated[str | None, typer.Option("--lon", help="Colonne des longitudes.")]
 LatColumn = Annotated[str | None, typer.Option("--lat", help="Colonne des latitudes.")]
+Sheet = Annotated[
+    str | None,
+    typer.Option("--feuille", help="Feuille d'un classeur XLSX à lire (défaut : la première)."),
+]
+LayerName = Annotated[
+    str | None,
+    typer.Option("--couche", help="Couche d'un GeoPackage à lire (défaut : la première)."),
+]
 InputCrs = Annotated[
     str | None, typer.Option("--crs", help="CRS des colonnes x/y projetées, ex. 2154.")
 ]
@@ -386,8 +394,12 @@ def _classify(
     crs: str | None,
     min_score: float | None,
     offline: bool,
+    sheet: str | None = None,
+    layer: str | None = None,
 ) -> Any:
     """Classify a file; the file is read (and rejected if unusable) before the reference."""
+    if sheet is not None and layer is not None:
+        raise typer.BadParameter("--feuille (XLSX) ou --couche (GeoPackage), pas les deux")
     typer.echo(f"Lecture de {source} puis des données de référence…", err=True)
     result = eligibility.classify(
         source,
@@ -395,6 +407,7 @@ def _classify(
         lon=lon,
         lat=lat,
         input_crs=crs,
+        sheet=sheet if sheet is not None else layer,
         progress=True,
         min_score=min_score,
         offline=offline or None,
@@ -556,6 +569,8 @@ def classify(
     lon: LonColumn = None,
     lat: LatColumn = None,
     crs: InputCrs = None,
+    feuille: Sheet = None,
+    couche: LayerName = None,
     partitions: Annotated[
         bool,
         typer.Option(
@@ -578,7 +593,7 @@ def classify(
         _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
         return
     _check_output(output, export.FORMATS)
-    result = _classify(source, rules, lon, lat, crs, score_min, offline)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
     export.write_results(result, output)
     typer.echo(f"{len(result)} lieux classés → {output}", err=True)
     _summary(result)
@@ -650,13 +665,15 @@ def map_command(
     lat: LatColumn = None,
     crs: InputCrs = None,
     score_min: MinScore = None,
+    feuille: Sheet = None,
+    couche: LayerName = None,
 ) -> None:
     """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
     from . import maps  # imported here: `territoires check` starts faster
 
     _check_output(output, maps.MAP_FORMATS)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
-    result = _classify(source, rules, lon, lat, crs, score_min, offline)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
     layer = loaders.load_qpv(rules.qpv_vintage)
     fmap = maps.eligibility_map(
         result,
@@ -704,6 +721,8 @@ def coverage_command(
     lat: LatColumn = None,
     crs: InputCrs = None,
     score_min: MinScore = None,
+    feuille: Sheet = None,
+    couche: LayerName = None,
 ) -> None:
     """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux."""
     from . import coverage, maps  # imported here: `territoires check` starts faster
@@ -712,7 +731,7 @@ def coverage_command(
     if carte is not None:
         _check_output(carte, maps.MAP_FORMATS, "--carte")
     rules = _rules(regles, None, regle_urbaine, qpv)
-    result = _classify(source, rules, lon, lat, crs, score_min, offline)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
     typer.echo("Analyse de la couverture…", err=True)
     layers = coverage.analyse(
         result,

@@ -54,6 +54,7 @@ def classify(
     lon: str | None = None,
     lat: str | None = None,
     input_crs: str | int | None = None,
+    sheet: str | int | None = None,
     data_dir: Path | None = None,
     ref: Reference | None = None,
     progress: bool = False,
@@ -80,6 +81,9 @@ def classify(
         Coordinate column names when they cannot be detected.
     input_crs : str or int, optional
         CRS of x/y columns (e.g. 2154).
+    sheet : str or int, optional
+        Sheet of an XLSX workbook or layer of a GeoPackage (see
+        :func:`territoires.places.read_places`).
     data_dir : pathlib.Path, optional
         Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     ref : Reference, optional
@@ -125,6 +129,7 @@ def classify(
         lon=lon,
         lat=lat,
         crs=input_crs,
+        sheet=sheet,
         geometry=False,
         min_score=min_score,
         offline=offline,

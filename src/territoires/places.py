@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import unicodedata
 import warnings
@@ -360,18 +361,22 @@ def _read_csv(path: Path) -> _Table:
         raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
     separator = _csv.sniff_separator(text)
     skipped = 1 if _csv.excel_separator(text) is not None else 0
+    # A cell may be long (a pasted description): no row is refused for its size.
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     records: list[list[str]] = []
     starts: list[int] = []
+    ends: list[int] = []
     try:
         for _ in range(skipped):
             next(reader)
         header = next(reader, [])
-        end = reader.line_num
+        previous = reader.line_num
         for record in reader:
             records.append(record)
-            starts.append(end + 1)
-            end = reader.line_num
+            starts.append(previous + 1)
+            ends.append(reader.line_num)
+            previous = reader.line_num
     except csv.Error as error:
         raise InputError(
             f"CSV illisible : {path}, ligne {reader.line_num + 1} : {error}"
@@ -379,13 +384,17 @@ def _read_csv(path: Path) -> _Table:
     while records and not records[-1]:  # blank lines at the end of the file
         records.pop()
         starts.pop()
+        ends.pop()
     names = _header_names(header)
     width = len(names)
     if not width:
         raise InputError(f"fichier vide : {path} n'a pas de ligne d'en-tête")
     lengths = np.fromiter((len(record) for record in records), dtype=np.int64, count=len(records))
-    # A blank line inside the file is a row of empty cells, not a ragged one.
-    ragged = (lengths != width) & (lengths > 0)
+    # A blank line inside the file is a row of empty cells, and empty cells after the
+    # last column (a trailing separator) hold nothing: neither makes a row ragged.
+    longer = lengths > width
+    longer[longer] = [any(record[width:]) for record in itertools.compress(records, longer)]
+    ragged = ((lengths < width) & (lengths > 0)) | longer
     problems = None
     frame_extra: dict[str, pd.Series] = {}
     if ragged.any():
@@ -393,14 +402,24 @@ def _read_csv(path: Path) -> _Table:
         label = {";": "point-virgule", ",": "virgule", "\t": "tabulation"}.get(separator)
         problems[ragged] = [
             f"{length} champs au lieu de {width} (séparateur {label or repr(separator)}) : "
-            "ligne mal formée, guillemet ou séparateur en trop ou manquant ?"
-            for length in lengths[ragged]
-        ]
-        if (lengths > width).any():
-            extra = [separator.join(record[width:]) or np.nan for record in records]
-            frame_extra[_free_name(pd.Index(names), "champs_en_trop")] = pd.Series(
-                extra, dtype=object
+            + (
+                f"guillemet ouvert et jamais refermé ? l'enregistrement s'étend jusqu'à la "
+                f"ligne {last}, dont les lignes sont dans ses cellules"
+                if last > first
+                else "ligne mal formée, guillemet ou séparateur en trop ou manquant ?"
             )
+            for length, first, last in zip(
+                lengths[ragged],
+                np.asarray(starts)[ragged],
+                np.asarray(ends)[ragged],
+                strict=True,
+            )
+        ]
+    if longer.any():
+        extra = [separator.join(record[width:]) or np.nan for record in records]
+        frame_extra[_free_name(pd.Index(names), "champs_en_trop")] = pd.Series(
+            extra, dtype=object
+        )
     if (lengths != width).any():
         records = [
             record if len(record) == width else (record + [""] * width)[:width]
@@ -748,8 +767,8 @@ def _validate(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return lon, lat, problem and territory of each row (NaN, NaN, text, '' if unusable).
 
-    ``read_problems`` (a ragged CSV line) come first in a row's message and make the
-    row unusable whatever its coordinates.
+    ``read_problems`` (a ragged CSV line) replace the row's coordinate problems (its
+    cells are misplaced) and make it unusable whatever its coordinates.
     """
     if coordinates.source_crs is None:
         unknown = np.full(len(frame), np.nan)
@@ -757,8 +776,8 @@ def _validate(
         return unknown, unknown, problems, np.full(len(frame), "", dtype=object)
     lon, lat = _to_wgs84(coordinates.x, coordinates.y, coordinates.source_crs)
     problems = coordinates.problems.copy()
-    if read_problems is not None:
-        problems = _join(read_problems, problems)
+    if read_problems is not None:  # a ragged line: its cells are misplaced, say only that
+        problems = np.where(pd.notna(read_problems), read_problems, problems)
     pending = pd.isna(problems)
     out_of_bounds = pending & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90))
     _describe(problems, out_of_bounds, lon, lat, _out_of_bounds)
