@@ -356,10 +356,15 @@ GeocodeOffline = Annotated[
 ]
 
 
-def _check_output(path: Path, formats: dict[str, str], option: str = "-o") -> None:
-    """Refuse an output path before any work (the library's check, as a usage error)."""
+def _check_output(
+    path: Path, formats: dict[str, str], option: str = "-o", source: Path | None = None
+) -> None:
+    """Refuse an output path before any work (the library's check, as a usage error).
+
+    The output may be neither the input file ``source`` nor under a file.
+    """
     try:
-        outputs.check_path(path, formats)
+        outputs.check_path(path, formats, [] if source is None else [source])
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint=option) from error
 
@@ -592,7 +597,7 @@ def classify(
     if partitions:
         _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
         return
-    _check_output(output, export.FORMATS)
+    _check_output(output, export.FORMATS, source=source)
     result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
     export.write_results(result, output)
     typer.echo(f"{len(result)} lieux classés → {output}", err=True)
@@ -622,7 +627,7 @@ def _classify_in_partitions(
             f"--partitions demande dask : pip install 'territoires[dask]' ({error})",
             param_hint="--partitions",
         ) from error
-    _check_output(output, distributed.PARTITION_FORMATS)
+    _check_output(output, distributed.PARTITION_FORMATS, source=source)
     summary = distributed.classify_file_in_partitions(
         source, output, blocksize=blocksize, rules=rules, progress=True
     )
@@ -671,7 +676,7 @@ def map_command(
     """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
     from . import maps  # imported here: `territoires check` starts faster
 
-    _check_output(output, maps.MAP_FORMATS)
+    _check_output(output, maps.MAP_FORMATS, source=source)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
     layer = loaders.load_qpv(rules.qpv_vintage)
@@ -727,9 +732,9 @@ def coverage_command(
     """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux."""
     from . import coverage, maps  # imported here: `territoires check` starts faster
 
-    _check_output(output, export.REPORT_FORMATS)
+    _check_output(output, export.REPORT_FORMATS, source=source)
     if carte is not None:
-        _check_output(carte, maps.MAP_FORMATS, "--carte")
+        _check_output(carte, maps.MAP_FORMATS, "--carte", source)
     rules = _rules(regles, None, regle_urbaine, qpv)
     result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
     typer.echo("Analyse de la couverture…", err=True)
@@ -867,7 +872,7 @@ def bilan_command(
 ) -> None:
     """Compte les lieux dans les enveloppes de l'appel (150 hors grands centres, 120 + 30 QPV)."""
     if output is not None:
-        _check_output(output, export.BILAN_FORMATS)
+        _check_output(output, export.BILAN_FORMATS, source=source)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     chosen = bilan.load_envelopes(enveloppes)
     result = _classify(source, rules, lon, lat, crs, score_min, offline)

@@ -150,28 +150,28 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     """
     path = outputs.check_path(path, FORMATS)
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        _csv_safe(_plain(result)).to_csv(
-            # CRLF ends lines (as Excel writes them), so that a cell holding a lone
-            # carriage return is quoted instead of breaking its row in two
-            path,
-            sep=";",
-            decimal=",",
-            index=False,
-            encoding="utf-8-sig",
-            lineterminator="\r\n",
+    with outputs.replacing(path, provenance_path(path)) as (target, provenance):
+        if suffix == ".csv":
+            _csv_safe(_plain(result)).to_csv(
+                # CRLF ends lines (as Excel writes them), so that a cell holding a lone
+                # carriage return is quoted instead of breaking its row in two
+                target,
+                sep=";",
+                decimal=",",
+                index=False,
+                encoding="utf-8-sig",
+                lineterminator="\r\n",
+            )
+        elif suffix == ".xlsx":
+            _write_user_sheets(
+                target, {"resultats": _plain(result), "regles": _attrs_table(result.attrs)}
+            )
+        else:
+            driver = "GPKG" if suffix == ".gpkg" else "GeoJSON"
+            _spatial(result).to_file(target, driver=driver, engine="pyogrio")
+        provenance.write_text(
+            json.dumps(result.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
         )
-    elif suffix == ".xlsx":
-        _write_user_sheets(
-            path, {"resultats": _plain(result), "regles": _attrs_table(result.attrs)}
-        )
-    else:
-        driver = "GPKG" if suffix == ".gpkg" else "GeoJSON"
-        _spatial(result).to_file(path, driver=driver, engine="pyogrio")
-    provenance_path(path).write_text(
-        json.dumps(result.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
-    )
     return path
 
 
@@ -209,7 +209,6 @@ def write_bilan(report: Bilan, path: str | Path) -> Path:
         For another extension.
     """
     path = outputs.check_path(path, BILAN_FORMATS)
-    path.parent.mkdir(parents=True, exist_ok=True)
     summary = pd.DataFrame({"code": ["", "synthèse"], "titre": ["", report.resume()]})
     envelopes = pd.concat([report.enveloppes, summary], ignore_index=True)
     rules = _attrs_table({key: report.attrs.get(key, {}) for key in ("regles", "sources")})
@@ -217,18 +216,19 @@ def write_bilan(report: Bilan, path: str | Path) -> Path:
         [("enveloppes", json.dumps(report.attrs["enveloppes"], ensure_ascii=False))],
         columns=["clé", "valeur"],
     )
-    _write_user_sheets(
-        path,
-        {
-            "bilan": envelopes,
-            "regions": report.regions,
-            "lieux": _plain(report.lieux),
-            "regles": pd.concat([rules, called], ignore_index=True),
-        },
-    )
-    provenance_path(path).write_text(
-        json.dumps(report.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
-    )
+    with outputs.replacing(path, provenance_path(path)) as (target, provenance):
+        _write_user_sheets(
+            target,
+            {
+                "bilan": envelopes,
+                "regions": report.regions,
+                "lieux": _plain(report.lieux),
+                "regles": pd.concat([rules, called], ignore_index=True),
+            },
+        )
+        provenance.write_text(
+            json.dumps(report.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+        )
     return path
 
 
@@ -333,25 +333,24 @@ def write_report(
             raise OutputError(f"nom de feuille invalide pour un classeur : {sheet!r}")
         tables[sheet] = frame
     readme = _readme(qpv_cov, commune_cov, list(tables))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    if suffix == ".xlsx":
-        sheets = {"lisez-moi": readme}
-        for sheet, frame in tables.items():
-            plain = (
-                frame.drop(columns=frame.geometry.name)
-                if isinstance(frame, gpd.GeoDataFrame)
-                else frame
-            )
-            sheets[sheet] = pd.DataFrame(plain)
-        _write_xlsx(path, sheets)
-    else:
-        pyogrio.write_dataframe(readme, path, layer="lisez-moi")
-        for layer, frame in tables.items():
-            if isinstance(frame, gpd.GeoDataFrame):
-                frame.to_file(path, layer=layer, driver="GPKG")
-            else:
-                pyogrio.write_dataframe(pd.DataFrame(frame), path, layer=layer)
+    with outputs.replacing(path) as (target,):
+        if suffix == ".xlsx":
+            sheets = {"lisez-moi": readme}
+            for sheet, frame in tables.items():
+                plain = (
+                    frame.drop(columns=frame.geometry.name)
+                    if isinstance(frame, gpd.GeoDataFrame)
+                    else frame
+                )
+                sheets[sheet] = pd.DataFrame(plain)
+            _write_xlsx(target, sheets)
+        else:
+            pyogrio.write_dataframe(readme, target, layer="lisez-moi")
+            for layer, frame in tables.items():
+                if isinstance(frame, gpd.GeoDataFrame):
+                    frame.to_file(target, layer=layer, driver="GPKG")
+                else:
+                    pyogrio.write_dataframe(pd.DataFrame(frame), target, layer=layer)
     return path
 
 

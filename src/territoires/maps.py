@@ -827,6 +827,6 @@ def save(fmap: folium.Map, path: str | Path, *, self_contained: bool = False) ->
     page = fmap.get_root().render()
     if self_contained:
         page = _leaflet_assets.inline(page)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    with outputs.replacing(path) as (target,):
+        target.write_text(page, encoding="utf-8")
     return path

@@ -417,9 +417,7 @@ def _read_csv(path: Path) -> _Table:
         ]
     if longer.any():
         extra = [separator.join(record[width:]) or np.nan for record in records]
-        frame_extra[_free_name(pd.Index(names), "champs_en_trop")] = pd.Series(
-            extra, dtype=object
-        )
+        frame_extra[_free_name(pd.Index(names), "champs_en_trop")] = pd.Series(extra, dtype=object)
     if (lengths != width).any():
         records = [
             record if len(record) == width else (record + [""] * width)[:width]
