@@ -60,11 +60,12 @@ def print_error(message: str) -> None:
 
 
 class TerritoiresGroup(TyperGroup):
-    """Command group that turns every :class:`TerritoiresError` into a clear failure.
+    """Command group that turns library and file-system errors into clear failures.
 
-    The error message is printed in red on stderr and the process exits with code 1,
-    without a traceback. Sub-groups and commands added later inherit this behaviour,
-    since their exceptions all pass through the root group.
+    Every :class:`TerritoiresError`, and every :class:`OSError` on a file (permission,
+    full disk), ends the run the same way: the message is printed in red on stderr and
+    the process exits with code 1, without a traceback. Sub-groups and commands added
+    later inherit this behaviour, since their exceptions all pass through the root group.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -73,6 +74,10 @@ class TerritoiresGroup(TyperGroup):
             return super().invoke(ctx)
         except TerritoiresError as error:
             print_error(str(error))
+            raise typer.Exit(code=1) from error
+        except OSError as error:  # a file the system refuses: permission, full disk…
+            where = f"{error.filename} : " if error.filename else ""
+            print_error(f"{where}{error.strerror or error} (erreur système)")
             raise typer.Exit(code=1) from error
 
 
