@@ -874,13 +874,15 @@ def bilan_command(
     crs: InputCrs = None,
     score_min: MinScore = None,
     offline: GeocodeOffline = False,
+    feuille: Sheet = None,
+    couche: LayerName = None,
 ) -> None:
     """Compte les lieux dans les enveloppes de l'appel (150 hors grands centres, 120 + 30 QPV)."""
     if output is not None:
         _check_output(output, export.BILAN_FORMATS, source=source)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     chosen = bilan.load_envelopes(enveloppes)
-    result = _classify(source, rules, lon, lat, crs, score_min, offline)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
     report = bilan.assess(result, chosen, numerique=numerique, regions=bilan.region_names())
     typer.echo(report.resume())
     if output is not None:
