@@ -228,7 +228,7 @@ CASES = [
     Case("empty-file", raw_file("l.csv", b""), None, exit_code=1, error=r"fichier vide"),
     Case(
         "no-coordinate-column",
-        text_file("l.csv", "id;adresse\na;1 rue X\n"),
+        text_file("l.csv", "id;nom\na;La Fabrique\n"),
         None,
         exit_code=1,
         error=r"aucune paire de colonnes de coordonnées.*--lon et --lat",
