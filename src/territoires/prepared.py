@@ -64,6 +64,9 @@ def key(rules: Any, data_dir: Path | None) -> str:
         "regles": _canonical(rules),
         "miroir": str(mirror),
         "catalogue": _canonical(catalogue.datasets()),
+        # a reference built from files accepted as modified is never read by a run
+        # that refuses them (it would skip the checksum check of the loaders)
+        "modifies_acceptes": settings.accept_modified,
         "fichiers": {
             name: _stat(dataset.local_path(mirror))
             for name, dataset in catalogue.datasets().items()
