@@ -199,7 +199,7 @@ def test_time_out_names_the_delay(stub: GeocoderStub, monkeypatch: pytest.Monkey
     monkeypatch.setattr(settings, "retries", 2)
     stub.fail_next("slow", "slow")
     out = geocode.geocode([CAPITOLE], batch=False)
-    assert "n'a pas répondu en 0.2 s" in out.loc[0, "probleme"]
+    assert "n'a pas répondu en 0,2 s" in out.loc[0, "probleme"]
 
 
 def test_rate_limit_spaces_requests(stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,12 +20,16 @@ def _private_uses(path: Path) -> list[str]:
     siblings: set[str] = set()  # local names bound to modules of the package
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level > 0:
+        if isinstance(node, ast.ImportFrom) and (
+            node.level > 0 or (node.module or "").split(".")[0] == "territoires"
+        ):
+            # from . import module / from territoires import module: a sibling module
+            package = node.module is None or (node.level == 0 and node.module == "territoires")
             for alias in node.names:
-                if node.module is None:  # from . import module
+                if package:
                     siblings.add(alias.asname or alias.name)
                 elif _is_private(alias.name):
-                    found.append(f"from .{node.module} import {alias.name}")
+                    found.append(f"from {'.' * node.level}{node.module} import {alias.name}")
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("territoires."):
@@ -61,9 +65,16 @@ def test_the_check_sees_an_offence(tmp_path: Path) -> None:
     """The check above is not vacuous: it flags both ways of reaching a private name."""
     module = tmp_path / "offender.py"
     module.write_text(
-        "from . import loaders\nfrom .maps import _asset\nloaders._read(1)\n", encoding="utf-8"
+        "from . import loaders\nfrom .maps import _asset\nloaders._read(1)\n"
+        "from territoires import crs\nfrom territoires.rules import _x\ncrs._y\n",
+        encoding="utf-8",
     )
-    assert _private_uses(module) == ["from .maps import _asset", "loaders._read (line 3)"]
+    assert sorted(_private_uses(module)) == [
+        "crs._y (line 6)",
+        "from .maps import _asset",
+        "from territoires.rules import _x",
+        "loaders._read (line 3)",
+    ]
 
 
 def test_lazy_submodules() -> None:

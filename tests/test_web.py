@@ -318,7 +318,7 @@ def test_invalid_rows_come_out_with_their_reason(base):
 def test_oversized_upload_is_refused_with_413(base, server):
     big = b"nom;longitude;latitude\n" + b"x;1,4020;43,5750\n" * 40_000  # ~680 kB
     assert len(big) > LIMIT_MB * 1_000_000
-    body = assert_error(post_file(base, "gros.csv", big), 413, "0.5 Mo")
+    body = assert_error(post_file(base, "gros.csv", big), 413, "0,5 Mo")
     assert "territoires classify" in body["detail"]
     # Without Content-Length (chunked): refused while streaming.
     boundary = "frontiere"

@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 import requests
 from tqdm.auto import tqdm
 
-from territoires import settings
+from territoires import french, settings
 from territoires._errors import ChecksumError, DownloadError
 
 T = TypeVar("T")
@@ -191,7 +191,7 @@ def request(
             last_error = exc
             wait = getattr(exc, "retry_after", 0.0)
     if isinstance(last_error, requests.Timeout):
-        reason = f"{host} n'a pas répondu en {settings.timeout:g} s"
+        reason = f"{host} n'a pas répondu en {french.number(settings.timeout, None)} s"
     elif isinstance(last_error, requests.ConnectionError):
         reason = f"{host} injoignable (réseau coupé ou hors ligne)"
     elif isinstance(last_error, requests.exceptions.ChunkedEncodingError):

@@ -22,7 +22,7 @@ import pandas as pd
 import pyogrio
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from . import crs, outputs
+from . import crs, french, outputs
 from ._errors import OutputError
 from .coverage import EXCLUSION_REASONS, LEVELS
 
@@ -286,9 +286,10 @@ def _readme(
 
 
 def _join(values: Sequence[float | None] | None) -> str | None:
+    """Distances of the report, French-style (``500 ; 1 000 ; 5 000``); None if unknown."""
     if values is None or None in values:
         return None
-    return ", ".join(f"{value:g}" for value in values)
+    return " ; ".join(french.number(value, None) for value in values)
 
 
 def write_report(

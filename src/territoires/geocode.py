@@ -502,7 +502,7 @@ def _failure(error: DownloadError, url: str) -> str:
     cause = error.__cause__
     host = urlparse(url).netloc or url
     if isinstance(cause, requests.Timeout):
-        reason = f"le géocodeur {host} n'a pas répondu en {settings.timeout:g} s"
+        reason = f"le géocodeur {host} n'a pas répondu en {french.number(settings.timeout, None)} s"
     elif isinstance(cause, requests.ConnectionError):
         reason = f"géocodeur {host} injoignable (réseau coupé ou hors ligne)"
     elif isinstance(cause, _http.IncompleteResponse):

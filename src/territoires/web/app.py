@@ -29,7 +29,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from xstatic.pkg import leaflet
 
-from .. import __version__, settings
+from .. import __version__, french, settings
 from ..rules import DEFAULT_PRESET
 from . import api, page
 from .service import NotReadyError, RequestError, Service
@@ -213,8 +213,8 @@ class Guard:
                     guarded_send,
                     504,
                     "délai dépassé",
-                    f"la requête a dépassé {self.timeout:g} s ; pour un gros fichier, utilisez "
-                    "« territoires classify » en ligne de commande",
+                    f"la requête a dépassé {french.number(self.timeout, None)} s ; pour un gros "
+                    "fichier, utilisez « territoires classify » en ligne de commande",
                 )
         finally:
             access_log.info(

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .. import catalogue, crs, eligibility, export, loaders, maps, places
+from .. import catalogue, crs, eligibility, export, french, loaders, maps, places
 from .._errors import InputError, TerritoiresError
 from ..rules import DEFAULT_PRESET, PRESETS, VERDICTS, Rules, preset
 
@@ -85,7 +85,8 @@ def rules_for(name: str | None, distance: float | None) -> Rules:
         raise RequestError(
             422,
             "paramètre invalide",
-            f"distance : attendu un nombre de mètres entre 0 et {MAX_DISTANCE_M:g}",
+            "distance : attendu un nombre de mètres entre 0 et "
+            + french.number(MAX_DISTANCE_M, None),
         )
     try:
         return preset(name, near_distance_m=float(distance))

@@ -23,6 +23,7 @@ from typing import IO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from .. import french
 from .service import RequestError
 
 #: Extensions accepted for uploads (same readers as the CLI).
@@ -44,8 +45,9 @@ def _too_large(limit: int) -> RequestError:
     return RequestError(
         413,
         "fichier trop volumineux",
-        f"le fichier dépasse la taille maximale acceptée de {limit / 1_000_000:g} Mo ; "
-        "découpez-le ou utilisez « territoires classify » en ligne de commande",
+        "le fichier dépasse la taille maximale acceptée de "
+        f"{french.number(limit / 1_000_000, None)} Mo ; découpez-le ou utilisez "
+        "« territoires classify » en ligne de commande",
     )
 
 
@@ -247,7 +249,7 @@ def _check_archive(upload: Upload, limit: int) -> None:
             413,
             "fichier trop volumineux",
             f"fichier « {upload.filename} » : le classeur décompressé dépasserait "
-            f"{limit * XLSX_EXPANSION / 1_000_000:g} Mo",
+            f"{french.number(limit * XLSX_EXPANSION / 1_000_000, None)} Mo",
         )
 
 
