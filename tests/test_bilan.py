@@ -266,6 +266,11 @@ def test_cli_bilan_options(data_dir: Path, tmp_path: Path) -> None:
     assert "lignes invalides : 2" in result.stdout  # the flag column was read
     wide = runner.invoke(app, ["bilan", str(places), "--regles", "fabriques-2019-npnru-500m"])
     assert "proximité 500 m" in wide.stdout
+    listed = Path(__file__).resolve().parent / "fixtures" / "npnru" / "liste_npnru_essai.csv"
+    npnru = runner.invoke(app, ["bilan", str(places), "--npnru", str(listed)])
+    assert npnru.exit_code == 0, npnru.output
+    assert "règles « fabriques-2019+npnru »" in npnru.stdout
+    assert "proximité 300 m, 500 m autour de 2 QPV NPNRU" in npnru.stdout
     refused = runner.invoke(app, ["bilan", str(places), "-o", str(tmp_path / "b.csv")])
     assert refused.exit_code == 2
     missing = runner.invoke(app, ["bilan", str(places), "--enveloppes", "appel-inconnu"])

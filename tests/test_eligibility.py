@@ -1254,3 +1254,21 @@ def test_2024_presets_on_real_communes(real, name, tmp_path) -> None:
     )
     assert verdicts["albi"] == "hors_grands_centres_urbains"
     assert "géographie prioritaire 2024" in out["motif"].iloc[1]
+
+
+def test_load_npnru_from_a_workbook_with_a_title(tmp_path: Path) -> None:
+    path = tmp_path / "npnru.xlsx"
+    sheet = pd.DataFrame(
+        [
+            ["Liste des quartiers NPNRU", ""],
+            ["", ""],
+            ["Code_QP", "Nom"],
+            ["QP031006", "Pradettes"],
+            ["QP0340", "Tronqué"],
+        ]
+    )
+    sheet.to_excel(path, header=False, index=False)
+    with pytest.raises(territoires.InputError, match="ligne 5 : 'QP0340'"):
+        loaders.load_npnru(path)
+    sheet.iloc[:4].to_excel(path, header=False, index=False)
+    assert loaders.load_npnru(path) == {"QP031006"}

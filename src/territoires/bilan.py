@@ -253,10 +253,16 @@ class Bilan:
         """Short French summary: counts against targets, both, none, invalid, régions."""
         s = self.synthese
         rules = self.attrs.get("regles", {})
+        npnru = (
+            f", {french.number(rules['distance_npnru_m'], None)} m autour de "
+            f"{french.number(rules['qpv_npnru'])} QPV NPNRU"
+            if rules.get("qpv_npnru")
+            else ""
+        )
         lines = [
             f"Bilan « {self.envelopes.title} » : {french.number(s['lieux'])} lieux, règles "
             f"« {rules.get('nom', '?')} » (QPV {rules.get('millesime_qpv', '?')}, proximité "
-            f"{french.number(rules.get('distance_proximite_m'), None)} m, règle urbaine "
+            f"{french.number(rules.get('distance_proximite_m'), None)} m{npnru}, règle urbaine "
             f"{rules.get('regle_urbaine', '?')})",
         ]
         for row in self.enveloppes.itertuples():

@@ -719,8 +719,9 @@ def load_npnru(
     Parameters
     ----------
     source : path, str or iterable of str, optional
-        A CSV or text file with a column ``code_qp`` (or ``code_qpv``,
-        ``code_quartier``, ``qp``, ``code``) or one code per line without header; or
+        A CSV, text or Excel (``.xlsx``, first sheet) file with a column ``code_qp``
+        (or ``code_qpv``, ``code_quartier``, ``qp``, ``code``; in a workbook, below
+        any title rows), or one code per line without header; or
         the codes themselves (a Python list). By default the catalogued ANRU list
         (``qpv_npnru_anru``) found in the mirror or the cache.
     data_dir : pathlib.Path, optional
@@ -765,16 +766,34 @@ def load_npnru(
 
 
 def _npnru_cells(path: Path) -> list[tuple[str, str]]:
-    """The code cell of every non-blank line of a NPNRU list, with its line number."""
-    text, _ = _csv.decode(path.read_bytes(), path)
-    rows = list(csv.reader(io.StringIO(text), delimiter=_csv.sniff_separator(text)))
-    lines = [(number, row) for number, row in enumerate(rows, 1) if any(c.strip() for c in row)]
+    """The code cell of every non-blank line of a NPNRU list, with its line number.
+
+    A CSV or text file is read from its first line; in a workbook (first sheet), the
+    header is the first row holding a code column, so a title above it is skipped.
+    """
+    if path.suffix.lower() in {".xlsx", ".xlsm"}:
+        sheet = pd.read_excel(path, header=None, dtype=str).fillna("")
+        rows = [list(row) for row in sheet.itertuples(index=False, name=None)]
+        first = next(
+            (
+                number
+                for number, row in enumerate(rows)
+                if {str(cell).strip().lower() for cell in row} & set(NPNRU_CODE_COLUMNS)
+            ),
+            0,
+        )
+        lines = [(number, row) for number, row in enumerate(rows, 1)][first:]
+    else:
+        text, _ = _csv.decode(path.read_bytes(), path)
+        rows = list(csv.reader(io.StringIO(text), delimiter=_csv.sniff_separator(text)))
+        lines = list(enumerate(rows, 1))
+    lines = [(number, row) for number, row in lines if any(str(c).strip() for c in row)]
     if not lines:
         raise InputError(f"{path} : fichier vide, attendu une liste de codes QPV NPNRU")
-    header = [cell.strip().lower() for cell in lines[0][1]]
+    header = [str(cell).strip().lower() for cell in lines[0][1]]
     column = next((header.index(name) for name in NPNRU_CODE_COLUMNS if name in header), None)
     if column is None:
-        if not re.fullmatch(QPV_CODE_PATTERN, lines[0][1][0].strip().upper()):
+        if not re.fullmatch(QPV_CODE_PATTERN, str(lines[0][1][0]).strip().upper()):
             raise InputError(
                 f"{path} : colonne des codes QPV introuvable ; attendu une colonne "
                 f"{' ou '.join(NPNRU_CODE_COLUMNS)}, ou un code par ligne ; colonnes "
