@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import territoires
@@ -79,6 +81,17 @@ def test_the_check_sees_an_offence(tmp_path: Path) -> None:
 
 def test_lazy_submodules() -> None:
     """``import territoires`` gives every module as an attribute, loaded on first use."""
-    for name in ("coverage", "maps", "export", "settings", "loaders", "rules"):
+    for name in ("coverage", "maps", "export", "outputs", "french", "settings", "loaders"):
         assert getattr(territoires, name).__name__ == f"territoires.{name}"
-    assert {"coverage", "maps", "export"} <= set(dir(territoires))
+    assert {"coverage", "maps", "export", "outputs"} <= set(dir(territoires))
+
+
+def test_heavy_modules_load_only_when_used() -> None:
+    """``import territoires`` (hence ``territoires check``) does not load folium or openpyxl."""
+    code = (
+        "import sys, territoires\n"
+        "lazy = ['territoires.maps', 'territoires.coverage', 'territoires.export', 'folium']\n"
+        "assert not [m for m in lazy if m in sys.modules], sys.modules.keys()\n"
+        "assert territoires.maps.__name__ == 'territoires.maps'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
