@@ -273,6 +273,21 @@ def test_aggregate_national_layer_and_geometry(qpv, places, communes, rural_plac
     assert area == pytest.approx(2 * 25e6, rel=1e-3)
 
 
+def test_report_keeps_user_text_as_text(tmp_path, qpv, places, communes, rural_places):
+    """A place named like a formula stays text in the workbook; control characters go."""
+    hostile = places.assign(nom=['=HYPERLINK("http://exemple.invalid";"clic")', *places["nom"][1:]])
+    qpv_cov = coverage.qpv_coverage(hostile, qpv)
+    qpv_cov["nom_qpv"] = qpv_cov["nom_qpv"] + "\x0b"
+    commune_cov = coverage.commune_coverage(rural_places, communes)
+    written = export.write_report(tmp_path / "r.xlsx", qpv_cov, commune_cov, {})
+    sheet = openpyxl.load_workbook(written)["qpv"]
+    header = [cell.value for cell in sheet[1]]
+    names = [row[header.index("lieu_proche")] for row in sheet.iter_rows(min_row=2)]
+    formulas = [cell for cell in names if str(cell.value).startswith("=")]
+    assert formulas and all(cell.data_type == "s" for cell in formulas)
+    assert not any("\x0b" in str(row[1].value) for row in sheet.iter_rows(min_row=2))
+
+
 def test_aggregate_reads_no_file(qpv, places, communes, rural_places, monkeypatch):
     """Without names, the areas are the codes of the tables, unnamed: nothing is loaded."""
     monkeypatch.setattr(settings, "data_dir", None)  # a read would fail: no mirror, offline

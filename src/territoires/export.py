@@ -20,6 +20,7 @@ import geopandas as gpd
 import openpyxl
 import pandas as pd
 import pyogrio
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from . import crs, french, outputs
@@ -356,12 +357,25 @@ def write_report(
 
 
 def _write_xlsx(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
-    """Write tables as sheets, streaming rows (openpyxl write-only mode); NA as empty cells."""
+    """Write tables as sheets, streaming rows (openpyxl write-only mode); NA as empty cells.
+
+    As in :func:`write_results`, control characters are dropped and text starting with
+    ``=`` (a place name from the user's file) stays text, never a live formula.
+    """
     workbook = openpyxl.Workbook(write_only=True)
     for name, frame in sheets.items():
         worksheet = workbook.create_sheet(name)
-        worksheet.append([str(column) for column in frame.columns])
+
+        def text(value: Any, sheet: Any = worksheet) -> Any:
+            if not (isinstance(value, str) and value.startswith("=")):
+                return value
+            cell = WriteOnlyCell(sheet, value)
+            cell.data_type = "s"
+            return cell
+
+        frame = _excel_text(frame)
+        worksheet.append([text(str(column)) for column in frame.columns])
         cells = frame.astype(object).where(frame.notna(), None)
         for row in cells.itertuples(index=False, name=None):
-            worksheet.append(row)
+            worksheet.append([text(value) for value in row])
     workbook.save(path)
