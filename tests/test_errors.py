@@ -62,7 +62,15 @@ def test_every_error_is_a_territoires_error_and_a_builtin() -> None:
         territoires.DataNotFoundError: (FileNotFoundError,),
         territoires.DownloadError: (OSError,),
         territoires.ChecksumError: (ValueError,),
+        territoires.DataFileError: (ValueError,),
+        territoires.ReferenceDataError: (ValueError,),
     }
+    public = {
+        obj
+        for obj in vars(territoires).values()
+        if isinstance(obj, type) and issubclass(obj, territoires.TerritoiresError)
+    }
+    assert public == {territoires.TerritoiresError, *expected}  # every class is listed here
     for cls, bases in expected.items():
         assert issubclass(cls, territoires.TerritoiresError), cls
         for base in bases:

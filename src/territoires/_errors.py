@@ -19,6 +19,7 @@ class                          also a
 :class:`UnknownRuleError`      :class:`RulesError` and :class:`UnknownNameError`
 :class:`CatalogueError`        :class:`ValueError`
 :class:`DataNotFoundError`     :class:`FileNotFoundError`
+:class:`DataFileError`         :class:`ValueError`
 :class:`DownloadError`         :class:`OSError` (like ``requests``' errors)
 :class:`ChecksumError`         :class:`ValueError`
 :class:`ReferenceDataError`    :class:`ValueError`
