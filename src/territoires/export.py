@@ -177,12 +177,21 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
 
 
 def _write_user_sheets(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
-    """Write tables holding the user's cells: no control characters, no live formulas."""
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+    """Write tables holding the user's cells: no control characters, no live formulas.
+
+    An interrupted write (Ctrl-C) is not saved: closing the writer would save a
+    half-built workbook and replace the interruption with its own error.
+    """
+    writer = pd.ExcelWriter(path, engine="openpyxl")
+    try:
         for name, table in sheets.items():
             table = _excel_text(table)
             table.to_excel(writer, sheet_name=name, index=False)
             _no_formulas(writer.sheets[name], table)
+    except BaseException:
+        writer.book.close()
+        raise
+    writer.close()
 
 
 def write_bilan(report: Bilan, path: str | Path) -> Path:
