@@ -325,10 +325,11 @@ def test_rules_listing() -> None:
         assert f"lecture : {rule.reading}" in result.stdout
         assert f"depuis : {rule.since}" in result.stdout
     out = result.stdout
-    assert "proximité immédiate ≤ 300 m" in out and "proximité immédiate ≤ 500 m" in out
+    assert "proximité immédiate : à 300 m ou moins" in out
+    assert "proximité immédiate : à 500 m ou moins" in out
     assert "distance : 300 m : Code général des impôts, art. 278 sexies" in out
     assert "règle urbaine hors-metropoles : lecture de 2019" in out
-    assert "avec --npnru : 500 m autour des QPV de la liste ANRU" in out
+    assert "avec --npnru : à 500 m ou moins autour des QPV de la liste ANRU" in out
 
 
 def test_classify_in_partitions_matches_in_memory(data_dir: Path, tmp_path: Path) -> None:

@@ -158,9 +158,30 @@ def test_qpv_coverage_parameters_population_and_regions(qpv, places, communes):
     assert result.attrs["distances_m"] == [250.0, 2500.5]
 
 
-def test_nearest_place_named_by_index_without_name_column(qpv, places):
+def test_nearest_place_named_by_line_without_name_column(qpv, places):
+    """Without names, a place is its line in the input (not a 0-based index label)."""
     unnamed = places.drop(columns="nom").set_index(pd.Index(list("uvwxyz")))
-    assert coverage.qpv_coverage(unnamed, qpv)["lieu_proche"].tolist()[:2] == ["u", "w"]
+    assert coverage.qpv_coverage(unnamed, qpv)["lieu_proche"].tolist()[:2] == [
+        "ligne 1",
+        "ligne 3",
+    ]
+    unnamed.attrs["lignes"] = np.arange(2, 8, dtype=np.int64).tobytes()  # as read from a CSV
+    assert coverage.qpv_coverage(unnamed, qpv)["lieu_proche"].tolist()[:2] == [
+        "ligne 2",
+        "ligne 4",
+    ]
+
+
+def test_nearest_place_named_by_any_name_header(qpv, places):
+    """« Nom du lieu » (any case, accents) names the places; --nom chooses another column."""
+    named = places.rename(columns={"nom": "Nom du Lieu"})
+    named["Libellé"] = [f"L{i}" for i in range(len(named))]
+    assert coverage.qpv_coverage(named, qpv)["lieu_proche"].tolist()[:2] == [
+        named["Nom du Lieu"].iloc[0],
+        named["Nom du Lieu"].iloc[2],
+    ]
+    chosen = coverage.qpv_coverage(named, qpv, name_column="libelle")
+    assert chosen["lieu_proche"].tolist()[:2] == ["L0", "L2"]
 
 
 def test_inputs_not_mutated(qpv, places, communes, rural_places):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import shutil
 import time
 import warnings
@@ -37,7 +38,14 @@ def _sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def loaded(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``load_communes`` on the real mirror, once per module, with its warnings."""
+    """``load_communes`` on the real mirror, once per module, with its log and warnings."""
+    logger = logging.getLogger("territoires.loaders")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(settings, "offline", True)
         patch.setattr(settings, "cache_dir", tmp_path_factory.mktemp("cache"))
@@ -46,7 +54,10 @@ def loaded(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
             warnings.simplefilter("always")
             frame = loaders.load_communes(data_dir=data_dir)
         print(f"\nload_communes : {time.perf_counter() - start:.2f} s")
-    return frame, [str(warning.message) for warning in caught]
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    messages = [str(warning.message) for warning in caught]
+    return frame, messages + [record.getMessage() for record in records]
 
 
 @pytest.fixture(scope="module")

@@ -215,7 +215,11 @@ def test_name_column_detection(tmp_path):
     fmap = maps.eligibility_map(_classified(names=False), _qpv())
     assert _in_page(html.escape(XSS)) in _page(fmap, tmp_path)
     anonymous = _classified().drop(columns="nom")
-    assert _in_page("Lieu 3") in _page(maps.eligibility_map(anonymous, _qpv()), tmp_path)
+    # without names, a place is called by its line (1-based here: a table, not a file)
+    assert _in_page("<b>ligne 4</b>") in _page(maps.eligibility_map(anonymous, _qpv()), tmp_path)
+    renamed = _classified().rename(columns={"nom": "Nom du lieu"})
+    page = _page(maps.eligibility_map(renamed, _qpv()), tmp_path)
+    assert _in_page("Lieu 1 &amp; Cie (ligne 2)") in page
     with pytest.raises(KeyError, match="libelle"):
         maps.eligibility_map(_classified(), _qpv(), name_column="libelle")
 

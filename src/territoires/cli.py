@@ -8,6 +8,8 @@ exit code 1 (see :class:`TerritoiresGroup`).
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 import warnings
 from functools import partial
@@ -16,13 +18,14 @@ from typing import Annotated, Any
 
 import click
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
+from typer._click.exceptions import UsageError
+from typer.core import TyperCommand, TyperGroup
 
 from . import (
+    _cli_french,
     bilan,
     catalogue,
     eligibility,
@@ -31,6 +34,7 @@ from . import (
     geocode,
     loaders,
     outputs,
+    places,
     prepared,
     settings,
 )
@@ -59,27 +63,88 @@ def print_error(message: str) -> None:
     typer.secho(f"Erreur : {message}", fg=typer.colors.RED, err=True)
 
 
-class TerritoiresGroup(TyperGroup):
-    """Command group that turns library and file-system errors into clear failures.
+#: Library argument names written in error messages (``lon=``), and the option a user of
+#: the command types instead.
+_OPTIONS = {
+    "lon": "--lon",
+    "lat": "--lat",
+    "crs": "--crs",
+    "input_crs": "--crs",
+    "nom": "--nom",
+    "sheet": "--feuille",
+}
+_ARGUMENT = re.compile(r"(?<![\w-])(" + "|".join(_OPTIONS) + r")=(?![\d.+-])")
 
-    Every :class:`TerritoiresError`, and every :class:`OSError` on a file (permission,
-    full disk), ends the run the same way: the message is printed in red on stderr and
-    the process exits with code 1, without a traceback. Sub-groups and commands added
-    later inherit this behaviour, since their exceptions all pass through the root group.
+
+def cli_message(message: str) -> str:
+    """Word a library error for the command line: ``lon=`` becomes ``--lon``.
+
+    Values such as ``lon=2.35`` (coordinates quoted in a message) are left as they are.
     """
+    return _ARGUMENT.sub(
+        lambda match: _OPTIONS[match.group(1)] + (" " if match.end() < len(message) else ""),
+        message,
+    ).replace("  ", " ")
+
+
+class TerritoiresGroup(_cli_french.FrenchHelp, TyperGroup):
+    """Command group that speaks French and turns every :class:`TerritoiresError` into a
+    clear failure.
+
+    Help pages and usage errors are in French (:mod:`territoires._cli_french`). A library
+    error is printed in red on stderr, with the options of the command named as the user
+    types them, and the process exits with code 1, without a traceback. Sub-groups and
+    commands added later inherit this behaviour, since they all run through the root group;
+    declare commands with ``cls=TerritoiresCommand`` so that their help is French too.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line, in French."""
+        _cli_french.install()
+        return super().main(*args, **kwargs)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """Parse the global options, reporting usage errors in French."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as error:
+            raise _french_usage_error(error) from error
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command, reporting library errors instead of raising them."""
         try:
             return super().invoke(ctx)
         except TerritoiresError as error:
-            print_error(str(error))
+            print_error(cli_message(str(error)))
             raise typer.Exit(code=1) from error
+        except UsageError as error:
+            raise _french_usage_error(error) from error
         except OSError as error:  # a file the system refuses: permission, full disk…
             where = f"{error.filename} : " if error.filename else ""
             print_error(f"{where}{error.strerror or error} (erreur système)")
             raise typer.Exit(code=1) from error
 
+
+class TerritoiresCommand(_cli_french.FrenchHelp, TyperCommand):
+    """A command of ``territoires``: help page in French."""
+
+
+def _french_usage_error(error: UsageError) -> UsageError:
+    """The same usage error (exit code 2, help hint) with its message in French."""
+    french = UsageError(_cli_french.translate_error(error.format_message()), ctx=error.ctx)
+    french.exit_code = error.exit_code
+    return french
+
+
+class _EchoHandler(logging.Handler):
+    """Log records of territoires printed on the current stderr, one dim line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.secho(self.format(record), dim=True, err=True)
+
+
+_LOG_HANDLER = _EchoHandler()
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="territoires",
@@ -90,10 +155,16 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    context_settings=_CONTEXT,
+    options_metavar="[OPTIONS]",
+    subcommand_metavar="COMMANDE [ARGUMENTS]...",
 )
 data_app = typer.Typer(
+    cls=TerritoiresGroup,
     help="Jeux de données de référence : catalogue, téléchargement, description.",
     no_args_is_help=True,
+    context_settings=_CONTEXT,
+    subcommand_metavar="COMMANDE [ARGUMENTS]...",
 )
 app.add_typer(data_app, name="data")
 
@@ -114,6 +185,7 @@ def _options(
                 f"Dossier miroir des données de référence ; remplace {settings.DATA_DIR_ENV} "
                 "le temps de la commande."
             ),
+            metavar="DOSSIER",
             exists=True,
             file_okay=False,
             dir_okay=True,
@@ -129,6 +201,16 @@ def _options(
                 "(fichier modifié exprès) au lieu de le refuser ; c'est noté dans la provenance "
                 f"des résultats ({settings.ACCEPT_MODIFIED_ENV}=1)."
             ),
+            metavar="",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "-v",
+            "--verbose",
+            help="Afficher aussi le détail des traitements (ex. codes commune non appariés).",
+            metavar="",
         ),
     ] = False,
 ) -> None:
@@ -139,6 +221,11 @@ def _options(
     if accept_modified:
         ctx.call_on_close(partial(setattr, settings, "accept_modified", settings.accept_modified))
         settings.accept_modified = True
+    logger = logging.getLogger("territoires")
+    if _LOG_HANDLER not in logger.handlers:
+        logger.addHandler(_LOG_HANDLER)
+    _LOG_HANDLER.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _on_disk(dataset: Dataset) -> tuple[str, Path | None]:
@@ -151,22 +238,33 @@ def _on_disk(dataset: Dataset) -> tuple[str, Path | None]:
     return "absent", None
 
 
-@data_app.command("list")
+def _short_coverage(dataset: Dataset) -> str:
+    """Territory of a dataset in a few words: « France », « région Occitanie seulement »."""
+    return re.split(r"\s*[(,]", dataset.coverage, maxsplit=1)[0]
+
+
+@data_app.command("list", cls=TerritoiresCommand)
 def list_datasets() -> None:
-    """Liste les jeux de données du catalogue et indique s'ils sont sur le disque."""
-    table = Table(title="Catalogue des sources officielles", box=box.SIMPLE_HEAD, pad_edge=False)
+    """Liste les jeux de données du catalogue, leur couverture et s'ils sont sur le disque."""
+    table = Table(
+        title="Catalogue des sources officielles",
+        box=None,
+        pad_edge=False,
+        header_style="bold underline",
+    )
     for header in ("jeu", "type", "millésime", "disque"):
         table.add_column(header, no_wrap=True)
-    table.add_column("éditeur")
+    table.add_column("couverture", min_width=10)
     for dataset in catalogue.datasets().values():
         table.add_row(
             dataset.name,
             dataset.kind,
             str(dataset.vintage),
             _on_disk(dataset)[0],
-            escape(dataset.publisher),
+            escape(_short_coverage(dataset)),
         )
     Console().print(table)
+    typer.echo("Éditeur, licence et source d'un jeu : territoires data info JEU")
 
 
 def _needed_datasets() -> tuple[list[Dataset], list[str]]:
@@ -180,20 +278,24 @@ def _needed_datasets() -> tuple[list[Dataset], list[str]]:
     return found, errors
 
 
-@data_app.command("fetch")
+@data_app.command("fetch", cls=TerritoiresCommand)
 def fetch(
     names: Annotated[
         list[str] | None,
         typer.Argument(
             help=(
                 "Noms des jeux à obtenir (voir « territoires data list ») ; par défaut, ceux "
-                "que lisent load_qpv() et load_communes()."
+                "qu'utilisent les commandes check, classify, map et coverage."
             ),
+            metavar="JEU",
             show_default=False,
         ),
     ] = None,
     all_datasets: Annotated[
-        bool, typer.Option("--all", help="Obtenir tous les jeux téléchargeables du catalogue.")
+        bool,
+        typer.Option(
+            "--all", help="Obtenir tous les jeux téléchargeables du catalogue.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Obtient des jeux de données (miroir, cache ou téléchargement) et affiche leur chemin."""
@@ -219,9 +321,16 @@ def fetch(
         raise typer.Exit(code=1)
 
 
-@data_app.command("info")
+@data_app.command("info", cls=TerritoiresCommand)
 def info(
-    name: Annotated[str, typer.Argument(help="Nom du jeu dans le catalogue.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Nom du jeu dans le catalogue (voir « territoires data list »).",
+            metavar="JEU",
+            show_default=False,
+        ),
+    ],
 ) -> None:
     """Décrit un jeu de données : provenance, fichier local, empreinte, nombre de lignes."""
     dataset = catalogue.get(name)
@@ -279,15 +388,33 @@ _VERDICT_COLOURS = {
     "invalide": typer.colors.RED,
 }
 
+
+#: End of the help of the commands that apply rules: the names a user may type, each
+#: on its own line at full width, so that none is ever cut.
+_RULE_NAMES = (
+    f"Jeux de règles (--regles) : {', '.join(PRESETS)}.\n\n"
+    f"Règles « hors grands centres urbains » (--regle-urbaine) : {', '.join(URBAN_RULES)}."
+    "\n\nDétail des règles et de leurs textes : territoires regles"
+)
+
+
 Preset = Annotated[
     str,
-    typer.Option("--regles", help=f"Jeu de règles nommé : {', '.join(PRESETS)}."),
+    typer.Option(
+        "--regles",
+        help="Jeu de règles nommé (liste en fin d'aide).",
+        metavar="NOM",
+    ),
 ]
 Distance = Annotated[
     float | None,
     typer.Option(
         "--distance",
-        help="Distance de « proximité immédiate » d'un QPV, en mètres (défaut : celle du jeu).",
+        help=(
+            "Distance de « proximité immédiate » d'un QPV : un lieu à cette distance ou "
+            "moins est à proximité (défaut : celle du jeu de règles)."
+        ),
+        metavar="MÈTRES",
         min=0,
     ),
 ]
@@ -295,7 +422,8 @@ UrbanRule = Annotated[
     str | None,
     typer.Option(
         "--regle-urbaine",
-        help=f"Règle « hors grands centres urbains » : {', '.join(URBAN_RULES)}.",
+        help="Règle « hors grands centres urbains » (liste en fin d'aide).",
+        metavar="NOM",
     ),
 ]
 Npnru = Annotated[
@@ -304,38 +432,83 @@ Npnru = Annotated[
         "--npnru",
         help=(
             "Liste des QPV en renouvellement urbain (NPNRU, liste de l'ANRU : CSV avec une "
-            "colonne code_qp, ou un code par ligne) : 500 m autour de ces QPV, la distance "
-            "du jeu ailleurs (CGI, art. 278 sexies)."
+            "colonne code_qp, ou un code par ligne) : proximité "
+            f"{french.within(PRESETS[DEFAULT_PRESET].npnru_distance_m)} autour de ces QPV, "
+            "la distance du jeu de règles ailleurs (CGI, art. 278 sexies)."
         ),
+        metavar="FICHIER",
         exists=True,
         dir_okay=False,
     ),
 ]
 QpvVintage = Annotated[
     int | None,
-    typer.Option("--qpv", help="Géographie prioritaire : 2015 ou 2024 (défaut : celle du jeu)."),
+    typer.Option(
+        "--qpv",
+        help="Géographie prioritaire : 2015 ou 2024 (défaut : celle du jeu de règles).",
+        metavar="ANNÉE",
+    ),
 ]
 InputFile = Annotated[
     Path,
     typer.Argument(
         help="Fichier des lieux : CSV, XLSX, GeoJSON ou GeoPackage.",
+        metavar="FICHIER",
         exists=True,
         dir_okay=False,
         show_default=False,
     ),
 ]
-LonColumn = Annotated[str | None, typer.Option("--lon", help="Colonne des longitudes.")]
-LatColumn = Annotated[str | None, typer.Option("--lat", help="Colonne des latitudes.")]
+LonColumn = Annotated[
+    str | None,
+    typer.Option("--lon", help="Colonne des longitudes (si non détectée).", metavar="COLONNE"),
+]
+LatColumn = Annotated[
+    str | None,
+    typer.Option("--lat", help="Colonne des latitudes (si non détectée).", metavar="COLONNE"),
+]
 Sheet = Annotated[
     str | None,
-    typer.Option("--feuille", help="Feuille d'un classeur XLSX à lire (défaut : la première)."),
+    typer.Option(
+        "--feuille",
+        help="Feuille d'un classeur XLSX à lire (défaut : la première).",
+        metavar="NOM",
+    ),
 ]
 LayerName = Annotated[
     str | None,
-    typer.Option("--couche", help="Couche d'un GeoPackage à lire (défaut : la première)."),
+    typer.Option(
+        "--couche",
+        help="Couche d'un GeoPackage à lire (défaut : la première).",
+        metavar="NOM",
+    ),
 ]
 InputCrs = Annotated[
-    str | None, typer.Option("--crs", help="CRS des colonnes x/y projetées, ex. 2154.")
+    str | None,
+    typer.Option(
+        "--crs",
+        help="Système de coordonnées des colonnes x/y, ex. 2154 (Lambert-93).",
+        metavar="CODE",
+    ),
+]
+NameColumn = Annotated[
+    str | None,
+    typer.Option(
+        "--nom",
+        help=(
+            "Colonne du nom des lieux (défaut : détectée parmi nom, nom du lieu, libellé, "
+            "raison sociale, structure, name, etc.)."
+        ),
+        metavar="COLONNE",
+    ),
+]
+Offline = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Carte autonome : Leaflet inclus dans le fichier (réseaux qui bloquent les CDN).",
+        metavar="",
+    ),
 ]
 MinScore = Annotated[
     float | None,
@@ -343,8 +516,9 @@ MinScore = Annotated[
         "--score-min",
         help=(
             "Score minimal (0 à 1) d'une adresse géocodée pour être placée "
-            f"(défaut : {settings.geocoder_min_score:g})."
+            f"(défaut : {french.number(settings.geocoder_min_score, None)})."
         ),
+        metavar="SCORE",
         min=0,
         max=1,
     ),
@@ -357,6 +531,7 @@ GeocodeOffline = Annotated[
             "Sans réseau : adresses géocodées depuis le cache seulement (les adresses "
             "absentes du cache sont signalées)."
         ),
+        metavar="",
     ),
 ]
 
@@ -406,6 +581,7 @@ def _classify(
     offline: bool,
     sheet: str | None = None,
     layer: str | None = None,
+    nom: str | None = None,
 ) -> Any:
     """Classify a file; the file is read (and rejected if unusable) before the reference."""
     if sheet is not None and layer is not None:
@@ -423,6 +599,7 @@ def _classify(
         offline=offline or None,
     )
     _geocoding_summary(result.attrs.get("geocodage"))
+    places.name_column(result.columns, nom)  # an unknown --nom fails before any output
     return result
 
 
@@ -438,13 +615,13 @@ def _geocoding_summary(provenance: dict[str, Any] | None) -> None:
 
 
 def _place(words: list[str]) -> tuple[float, float] | str:
-    """Coordinates when the words are two numbers (decimal comma accepted), else an address."""
-    if len(words) == 2:
-        try:
-            return float(words[0].replace(",", ".")), float(words[1].replace(",", "."))
-        except ValueError:
-            pass
-    return " ".join(words)
+    """Coordinates when the words are a point (:func:`territoires.places.parse_point`: two
+    numbers, decimal comma accepted, or a « lat, lon » pair), else an address."""
+    text = " ".join(words)
+    try:
+        return places.parse_point(text)
+    except ValueError:
+        return text
 
 
 def _summary(result: Any) -> None:
@@ -454,19 +631,18 @@ def _summary(result: Any) -> None:
         typer.secho(f"  {VERDICTS[verdict]} : {count}", fg=_VERDICT_COLOURS[verdict], err=True)
 
 
-@app.command("regles")
+@app.command("regles", cls=TerritoiresCommand)
 def list_rules() -> None:
     """Liste les jeux de règles et les règles « hors grands centres urbains », avec leurs textes."""
     for rules in PRESETS.values():
         typer.secho(f"{rules.name} (version {rules.version})", bold=True)
         typer.echo(f"  {rules.title}")
-        near = french.number(rules.near_distance_m, None)
-        npnru = french.number(rules.npnru_distance_m, None)
-        typer.echo(f"  QPV {rules.qpv_vintage}, proximité immédiate ≤ {near} m")
+        near = french.within(rules.near_distance_m)
+        typer.echo(f"  QPV {rules.qpv_vintage}, proximité immédiate : {near}")
         typer.echo(f"    distance : {rules.near_basis}")
         typer.echo(
-            f"    avec --npnru : {npnru} m autour des QPV de la liste ANRU "
-            f"({CGI_278_SEXIES}), {near} m ailleurs"
+            f"    avec --npnru : {french.within(rules.npnru_distance_m)} autour des QPV de "
+            f"la liste ANRU ({CGI_278_SEXIES}), {french.within(rules.near_distance_m)} ailleurs"
         )
         typer.echo(f"  règle urbaine {rules.urban.name} : {rules.urban.reading}")
         typer.echo(f"    depuis : {rules.urban.since}")
@@ -480,6 +656,8 @@ def list_rules() -> None:
 
 @app.command(
     "check",
+    cls=TerritoiresCommand,
+    epilog=_RULE_NAMES,
     # Negative coordinates (overseas: -52.33 4.93, 55.45 -20.88) are numbers, not options.
     context_settings={"ignore_unknown_options": True},
 )
@@ -488,9 +666,12 @@ def check(
         list[str],
         typer.Argument(
             help=(
-                "Longitude et latitude WGS84 (x puis y, ex. 2.3522 48.8566), ou une adresse "
-                '(ex. "1 place du Capitole 31000 Toulouse").'
+                "Longitude puis latitude en degrés WGS84, virgule ou point décimal "
+                "(2.3522 48.8566 ou 2,3522 48,8566), un couple « latitude, longitude » "
+                'copié d\'une carte en ligne ("48.8566, 2.3522"), ou une adresse '
+                '("1 place du Capitole 31000 Toulouse").'
             ),
+            metavar="LIEU",
             show_default=False,
         ),
     ],
@@ -520,11 +701,13 @@ def check(
         kind = geocode.TYPE_LABELS.get(row["geocodage_type"], row["geocodage_type"])
         score = french.number(row["geocodage_score"], 2)
         typer.echo(f"Adresse trouvée : {label} ({kind}, score {score})")
+    if not isinstance(place, str):
+        typer.echo(f"Coordonnées lues : longitude {place[0]:g}, latitude {place[1]:g}")
     if row["verdict"] == "invalide":
         raise typer.Exit(code=1)
 
 
-@data_app.command("prepare")
+@data_app.command("prepare", cls=TerritoiresCommand, epilog=_RULE_NAMES)
 def prepare(
     regles: Preset = "fabriques-2019",
     distance: Distance = None,
@@ -532,12 +715,15 @@ def prepare(
     qpv: QpvVintage = None,
     npnru: Npnru = None,
     reconstruire: Annotated[
-        bool, typer.Option("--reconstruire", help="Reconstruire même si le cache est à jour.")
+        bool,
+        typer.Option(
+            "--reconstruire", help="Reconstruire même si le cache est à jour.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Prépare la référence (index, grille des communes) et l'enregistre dans le cache.
 
-    Les commandes suivantes (check, classify…) la relisent en une fraction de seconde
+    Les commandes suivantes (check, classify, map, etc.) la relisent en une fraction de seconde
     tant que les sources, les règles et la version de territoires sont inchangées.
     """
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
@@ -560,7 +746,25 @@ def prepare(
     )
 
 
-@app.command("classify")
+def _write_eligibility_map(
+    result: Any, rules: Rules, output: Path, nom: str | None, offline: bool, communes: bool
+) -> None:
+    """Draw the eligibility map of classified places into one HTML file."""
+    from . import maps  # imported here: `territoires check` starts faster
+
+    fmap = maps.eligibility_map(
+        result,
+        loaders.load_qpv(rules.qpv_vintage),
+        communes=loaders.load_communes() if communes else None,
+        outlines=loaders.load_admin("departements"),
+        name_column=nom,
+        self_contained=offline,
+    )
+    maps.save(fmap, output, self_contained=offline)
+    typer.echo(f"Carte de {len(result)} lieux → {output}", err=True)
+
+
+@app.command("classify", cls=TerritoiresCommand, epilog=_RULE_NAMES)
 def classify(
     source: InputFile,
     output: Annotated[
@@ -569,6 +773,7 @@ def classify(
             "-o",
             "--output",
             help=f"Fichier résultat : {', '.join(export.FORMATS)} (.parquet avec --partitions).",
+            metavar="FICHIER",
         ),
     ],
     regles: Preset = "fabriques-2019",
@@ -581,6 +786,13 @@ def classify(
     crs: InputCrs = None,
     feuille: Sheet = None,
     couche: LayerName = None,
+    nom: NameColumn = None,
+    carte: Annotated[
+        Path | None,
+        typer.Option(
+            "--carte", help="Écrire aussi la carte d'éligibilité (HTML).", metavar="FICHIER"
+        ),
+    ] = None,
     partitions: Annotated[
         bool,
         typer.Option(
@@ -589,23 +801,47 @@ def classify(
                 "Fichier volumineux (CSV ou Parquet) : classer par blocs avec dask, mémoire "
                 "bornée ; sortie .parquet ou .csv (extra « dask »)."
             ),
+            metavar="",
         ),
     ] = False,
     bloc: Annotated[
-        str, typer.Option("--bloc", help="Taille des blocs avec --partitions, ex. 16MB.")
+        str,
+        typer.Option(
+            "--bloc", help="Taille des blocs avec --partitions, ex. 16MB.", metavar="TAILLE"
+        ),
     ] = "16MB",
     score_min: MinScore = None,
-    offline: GeocodeOffline = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help=(
+                "Sans réseau : adresses géocodées depuis le cache seulement, et carte "
+                "(--carte) autonome, Leaflet inclus."
+            ),
+            metavar="",
+        ),
+    ] = False,
 ) -> None:
     """Classe tous les lieux d'un fichier ; chaque ligne ressort avec verdict et motif."""
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     if partitions:
+        if carte is not None or nom is not None:
+            raise typer.BadParameter(
+                "--carte et --nom ne s'appliquent pas avec --partitions", param_hint="--partitions"
+            )
         _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
         return
     _check_output(output, export.FORMATS, source=source)
-    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
+    if carte is not None:
+        from . import maps  # imported here: `territoires check` starts faster
+
+        _check_output(carte, maps.MAP_FORMATS, "--carte")
+    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
     export.write_results(result, output)
     typer.echo(f"{len(result)} lieux classés → {output}", err=True)
+    if carte is not None:
+        _write_eligibility_map(result, rules, carte, nom, offline, communes=False)
     _summary(result)
 
 
@@ -642,10 +878,12 @@ def _classify_in_partitions(
     _summary(summary)
 
 
-@app.command("map")
+@app.command("map", cls=TerritoiresCommand, epilog=_RULE_NAMES)
 def map_command(
     source: InputFile,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Carte HTML à écrire.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Carte HTML à écrire.", metavar="FICHIER")
+    ],
     offline: Annotated[
         bool,
         typer.Option(
@@ -654,6 +892,7 @@ def map_command(
                 "Sans réseau : inclure Leaflet dans le fichier (réseaux qui bloquent les CDN) "
                 "et géocoder les adresses depuis le cache seulement."
             ),
+            metavar="",
         ),
     ] = False,
     communes: Annotated[
@@ -664,6 +903,7 @@ def map_command(
                 "Ajouter la couche (masquée à l'ouverture) des communes par niveau de densité ; "
                 "lourde à l'échelle nationale."
             ),
+            metavar="",
         ),
     ] = False,
     regles: Preset = "fabriques-2019",
@@ -677,42 +917,51 @@ def map_command(
     score_min: MinScore = None,
     feuille: Sheet = None,
     couche: LayerName = None,
+    nom: NameColumn = None,
 ) -> None:
     """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
     from . import maps  # imported here: `territoires check` starts faster
 
     _check_output(output, maps.MAP_FORMATS, source=source)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
-    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
-    layer = loaders.load_qpv(rules.qpv_vintage)
-    fmap = maps.eligibility_map(
-        result,
-        layer,
-        communes=loaders.load_communes() if communes else None,
-        outlines=loaders.load_admin("departements"),
-        self_contained=offline,
-    )
-    maps.save(fmap, output, self_contained=offline)
-    typer.echo(f"Carte de {len(result)} lieux → {output}", err=True)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
+    _write_eligibility_map(result, rules, output, nom, offline, communes)
     _summary(result)
 
 
-@app.command("coverage")
+@app.command("coverage", cls=TerritoiresCommand, epilog=_RULE_NAMES)
 def coverage_command(
     source: InputFile,
     output: Annotated[
         Path,
-        typer.Option("-o", "--output", help="Rapport : .xlsx (une feuille par niveau) ou .gpkg."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Rapport : .xlsx (une feuille par niveau) ou .gpkg.",
+            metavar="FICHIER",
+        ),
     ],
     distance_qpv: Annotated[
-        float, typer.Option(help="Un QPV est couvert s'il a un tiers-lieu à moins de (m).", min=0)
+        float,
+        typer.Option(
+            help="Un QPV est couvert s'il a un tiers-lieu à cette distance ou moins.",
+            metavar="MÈTRES",
+            min=0,
+        ),
     ] = 1000.0,
     distance_communes: Annotated[
         float,
-        typer.Option(help="Une commune est couverte si un tiers-lieu est à moins de (m).", min=0),
+        typer.Option(
+            help="Une commune est couverte si un tiers-lieu est à cette distance ou moins.",
+            metavar="MÈTRES",
+            min=0,
+        ),
     ] = 10_000.0,
     carte: Annotated[
-        Path | None, typer.Option(help="Écrire aussi la carte des territoires sous-desservis.")
+        Path | None,
+        typer.Option(
+            help="Écrire aussi la carte des territoires sous-desservis.", metavar="FICHIER"
+        ),
     ] = None,
     offline: Annotated[
         bool,
@@ -722,6 +971,7 @@ def coverage_command(
                 "Sans réseau : carte autonome (Leaflet inclus) et adresses géocodées depuis "
                 "le cache seulement."
             ),
+            metavar="",
         ),
     ] = False,
     regles: Preset = "fabriques-2019",
@@ -733,6 +983,7 @@ def coverage_command(
     score_min: MinScore = None,
     feuille: Sheet = None,
     couche: LayerName = None,
+    nom: NameColumn = None,
 ) -> None:
     """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux."""
     from . import coverage, maps  # imported here: `territoires check` starts faster
@@ -741,7 +992,7 @@ def coverage_command(
     if carte is not None:
         _check_output(carte, maps.MAP_FORMATS, "--carte", source)
     rules = _rules(regles, None, regle_urbaine, qpv)
-    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
     typer.echo("Analyse de la couverture…", err=True)
     layers = coverage.analyse(
         result,
@@ -749,6 +1000,8 @@ def coverage_command(
         qpv_covered_within_m=distance_qpv,
         commune_covered_within_m=distance_communes,
         geometry=carte is not None or output.suffix.lower() == ".gpkg",
+        name_column=nom,
+        progress=True,
     )
     export.write_report(
         output, layers["qpv"], layers["communes"], {"dep": layers["dep"], "reg": layers["reg"]}
@@ -764,34 +1017,49 @@ def coverage_command(
         )
         maps.save(fmap, carte, self_contained=offline)
         typer.echo(f"Carte de couverture → {carte}", err=True)
+    typer.secho(coverage.summary(layers), bold=True, err=True)
 
 
-@app.command("serve")
+@app.command("serve", cls=TerritoiresCommand)
 def serve_command(
     host: Annotated[
         str,
         typer.Option(
-            "--host", help="Adresse d'écoute ; 127.0.0.1 : seule cette machine peut se connecter."
+            "--host",
+            help="Adresse d'écoute ; 127.0.0.1 : seule cette machine peut se connecter.",
+            metavar="ADRESSE",
         ),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port d'écoute.", min=1, max=65535)] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", help="Port d'écoute.", metavar="PORT", min=1, max=65535)
+    ] = 8000,
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", help="Processus ; chacun charge sa copie des données de référence.", min=1
+            "--workers",
+            help="Processus ; chacun charge sa copie des données de référence.",
+            metavar="NOMBRE",
+            min=1,
         ),
     ] = 1,
     taille_max: Annotated[
-        float, typer.Option("--taille-max", help="Taille maximale d'un fichier envoyé (Mo).", min=0)
+        float,
+        typer.Option(
+            "--taille-max", help="Taille maximale d'un fichier envoyé.", metavar="MO", min=0
+        ),
     ] = 20.0,
     limite_debit: Annotated[
         int,
         typer.Option(
-            "--limite-debit", help="Requêtes par minute et par client (0 : sans limite).", min=0
+            "--limite-debit",
+            help="Requêtes par minute et par client (0 : sans limite).",
+            metavar="NOMBRE",
+            min=0,
         ),
     ] = 300,
     delai: Annotated[
-        float, typer.Option("--delai", help="Durée maximale d'une requête (s).", min=1)
+        float,
+        typer.Option("--delai", help="Durée maximale d'une requête.", metavar="SECONDES", min=1),
     ] = 120.0,
     regles: Annotated[
         list[str] | None,
@@ -801,11 +1069,14 @@ def serve_command(
                 "Jeu de règles préparé au démarrage (répétable ; défaut : "
                 f"{DEFAULT_PRESET}) ; les autres le sont à la première demande."
             ),
+            metavar="NOM",
         ),
     ] = None,
     journal: Annotated[
         bool,
-        typer.Option("--journal/--sans-journal", help="Journal d'accès JSON sur stderr."),
+        typer.Option(
+            "--journal/--sans-journal", help="Journal d'accès JSON sur stderr.", metavar=""
+        ),
     ] = True,
 ) -> None:
     """Lance l'API d'éligibilité et la page pour les agents (http://127.0.0.1:8000/)."""
@@ -836,7 +1107,7 @@ def serve_command(
     serve(config, host=host, port=port, workers=workers, access_log=journal)
 
 
-@app.command("bilan")
+@app.command("bilan", cls=TerritoiresCommand, epilog=_RULE_NAMES)
 def bilan_command(
     source: InputFile,
     output: Annotated[
@@ -845,6 +1116,7 @@ def bilan_command(
             "-o",
             "--output",
             help="Classeur .xlsx : feuilles bilan, regions, lieux et regles (facultatif).",
+            metavar="FICHIER",
         ),
     ] = None,
     enveloppes: Annotated[
@@ -855,6 +1127,7 @@ def bilan_command(
                 "Enveloppes de l'appel : fichier JSON (voir le guide) ou nom fourni "
                 f"(défaut : {bilan.DEFAULT_ENVELOPES})."
             ),
+            metavar="FICHIER",
         ),
     ] = None,
     numerique: Annotated[
@@ -862,6 +1135,7 @@ def bilan_command(
         typer.Option(
             "--numerique",
             help="Colonne qui signale une Fabrique numérique (oui/non, 1/0, vrai/faux, x).",
+            metavar="COLONNE",
         ),
     ] = bilan.NUMERIQUE_COLUMN,
     regles: Preset = DEFAULT_PRESET,
@@ -876,13 +1150,14 @@ def bilan_command(
     offline: GeocodeOffline = False,
     feuille: Sheet = None,
     couche: LayerName = None,
+    nom: NameColumn = None,
 ) -> None:
     """Compte les lieux dans les enveloppes de l'appel (150 hors grands centres, 120 + 30 QPV)."""
     if output is not None:
         _check_output(output, export.BILAN_FORMATS, source=source)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     chosen = bilan.load_envelopes(enveloppes)
-    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche)
+    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
     report = bilan.assess(result, chosen, numerique=numerique, regions=bilan.region_names())
     typer.echo(report.resume())
     if output is not None:
@@ -891,8 +1166,8 @@ def bilan_command(
 
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
-    """Print library warnings (e.g. unmatched commune codes) as one yellow line."""
-    typer.secho(f"Avertissement : {message}", fg=typer.colors.YELLOW, err=True)
+    """Print library warnings (e.g. a QPV layer of another vintage) as one yellow line."""
+    typer.secho(f"Avertissement : {cli_message(str(message))}", fg=typer.colors.YELLOW, err=True)
 
 
 def main() -> None:

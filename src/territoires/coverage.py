@@ -17,16 +17,18 @@ analysis, reading the reference data it is not given through :mod:`territoires.l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from tqdm.auto import tqdm
 
-from . import crs, loaders
+from . import crs, french, loaders
 from ._errors import ColumnError, InputError, UnknownNameError
+from .places import place_labels
 from .rules import Rules, preset
 
 #: Default distances, in metres, at which places are counted around each QPV.
@@ -40,8 +42,6 @@ QPV_DONNEES_COMPLET = "complet"
 QPV_DONNEES_ABSENT = "non couvert par la couche QPV"
 #: Aggregation levels: column → name of the outlines (and of the report sheet).
 LEVELS: dict[str, str] = {"dep": "departements", "reg": "regions"}
-#: Columns naming a place, looked up in this order (else the index label is used).
-PLACE_NAME_COLUMNS: tuple[str, ...] = ("nom", "name")
 #: Why places are left out of the analysis, by the code counted in ``attrs["lieux_exclus"]``.
 EXCLUSION_REASONS: dict[str, str] = {
     "invalide": "verdict « invalide »",
@@ -65,7 +65,9 @@ def _check_distances(distances_m: Sequence[float], covered_within_m: float) -> l
     return distances
 
 
-def _places(places: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, np.ndarray, np.ndarray, dict]:
+def _places(
+    places: gpd.GeoDataFrame, name_column: str | None
+) -> tuple[gpd.GeoSeries, np.ndarray, np.ndarray, dict]:
     """Select the places to analyse.
 
     Returns
@@ -75,7 +77,8 @@ def _places(places: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, np.ndarray, np.nda
     territories : numpy.ndarray of str
         Territory name of each place kept.
     labels : numpy.ndarray of str
-        Name of each place kept (first of :data:`PLACE_NAME_COLUMNS`, else index label).
+        Name of each place kept (:func:`territoires.places.place_labels`: its name, else
+        ``ligne N``, its line in the input file).
     report : dict
         ``nb_lieux_analyses`` and ``lieux_exclus`` (counts by reason) for ``attrs``.
     """
@@ -92,9 +95,7 @@ def _places(places: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, np.ndarray, np.nda
     territories = crs.locate(shapely.get_x(anchors), shapely.get_y(anchors))
     outside = ~invalid & ~missing & (territories == "")
     keep = ~(invalid | missing | outside)
-    name = next((column for column in PLACE_NAME_COLUMNS if column in places), None)
-    index_labels = pd.Series(places.index.astype(str), index=places.index)
-    labels = places[name].astype("string").fillna(index_labels) if name else index_labels
+    labels = place_labels(places, name_column)
     report = {
         "nb_lieux_analyses": int(keep.sum()),
         "lieux_exclus": {
@@ -187,6 +188,7 @@ def qpv_coverage(
     covered_within_m: float = 1000.0,
     qpv_population: pd.Series | None = None,
     communes: pd.DataFrame | None = None,
+    name_column: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Distance from each QPV to the nearest place, and places around it.
 
@@ -195,7 +197,7 @@ def qpv_coverage(
     places : geopandas.GeoDataFrame
         Points with a declared CRS (EPSG:4326 expected). Rows whose ``verdict`` is
         ``"invalide"``, without geometry or outside every territory are excluded and
-        counted in ``attrs["lieux_exclus"]``. A ``nom`` (or ``name``) column names them.
+        counted in ``attrs["lieux_exclus"]``.
     qpv : geopandas.GeoDataFrame
         Output of :func:`territoires.load_qpv` (``code_qpv``, ``nom_qpv``, ``dep``).
     distances_m : sequence of float, default (500, 1000, 5000)
@@ -207,6 +209,10 @@ def qpv_coverage(
     communes : pandas.DataFrame, optional
         Communes with ``dep`` and ``reg`` (e.g. :func:`territoires.load_communes`), to
         give each QPV its région.
+    name_column : str, optional
+        Column naming the places, for ``lieu_proche``; detected among
+        :data:`territoires.places.NAME_COLUMNS` when omitted. A place without a name is
+        called by its line in the input file (``ligne 14``).
 
     Returns
     -------
@@ -219,7 +225,7 @@ def qpv_coverage(
         analysed and excluded, and the sources.
     """
     distances = _check_distances(distances_m, covered_within_m)
-    points, territories, labels, report = _places(places)
+    points, territories, labels, report = _places(places, name_column)
     shapes = qpv.geometry.to_crs(crs.GEOGRAPHIC)
     out = pd.DataFrame(
         {
@@ -262,6 +268,7 @@ def commune_coverage(
     rules: Rules | None = None,
     distances_m: Sequence[float] = DISTANCES_COMMUNES_M,
     covered_within_m: float = 10_000.0,
+    name_column: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Distance from each commune outside large urban centres to the nearest place.
 
@@ -279,6 +286,8 @@ def commune_coverage(
         Distances from the commune boundary at which places are counted.
     covered_within_m : float, default 10000
         A commune is ``couvert`` when a place lies within this distance.
+    name_column : str, optional
+        As for :func:`qpv_coverage`.
 
     Returns
     -------
@@ -298,7 +307,7 @@ def commune_coverage(
     absent = [column for column in required if column not in communes]
     if absent:
         raise ColumnError(f"communes : colonnes absentes {absent} (voir load_communes)")
-    points, territories, labels, report = _places(places)
+    points, territories, labels, report = _places(places, name_column)
     outside, _ = rules.urban.evaluate(communes)
     keep = outside.fillna(False).to_numpy(dtype=bool)
     selected = communes[keep]
@@ -517,6 +526,8 @@ def analyse(
     commune_covered_within_m: float = 10_000.0,
     geometry: bool = False,
     data_dir: Path | None = None,
+    name_column: str | None = None,
+    progress: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Run the whole coverage analysis on the reference data.
 
@@ -538,6 +549,11 @@ def analyse(
         Give the aggregates the dissolved outlines of their communes (for GPKG or maps).
     data_dir : pathlib.Path, optional
         Mirror folder.
+    name_column : str, optional
+        Column naming the places (see :func:`qpv_coverage`).
+    progress : bool, default False
+        Show a progress bar on stderr, one step per stage (loading the reference,
+        measuring QPV and communes, aggregating by département and région).
 
     Returns
     -------
@@ -546,29 +562,101 @@ def analyse(
         ``export.write_report(path, r["qpv"], r["communes"], {"dep": r["dep"], "reg": r["reg"]})``.
     """
     rules = rules or preset()
-    qpv = qpv if qpv is not None else loaders.load_qpv(rules.qpv_vintage, data_dir=data_dir)
-    communes = communes if communes is not None else loaders.load_communes(data_dir=data_dir)
-    if qpv_population is None:
-        qpv_population = loaders.qpv_population_on_disk(rules.qpv_vintage, data_dir)
-    qpv_cov = qpv_coverage(
-        places,
-        qpv,
-        covered_within_m=qpv_covered_within_m,
-        qpv_population=qpv_population,
-        communes=communes,
+    stages = iter(
+        [
+            "données de référence",
+            "distances des QPV aux lieux",
+            "distances des communes aux lieux",
+            "totaux par département",
+            "totaux par région",
+            "terminé",
+        ]
     )
-    commune_cov = commune_coverage(
-        places, communes, rules=rules, covered_within_m=commune_covered_within_m
-    )
-    context = communes if geometry else pd.DataFrame(communes.drop(columns="geometry"))
-    aggregates = {
-        level: aggregate(
-            qpv_cov,
-            commune_cov,
-            level,
-            communes=context,
-            names=loaders.load_admin(name, data_dir=data_dir),
+    with tqdm(
+        total=5,
+        disable=not progress,
+        desc="couverture",
+        bar_format="{desc} : étape {n_fmt}/{total_fmt} |{bar}| {elapsed} — {postfix}",
+    ) as bar:
+
+        def stage(label: str) -> None:
+            """Count the previous stage as done and show the next one."""
+            bar.update()
+            bar.set_postfix_str(label)
+
+        bar.set_postfix_str(next(stages))
+        if qpv is None:
+            qpv = loaders.load_qpv(rules.qpv_vintage, data_dir=data_dir)
+        if communes is None:
+            communes = loaders.load_communes(data_dir=data_dir)
+        if qpv_population is None:
+            qpv_population = loaders.qpv_population_on_disk(rules.qpv_vintage, data_dir)
+        stage(next(stages))
+        qpv_cov = qpv_coverage(
+            places,
+            qpv,
+            covered_within_m=qpv_covered_within_m,
+            qpv_population=qpv_population,
+            communes=communes,
+            name_column=name_column,
         )
-        for level, name in LEVELS.items()
-    }
+        stage(next(stages))
+        commune_cov = commune_coverage(
+            places,
+            communes,
+            rules=rules,
+            covered_within_m=commune_covered_within_m,
+            name_column=name_column,
+        )
+        context = communes if geometry else pd.DataFrame(communes.drop(columns="geometry"))
+        aggregates = {}
+        for level in LEVELS:
+            stage(next(stages))
+            aggregates[level] = aggregate(
+                qpv_cov,
+                commune_cov,
+                level,
+                communes=context,
+                names=loaders.load_admin(LEVELS[level], data_dir=data_dir),
+            )
+        stage(next(stages))
     return {"qpv": qpv_cov, "communes": commune_cov, **aggregates}
+
+
+def summary(layers: Mapping[str, pd.DataFrame]) -> str:
+    """Say in a few French sentences what a coverage analysis found.
+
+    Parameters
+    ----------
+    layers : mapping
+        Output of :func:`analyse` (``"qpv"`` and ``"communes"`` are read).
+
+    Returns
+    -------
+    str
+        Lines such as « 12 QPV couverts sur 105 (tiers-lieu à 1 km ou moins) » and
+        « 3 184 communes hors grands centres urbains sur 29 010 sans tiers-lieu à 10 km
+        ou moins », then the places analysed and excluded.
+    """
+    qpv, communes = layers["qpv"], layers["communes"]
+    scope = loaders.qpv_departements(qpv, unsourced="present")
+    assessed = qpv if scope is None else qpv[qpv["dep"].isin(scope)]
+    covered = int(assessed["couvert"].sum())
+    qpv_line = (
+        f"{french.number(covered)} QPV couverts sur {french.number(len(assessed))} "
+        f"(tiers-lieu {french.within(qpv.attrs['seuil_couverture_m'])})"
+    )
+    if scope is not None:
+        qpv_line += f" ; couche QPV partielle : départements {', '.join(scope)} seulement"
+    uncovered = int((~communes["couvert"].astype(bool)).sum())
+    commune_line = (
+        f"{french.number(uncovered)} communes hors grands centres urbains (sur "
+        f"{french.number(len(communes))}) sans tiers-lieu "
+        f"{french.within(communes.attrs['seuil_couverture_m'])}"
+    )
+    excluded = qpv.attrs.get("lieux_exclus", {})
+    reasons = [f"{french.number(n)} {EXCLUSION_REASONS[key]}" for key, n in excluded.items() if n]
+    places_line = f"{french.number(qpv.attrs.get('nb_lieux_analyses', 0))} lieux analysés"
+    if reasons:
+        places_line += f" ; écartés : {', '.join(reasons)}"
+    return "\n".join([qpv_line, commune_line, places_line])

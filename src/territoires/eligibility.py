@@ -112,7 +112,8 @@ def classify(
         ``attrs["regles"]`` describes the rules, ``attrs["sources"]`` the data files
         and vintages, ``attrs["verdicts"]`` the count per verdict and, when addresses
         were geocoded, ``attrs["geocodage"]`` the geocoder, the dates of its answers and
-        the requests sent.
+        the requests sent; ``attrs["lignes"]`` the input line of each row
+        (:func:`territoires.places.lines`), which names unnamed places in maps and reports.
     """
     if hasattr(source, "__dask_graph__"):  # a dask (geo)DataFrame: see territoires.distributed
         if ref is not None:
@@ -158,6 +159,7 @@ def classify(
         parts = list(pool.map(run, chunks)) or [classify_frame(frame, ref, numbers)]
     out = pd.concat(parts) if len(parts) > 1 else parts[0]
     out.attrs = {
+        **({"lignes": frame.attrs["lignes"]} if "lignes" in frame.attrs else {}),
         "regles": ref.rules.describe(),
         "sources": ref.sources,
         "verdicts": {key: int(value) for key, value in out["verdict"].value_counts().items()},

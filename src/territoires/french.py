@@ -138,3 +138,41 @@ def distance(metres: Any, space: str = SPACE) -> str:
     if pd.isna(metres):
         return UNKNOWN_DISTANCE
     return distances([float(metres)], space)[0].as_py()
+
+
+def threshold(metres: float, space: str = SPACE) -> str:
+    """Write a distance chosen by a person (a rule, an option) without spurious decimals.
+
+    Parameters
+    ----------
+    metres : float
+        The distance in metres.
+    space : str, default :data:`SPACE`
+        Between the number and its unit.
+
+    Returns
+    -------
+    str
+        ``300 m``, ``1 km``, ``2,5 km``, ``10 km``.
+    """
+    if metres < 1000:
+        return f"{number(metres, None)}{space}m"
+    return f"{number(metres / 1000, None)}{space}km"
+
+
+def within(metres: float, space: str = SPACE) -> str:
+    """Say a distance threshold the same way everywhere: ``à 300 m ou moins``.
+
+    Parameters
+    ----------
+    metres : float
+        The threshold in metres (a rule's value, never a constant of the text).
+    space : str, default :data:`SPACE`
+        Between the number and its unit.
+
+    Returns
+    -------
+    str
+        E.g. ``à 300 m ou moins``, ``à 10 km ou moins``.
+    """
+    return f"à {threshold(metres, space)} ou moins"

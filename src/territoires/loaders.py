@@ -5,7 +5,8 @@ density level, zonings and population, ``load_admin`` the outlines of départeme
 régions. Every frame records its provenance in ``frame.attrs["sources"]`` (dataset,
 vintage, file, sha256, licence, coverage) so that a result can always say what it used.
 Commune codes of different COG vintages are bridged through the ``anciensCodes`` of
-the populations file; what cannot be matched is reported in ``frame.attrs["jointures"]``.
+the populations file; what cannot be matched is reported in ``frame.attrs["jointures"]``
+and logged (level INFO, logger ``territoires.loaders``: ``territoires -v`` shows it).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -42,6 +43,8 @@ from .crs import GEOGRAPHIC
 from .nomenclatures import DENSITE7_TO_4, QPV_CODE_PATTERN
 
 #: Columns of ``load_qpv``.
+_log = logging.getLogger(__name__)
+
 QPV_COLUMNS = ["code_qpv", "nom_qpv", "communes", "insee_com", "dep", "geometry"]
 #: Columns of ``load_communes``.
 COMMUNE_COLUMNS = [
@@ -637,10 +640,12 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
 
     for report in reports:
         if report["absentes"]:
-            warnings.warn(
-                f"{report['jeu']} : {len(report['absentes'])} commune(s) sans correspondance "
-                f"(ex. {', '.join(report['absentes'][:5])}) ; voir attrs['jointures']",
-                stacklevel=2,
+            _log.info(
+                "%s : %d commune(s) sans correspondance (ex. %s) ; détail dans "
+                "load_communes().attrs['jointures']",
+                report["jeu"],
+                len(report["absentes"]),
+                ", ".join(report["absentes"][:5]),
             )
     columns = COMMUNE_COLUMNS if geometry else COMMUNE_COLUMNS[:-1]
     out = communes[columns].reset_index(drop=True)

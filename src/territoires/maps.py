@@ -34,11 +34,12 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from . import _leaflet_assets, french, outputs
-from ._errors import ColumnError, InputError
+from ._errors import InputError
 from ._packed_polygons import PackedPolygons
 from .crs import GEOGRAPHIC, TERRITORIES, locate, territory_names, to_metric
 from .french import NO_BREAK_SPACE
 from .nomenclatures import DENSITE7
+from .places import place_labels, place_lines
 from .rules import VERDICTS
 
 #: Output format of :func:`save`, by extension.
@@ -72,7 +73,6 @@ _COVERED_COLOUR = "#1a9850"
 _UNCOVERED_COLOUR = "#fc8d59"
 _UNCOVERED_QPV_COLOUR = "#d7191c"
 _COMMUNE_STYLE = {"color": "#777", "weight": 0.4, "fillOpacity": 0.6}
-_NAME_COLUMNS = ("nom", "name", "nom_lieu", "libelle")
 _DECIMALS = 5
 #: Decimals of the commune outlines of the coverage map (about 10 m).
 _COMMUNE_DECIMALS = 4
@@ -273,16 +273,6 @@ def _new_map(title: str, self_contained: bool) -> folium.Map:
     return fmap
 
 
-def _name_column(classified: pd.DataFrame, name_column: str | None) -> str | None:
-    if name_column is None:
-        return next((c for c in _NAME_COLUMNS if c in classified.columns), None)
-    if name_column not in classified.columns:
-        raise ColumnError(
-            f"colonne de nom {name_column!r} absente ; colonnes : {list(classified.columns)}"
-        )
-    return name_column
-
-
 def _qpv_vintage(classified: pd.DataFrame, qpv: gpd.GeoDataFrame) -> Any:
     """QPV vintage to show, warning when the layer's differs from the classification's."""
     used = classified.attrs.get("regles", {}).get("millesime_qpv")
@@ -454,8 +444,9 @@ def eligibility_map(
         Width of the proximity band, metres from the QPV boundary; defaults to
         ``classified.attrs["regles"]["distance_proximite_m"]``. ``0`` draws no band.
     name_column : str, optional
-        Column naming the places; by default the first of ``nom``, ``name``,
-        ``nom_lieu``, ``libelle`` present, else places are called by their index.
+        Column naming the places; detected by :func:`territoires.places.name_column`
+        when omitted. A place without name is called by its line in the input file
+        (:func:`territoires.places.place_labels`).
     cluster_above : int, default 300
         Group markers into clusters when more places than this are drawn.
     self_contained : bool, default False
@@ -493,12 +484,9 @@ def eligibility_map(
     placed = classified.geometry.notna() & ~classified.geometry.is_empty
     places = classified[placed].to_crs(GEOGRAPHIC)
     places = places.set_geometry(_rounded(places.geometry))
-    column = _name_column(classified, name_column)
-    names = (
-        places[column].astype("string").fillna("(sans nom)")
-        if column
-        else pd.Series([f"Lieu {i}" for i in places.index], index=places.index)
-    )
+    labels = place_labels(classified, name_column)
+    lines = place_lines(classified)
+    names = labels.where(labels == lines, labels + " (" + lines + ")")[placed]
     bounds = _main_bounds(places) if len(places) else _main_bounds(qpv)
 
     title = "Éligibilité des tiers-lieux"

@@ -946,3 +946,144 @@ def lines(frame: pd.DataFrame) -> np.ndarray | None:
         return None
     numbers = np.frombuffer(stored, dtype=np.int64)
     return numbers if len(numbers) == len(frame) else None
+
+
+#: Headers naming a place, compared without case, accents or punctuation; the first
+#: present in this order is used when no name column is given.
+NAME_COLUMNS: tuple[str, ...] = (
+    "nom",
+    "nom_du_lieu",
+    "nom_lieu",
+    "nom_du_tiers_lieu",
+    "nom_tiers_lieu",
+    "nom_de_la_structure",
+    "nom_structure",
+    "libelle",
+    "raison_sociale",
+    "denomination",
+    "enseigne",
+    "structure",
+    "lieu",
+    "tiers_lieu",
+    "name",
+)
+
+
+def name_column(columns: pd.Index, given: str | None = None) -> Hashable | None:
+    """Return the column that names the places.
+
+    Parameters
+    ----------
+    columns : pandas.Index
+        Columns of the places (read or classified).
+    given : str, optional
+        Column chosen by the user (``--nom``), matched exactly or else without case
+        and accents; detected among :data:`NAME_COLUMNS` when omitted.
+
+    Returns
+    -------
+    hashable or None
+        The column, or None when no header looks like a name.
+
+    Raises
+    ------
+    InputError
+        When ``given`` is not a column, or matches several.
+    """
+    if given is not None:
+        return _given_column(columns, given, "nom")
+    normalised = {_normalise(column): column for column in reversed(columns)}
+    return next((normalised[name] for name in NAME_COLUMNS if name in normalised), None)
+
+
+def place_lines(places: pd.DataFrame) -> pd.Series:
+    """Return ``ligne N`` for each place, N numbered as in the problem messages.
+
+    Parameters
+    ----------
+    places : pandas.DataFrame
+        Read or classified places; ``attrs["lignes"]`` (set by :func:`read_places`, kept
+        by ``classify``, see :func:`lines`) gives the line of each row in the file;
+        without it rows are numbered from 1.
+
+    Returns
+    -------
+    pandas.Series
+        ``string`` dtype, same index as ``places``.
+    """
+    numbers = lines(places)
+    if numbers is None:
+        numbers = np.arange(1, len(places) + 1)
+    return pd.Series([f"ligne {line}" for line in numbers], index=places.index, dtype="string")
+
+
+def place_labels(places: pd.DataFrame, column: str | None = None) -> pd.Series:
+    """Name each place for a map popup or a report, falling back to its line.
+
+    Parameters
+    ----------
+    places : pandas.DataFrame
+        Read or classified places (rows numbered as by :func:`place_lines`).
+    column : str, optional
+        Name column (``--nom``); detected with :func:`name_column` when omitted.
+
+    Returns
+    -------
+    pandas.Series
+        ``string`` dtype, same index: the place's name, ``ligne N`` when it has none.
+
+    Raises
+    ------
+    InputError
+        When ``column`` is not a column of ``places``.
+    """
+    lines = place_lines(places)
+    found = name_column(places.columns, column)
+    if found is None:
+        return lines
+    names = places[found].astype("string").str.strip()
+    return names.mask(names.fillna("").eq(""), lines)
+
+
+_NUMBER = r"[-+\u2212]?\d+(?:[.,]\d+)?"
+#: « lat, lon » as copied from a web map: dot decimals, a comma between the two numbers.
+_WEB_MAP_PAIR = re.compile(r"^\s*([-+\u2212]?\d+\.\d+)\s*[,;]\s*([-+\u2212]?\d+\.\d+)\s*$")
+_TWO_NUMBERS = re.compile(rf"^\s*({_NUMBER})\s+({_NUMBER})\s*$")
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """Read one place typed by a person: ``lon lat``, or ``lat, lon`` from a web map.
+
+    Parameters
+    ----------
+    text : str
+        Either longitude then latitude separated by spaces, with decimal points or
+        commas (``1.4020 43.5750``, ``1,4020 43,5750``), or latitude then longitude
+        separated by a comma, with decimal points, as web maps copy them
+        (``43.5750, 1.4020``).
+
+    Returns
+    -------
+    tuple of float
+        Longitude and latitude (not checked against France: the classification does).
+
+    Raises
+    ------
+    ValueError
+        In French, with the accepted forms, when the text is neither form.
+    """
+    pair = _WEB_MAP_PAIR.match(text)
+    if pair:
+        lat, lon = (float(value.replace("\u2212", "-")) for value in pair.groups())
+        return lon, lat
+    numbers = _TWO_NUMBERS.match(text)
+    if numbers:
+        lon, lat = (
+            float(value.replace(",", ".").replace("\u2212", "-")) for value in numbers.groups()
+        )
+        return lon, lat
+    raise ValueError(
+        f"coordonnées illisibles : {text!r} ; attendu « longitude latitude » "
+        "(ex. 1.4020 43.5750 ou 1,4020 43,5750) ou « latitude, longitude » copié d'une "
+        'carte en ligne (ex. "43.5750, 1.4020")'
+    )
