@@ -414,3 +414,21 @@ def test_given_column_absent_or_ambiguous_detection() -> None:
     assert read_places(table, lon="Longitude")["probleme"].isna().all()
     with pytest.raises(InputError, match=r"colonne lon='LONGITUDE' ambiguë : 'Longitude', 'lo"):
         read_places(table.assign(longitude=1.0), lon="LONGITUDE")
+
+
+def test_quote_free_fast_path_reads_like_the_general_path(tmp_path) -> None:
+    """A file without quotes goes through pandas' C parser: same cells, same lines."""
+    rows = "id;nom;;lon;lat\n01;A;x;1.40;43.57\n\n02;;;abc;43,6\nNA;B;y;1.42;\n"
+    fast, general = tmp_path / "rapide.csv", tmp_path / "general.csv"
+    fast.write_text("sep=;\n" + rows, encoding="utf-8")
+    general.write_text('sep=;\n"id"' + rows[2:], encoding="utf-8")  # a quote: general path
+
+    one, other = read_places(fast), read_places(general)
+
+    pd.testing.assert_frame_equal(pd.DataFrame(one), pd.DataFrame(other))
+    assert one["id"].tolist()[::2] == ["01", "02"] and one["id"].isna().tolist()[1]
+    assert one.columns[2] == "colonne_3"
+    assert _problems(one)[1:3] == [
+        "ligne 4 : longitude manquante ; latitude manquante",
+        "ligne 5 : longitude non numérique ('abc')",
+    ]

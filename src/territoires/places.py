@@ -361,6 +361,9 @@ def _read_csv(path: Path) -> _Table:
         raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
     separator = _csv.sniff_separator(text)
     skipped = 1 if _csv.excel_separator(text) is not None else 0
+    regular = _read_regular_csv(text, separator, skipped)
+    if regular is not None:
+        return regular
     # A cell may be long (a pasted description): no row is refused for its size.
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
@@ -430,6 +433,36 @@ def _read_csv(path: Path) -> _Table:
         columns[name] = column.where(column != "", np.nan)
     frame = pd.DataFrame({**columns, **frame_extra}, index=pd.RangeIndex(len(records)))
     return _Table(frame, np.asarray(starts, dtype=np.int64), problems)
+
+
+def _read_regular_csv(text: str, separator: str, skipped: int) -> _Table | None:
+    """Fast path of :func:`_read_csv` for a file without quotes whose lines all fit.
+
+    Without a quote, every record is one line, so that pandas' C parser gives the same
+    rows, cells and line numbers as the ``csv`` module, several times faster. Returns
+    None (take the general path) when the file has a quote or a lone carriage return,
+    a single column, or a line (other than a blank one) whose number of fields differs
+    from the header's.
+    """
+    if '"' in text or "\r" in text.replace("\r\n", ""):
+        return None
+    lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")[skipped:]
+    fields = np.fromiter((line.count(separator) for line in lines), np.int64, len(lines)) + 1
+    blank = np.fromiter((not line for line in lines), bool, len(lines))
+    if len(lines) < 2 or fields[0] < 2 or not ((fields == fields[0]) | blank).all():
+        return None
+    frame = pd.read_csv(
+        io.StringIO("\n".join(lines)),
+        sep=separator,
+        dtype=str,
+        keep_default_na=False,
+        na_values=[""],
+        skip_blank_lines=False,
+        quoting=csv.QUOTE_NONE,
+    ).astype(object)  # as the general path: text cells, NaN for an empty one
+    frame.columns = _header_names(lines[0].split(separator))
+    first = skipped + 2
+    return _Table(frame, np.arange(first, first + len(frame), dtype=np.int64))
 
 
 def _header_names(cells: list[Any]) -> list[str]:
