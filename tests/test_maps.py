@@ -237,6 +237,32 @@ def test_proximity_band_is_metric_per_territory():
         assert got == pytest.approx(expected, rel=0.01)
 
 
+def test_npnru_qpv_get_their_own_band():
+    """With a NPNRU list in the rules, its QPV get 500 m, the others the rules' 300 m."""
+    classified = _classified()
+    classified.attrs = {
+        "regles": {
+            **RULES,
+            "distance_proximite_m": 300.0,
+            "codes_npnru": ["QP031002"],
+            "distance_npnru_m": 500.0,
+        }
+    }
+    fmap = maps.eligibility_map(classified, _qpv(), simplify_m=0)
+    name = "Bande de proximité immédiate (300 m ; 500 m autour des QPV NPNRU)"
+    band_layer = _layers(fmap)[name]
+    bands = gpd.GeoDataFrame.from_features(band_layer.data, crs="EPSG:4326")
+    bands.index = [feature["id"] for feature in band_layer.data["features"]]
+    qpv = _qpv().to_crs(2154)
+    expected = qpv.iloc[[0, 1]].buffer([300, 500]).union_all().area
+    assert bands.loc[["metropole"]].to_crs(2154).area.iloc[0] == pytest.approx(expected, rel=0.01)
+    assert expected > qpv.iloc[[0, 1]].buffer(300).union_all().area * 1.05
+    # a distance given to the map applies to every QPV
+    assert "Bande de proximité immédiate (200 m)" in _layers(
+        maps.eligibility_map(classified, _qpv(), near_distance_m=200)
+    )
+
+
 def test_band_distance_comes_from_the_rules():
     classified = _classified()
     assert "Bande de proximité immédiate (500 m)" in _layers(

@@ -81,6 +81,7 @@ def test_npnru_list_gives_500_m_to_its_qpv_only() -> None:
     assert listed.basis(npnru=True).startswith("500 m : QPV en renouvellement urbain (NPNRU)")
     assert CGI_278_SEXIES in listed.basis(npnru=True)
     assert listed.describe()["qpv_npnru"] == 2
+    assert listed.describe()["codes_npnru"] == ["QP031006", "QP034010"]  # the list used
     assert listed == preset().with_npnru(("QP034010", "QP031006"))  # frozen, hashable
     assert hash(listed) == hash(preset().with_npnru({"QP034010", "QP031006"}))
 
@@ -148,6 +149,7 @@ def test_describe_records_everything() -> None:
         "distance_proximite_m": 250,
         "distance_proximite_base": "distance choisie par l'utilisateur",
         "qpv_npnru": 0,
+        "codes_npnru": [],
         "distance_npnru_m": None,
         "regle_urbaine": "densite-hors-grands-centres",
         "regle_urbaine_version": "2024",

@@ -244,7 +244,10 @@ def write_bilan(report: Bilan, path: str | Path) -> Path:
 
 def _attrs_table(attrs: dict[str, Any]) -> pd.DataFrame:
     """Rules, verdict counts and sources as a two-column table."""
-    rows = [(f"règle : {key}", value) for key, value in attrs.get("regles", {}).items()]
+    rows = [
+        (f"règle : {key}", ", ".join(map(str, value)) if isinstance(value, list) else value)
+        for key, value in attrs.get("regles", {}).items()
+    ]
     rows += [(f"verdict : {key}", value) for key, value in attrs.get("verdicts", {}).items()]
     for source in attrs.get("sources", []):
         rows.append((f"source : {source.get('jeu')}", json.dumps(source, ensure_ascii=False)))

@@ -210,9 +210,10 @@ def _scale_tolerances(frame: gpd.GeoDataFrame, floor_m: float) -> dict[str, floa
 
 
 def _proximity_bands(
-    qpv: gpd.GeoDataFrame, distance_m: float, simplify_m: float
+    qpv: gpd.GeoDataFrame, distance_m: float | np.ndarray, simplify_m: float
 ) -> gpd.GeoDataFrame:
-    """QPV buffered by ``distance_m`` in each territory's metric CRS, dissolved.
+    """QPV buffered by ``distance_m`` (one value, or one per QPV) in each territory's
+    metric CRS, dissolved.
 
     Returns
     -------
@@ -223,7 +224,8 @@ def _proximity_bands(
     rows = {}
     for name in np.unique(names):
         metric = to_metric(qpv[names == name], name)
-        band = metric.geometry.buffer(distance_m).union_all()
+        widths = distance_m[names == name] if np.ndim(distance_m) else distance_m
+        band = metric.geometry.buffer(widths).union_all()
         band = shapely.simplify(band, simplify_m, preserve_topology=True)
         rows[name] = gpd.GeoSeries([band], crs=metric.crs).to_crs(GEOGRAPHIC).iloc[0]
     bands = gpd.GeoSeries(rows, crs=GEOGRAPHIC)
@@ -442,7 +444,9 @@ def eligibility_map(
         the base tiles cannot load (offline networks).
     near_distance_m : float, optional
         Width of the proximity band, metres from the QPV boundary; defaults to
-        ``classified.attrs["regles"]["distance_proximite_m"]``. ``0`` draws no band.
+        ``classified.attrs["regles"]["distance_proximite_m"]``, with the wider NPNRU
+        distance around the QPV of ``attrs["regles"]["codes_npnru"]`` when the rules
+        had a NPNRU list. ``0`` draws no band.
     name_column : str, optional
         Column naming the places; detected by :func:`territoires.places.name_column`
         when omitted. A place without name is called by its line in the input file
@@ -495,11 +499,22 @@ def eligibility_map(
     fmap = _new_map(title, self_contained)
     if outlines is not None:
         _outlines_layer(fmap, outlines)
-    if distance > 0:
-        bands = _proximity_bands(qpv, float(distance), simplify_m)
+    # with a NPNRU list (and the rules' own distance), its QPV get their own, wider band
+    npnru = rules.get("codes_npnru") if near_distance_m is None else None
+    widths: float | np.ndarray = float(distance)
+    band_name = f"Bande de proximité immédiate ({french.number(distance)} m)"
+    if npnru:
+        wide = float(rules["distance_npnru_m"])
+        widths = np.where(qpv["code_qpv"].isin(npnru).to_numpy(), wide, float(distance))
+        band_name = (
+            f"Bande de proximité immédiate ({french.number(distance)} m ; "
+            f"{french.number(wide)} m autour des QPV NPNRU)"
+        )
+    if np.max(widths, initial=0) > 0:
+        bands = _proximity_bands(qpv, widths, simplify_m)
         folium.GeoJson(
             _feature_collection(bands, pd.Series(bands.index)),
-            name=f"Bande de proximité immédiate ({french.number(distance)} m)",
+            name=band_name,
             style_function=lambda _: {
                 "color": _QPV_COLOUR,
                 "weight": 1,

@@ -381,6 +381,7 @@ class Rules:
             "distance_proximite_m": self.near_distance_m,
             "distance_proximite_base": self.near_basis,
             "qpv_npnru": len(self.npnru),
+            "codes_npnru": sorted(self.npnru),
             "distance_npnru_m": self.npnru_distance_m if self.npnru else None,
             "regle_urbaine": self.urban.name,
             "regle_urbaine_version": self.urban.version,
