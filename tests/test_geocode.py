@@ -260,6 +260,16 @@ def test_read_places_geocodes_rows_without_coordinates(stub: GeocoderStub) -> No
     assert stub.rows["/geocodage/search/csv"] == 2
 
 
+def test_read_places_with_every_coordinate_given_sends_nothing(stub: GeocoderStub) -> None:
+    table = pd.DataFrame({"lon": [1.40, 1.44], "lat": [43.57, 43.60], "adresse": [LAMARTINE, None]})
+    out = places.read_places(table)
+    assert out["probleme"].isna().all()
+    assert out["geocodage_label"].isna().all() and out["precision_m"].isna().all()
+    assert out.attrs["geocodage"]["adresses"] == 0
+    assert sum(stub.requests.values()) == 0
+    assert geocode.geocode([]).columns.tolist() == list(geocode.COLUMNS)
+
+
 def test_read_places_workbook_of_addresses(stub: GeocoderStub, tmp_path: Path) -> None:
     path = tmp_path / "lieux.xlsx"
     pd.DataFrame({"Nom": ["a", "b"], "Adresse": [CAPITOLE, LAMARTINE]}).to_excel(path, index=False)

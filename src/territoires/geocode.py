@@ -528,7 +528,7 @@ def _table(
     """One result row per query, from the answers by key."""
     n = len(index)
     records = [answers.get(key) if isinstance(key, str) else None for key in keys]
-    found = np.array([a is not None and a.found for a in records])
+    found = np.array([a is not None and a.found for a in records], dtype=bool)
     values = {
         "label": [a.label if a is not None and a.found else None for a in records],
         "score": np.array([a.score if a is not None else np.nan for a in records], dtype=float),
@@ -543,7 +543,7 @@ def _table(
     placed = good & ~municipality
     problems = np.full(n, None, dtype=object)
     problems[keys.isna().to_numpy()] = "adresse manquante"
-    problems[[a is not None and not a.found for a in records]] = (
+    problems[np.array([a is not None and not a.found for a in records], dtype=bool)] = (
         "adresse introuvable par le géocodeur : vérifiez-la (numéro, voie, code postal, commune)"
     )
     low = found & ~good
@@ -558,7 +558,9 @@ def _table(
     for position, key in enumerate(keys):
         if isinstance(key, str) and key in failures:
             problems[position] = failures[key]
-    precision = np.array([PRECISION_M.get(kind, PRECISION_M["locality"]) for kind in kinds])
+    precision = np.array(
+        [PRECISION_M.get(kind, PRECISION_M["locality"]) for kind in kinds], dtype=float
+    )
     out = pd.DataFrame(
         {
             "lon": np.where(placed, values["lon"], np.nan),
