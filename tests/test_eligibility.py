@@ -387,7 +387,7 @@ def test_outside_coverage_but_outside_urban_centres_is_still_eligible(real) -> N
 # ------------------------------------------------------------------- alternative rules
 
 
-@pytest.mark.parametrize("urban", ["aav-hors-poles-200k", "uu-moins-200k"])
+@pytest.mark.parametrize("urban", ["aav-hors-poles-200k", "uu-moins-200k", "hors-metropoles"])
 def test_alternative_urban_rules_change_the_verdict(real, urban) -> None:
     other = Reference.build(preset(urban=urban), real.qpv, real.communes)
     density = real.ref.communes["hors_gcu"].astype(object)
@@ -420,8 +420,12 @@ def test_alternative_urban_rules_change_the_verdict(real, urban) -> None:
         != second["hors_grands_centres_urbains"].astype(bool)
     ).all()
     assert second["motif"].str.contains(f"(règle « {urban} »)", regex=False).all()
-    label = "aire d'attraction" if urban.startswith("aav") else "unité urbaine"
-    assert second["motif"].str.contains(label, regex=False).all()
+    labels = {
+        "aav-hors-poles-200k": "aire d'attraction",
+        "uu-moins-200k": "unité urbaine",
+        "hors-metropoles": " des 22 métropoles",
+    }
+    assert second["motif"].str.contains(labels[urban], regex=False).all()
 
 
 # ------------------------------------------------------------- synthetic reference layers
