@@ -135,6 +135,14 @@ def test_share_by_region(report) -> None:
     assert regions.loc["Île-de-France", "hors_grands_centres_urbains_part"] == 0
 
 
+def test_numerique_flags_as_spreadsheets_give_them(report) -> None:
+    classified = report.lieux.drop(columns=bilan.PLACE_COLUMNS).iloc[[2, 3, 4]]
+    for values in ([1.0, 0.0, 1.0], [True, False, True], ["X", "Non", "VRAI"]):
+        again = bilan.assess(classified.assign(numerique=values))
+        assert again.lieux["numerique_lu"].tolist() == [True, False, True]
+        assert again.synthese["invalides"] == 0
+
+
 def test_no_numerique_column(data_dir: Path) -> None:
     report = bilan.bilan(PLACES.drop(columns="numerique").head(3), data_dir=data_dir)
     assert not report.synthese["colonne_numerique"]

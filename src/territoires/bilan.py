@@ -43,9 +43,10 @@ CRITERIA: dict[str, str] = {
     "hors_grands_centres_urbains": "hors grands centres urbains",
 }
 
-#: Values of the ``numerique`` column read as yes / no (case and accents as written).
-YES = frozenset({"oui", "o", "vrai", "true", "1", "x", "yes", "y"})
-NO = frozenset({"non", "n", "faux", "false", "0", "no", ""})
+#: Values of the ``numerique`` column read as yes / no, in lower case (``1.0`` as a
+#: spreadsheet gives a number).
+YES = frozenset({"oui", "o", "vrai", "true", "1", "1.0", "x", "yes", "y"})
+NO = frozenset({"non", "n", "faux", "false", "0", "0.0", "no", ""})
 
 #: Status of each place in the bilan, with its French label.
 STATUTS: dict[str, str] = {
