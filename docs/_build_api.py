@@ -41,6 +41,8 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.prepared", "Référence préparée en cache"),
     ("territoires.places", "Lecture des lieux"),
     ("territoires.geocode", "Géocodage des adresses"),
+    ("territoires.communes", "Lieux donnés par leur commune"),
+    ("territoires.qpv_reach", "QPV à portée d'un lieu imprécis ou d'une commune"),
     ("territoires.loaders", "Chargement des données de référence"),
     ("territoires.catalogue", "Catalogue des sources"),
     ("territoires.coverage", "Analyse de couverture"),

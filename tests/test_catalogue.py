@@ -28,6 +28,7 @@ KINDS = {
     "qpv_indicateurs",
     "qpv_npnru",
     "zonages_libelles",
+    "qpv_communes",
     "departements",
     "regions",
 }

@@ -155,16 +155,12 @@ def test_check_negative_distance_refused() -> None:
     assert result.exit_code == 2
 
 
-def test_check_missing_qpv_2024_offline(data_dir: Path) -> None:
+def test_check_missing_qpv_2024_contours_offline_uses_the_list_by_commune(data_dir: Path) -> None:
+    # no QPV 2024 contours in the mirror: the national list by commune answers, never aborts
     result = runner.invoke(app, ["check", "1.4020", "43.5750", "--qpv", "2024"])
-    assert result.exit_code == 1
-    assert result.stdout == ""
-    assert result.stderr.startswith("Erreur : ")
-    error = _flat(result.stderr)
-    assert "millésime2024introuvableshorsligne" in error
-    assert "qpv/QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson" in error
-    assert "qpv/qpv2024.geojson" in error
-    assert str(data_dir).replace(" ", "") in error
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Indéterminé")
+    assert "QN03107M « Grand Mirail »" in result.stdout
     assert "Traceback" not in result.output
 
 

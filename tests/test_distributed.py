@@ -71,6 +71,8 @@ def _places(communes: gpd.GeoDataFrame, qpv: gpd.GeoDataFrame, n: int) -> pd.Dat
     commas = rng.random(n) < 0.1
     lon[commas] = lon[commas].str.replace(".", ",")
     table = pd.DataFrame({"nom": [f"lieu {i % 50_000}" for i in range(n)], "lon": lon, "lat": lat})
+    # a tenth of the places are geocoded to within 150 m: some are « incertain »
+    table["precision_m"] = np.where(np.arange(n) % 10 == 0, "150", "")
     # duplicates, within and across partitions, some written with a decimal comma
     sources = rng.integers(0, n // 2, size=300)
     targets = rng.integers(n // 2, n, size=300)

@@ -14,7 +14,7 @@ from territoires import InputError
 from territoires.places import read_places
 
 PLACES = Path(__file__).resolve().parent / "fixtures" / "places"
-ADDED = ["lon", "lat", "probleme", "territoire", "geometry"]
+ADDED = ["lon", "lat", "probleme", "territoire", "precision_m", "commune_donnee", "geometry"]
 #: Toulouse (lon 1.4442, lat 43.6047) in Lambert-93.
 TOULOUSE_L93 = (574357.82, 6279642.97)
 
@@ -133,6 +133,8 @@ def test_lon_lat_coordinate_columns_keep_the_users_cells() -> None:
         "lat",
         "probleme",
         "territoire",
+        "precision_m",
+        "commune_donnee",
         "geometry",
     ]
     assert out["lon_entree"].tolist() == ["2,3522", "abc"]
@@ -277,7 +279,7 @@ def test_geodataframe_is_not_mutated_and_its_geometry_is_renamed() -> None:
 
     pd.testing.assert_frame_equal(layer, before)
     assert layer.crs == "EPSG:2154"
-    assert list(out.columns) == ["nom", "geometry", "lon", "lat", "probleme", "territoire"]
+    assert list(out.columns) == ["nom", "geometry", *ADDED[:-1]]
     assert out.geometry.name == "geometry" and out.crs == "EPSG:4326"
     assert list(out.index) == ["t1", "t2"]
     assert _problems(out) == [None, "ligne 2 : doublon de la ligne 1"]

@@ -384,7 +384,27 @@ def test_decide_precedence_table() -> None:
     verdicts = decide(valid, *columns)
 
     assert list(verdicts) == [row[4] for row in PRECEDENCE]
-    assert set(verdicts) == set(VERDICTS)
+    assert set(verdicts) == set(VERDICTS) - {"incertain"}
+
+
+def test_incertain_comes_after_certain_qpv_answers_and_before_urban() -> None:
+    # an uncertain place has its QPV answers unknown (NA); a certain answer still wins
+    valid = np.array([True, True, True, True, False])
+    in_qpv = pd.Series(pd.array([NA, NA, T, NA, NA], dtype="boolean"))
+    near = pd.Series(pd.array([NA, NA, T, NA, NA], dtype="boolean"))
+    outside = pd.Series(pd.array([T, F, F, NA, T], dtype="boolean"))
+    uncertain = np.array([True, True, False, True, True])
+
+    verdicts = decide(valid, in_qpv, near, outside, uncertain)
+
+    assert list(verdicts) == ["incertain", "incertain", "qpv", "incertain", "invalide"]
+    assert list(decide(valid, in_qpv, near, outside)) == [
+        "hors_grands_centres_urbains",
+        "indetermine",
+        "qpv",
+        "indetermine",
+        "invalide",
+    ]
 
 
 def test_decide_on_no_rows() -> None:
@@ -398,6 +418,7 @@ def test_verdict_labels_are_french_and_ordered() -> None:
         "invalide",
         "qpv",
         "proximite_qpv",
+        "incertain",
         "hors_grands_centres_urbains",
         "non_eligible",
         "indetermine",

@@ -382,6 +382,7 @@ def info(
 _VERDICT_COLOURS = {
     "qpv": typer.colors.GREEN,
     "proximite_qpv": typer.colors.GREEN,
+    "incertain": typer.colors.YELLOW,
     "hors_grands_centres_urbains": typer.colors.GREEN,
     "non_eligible": typer.colors.YELLOW,
     "indetermine": typer.colors.YELLOW,
@@ -442,11 +443,27 @@ Npnru = Annotated[
     ),
 ]
 QpvVintage = Annotated[
-    int | None,
+    str | None,
     typer.Option(
         "--qpv",
-        help="Géographie prioritaire : 2015 ou 2024 (défaut : celle du jeu de règles).",
+        help=(
+            "Géographie prioritaire : 2015 ou 2024 (défaut : celle du jeu de règles) ; "
+            "2015,2024 classe sous les deux, côte à côte (colonnes _2015 et _2024)."
+        ),
         metavar="ANNÉE",
+    ),
+]
+Precision = Annotated[
+    float | None,
+    typer.Option(
+        "--precision",
+        help=(
+            "Précision des points en mètres, pour ceux sans colonne precision_m "
+            "renseignée (ex. 30 pour un point placé à la main) : verdict « incertain » "
+            "si la limite d'un QPV ou le seuil de proximité est plus proche."
+        ),
+        min=0,
+        metavar="MÈTRES",
     ),
 ]
 InputFile = Annotated[
@@ -549,21 +566,37 @@ def _check_output(
         raise typer.BadParameter(str(error), param_hint=option) from error
 
 
+def _vintages(qpv: str | None) -> list[int]:
+    """QPV vintages of ``--qpv`` (``2024``, ``2015,2024``), in the order given."""
+    if qpv is None:
+        return []
+    try:
+        vintages = [int(part) for part in qpv.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        vintages = []
+    if not vintages or any(vintage not in (2015, 2024) for vintage in vintages):
+        raise typer.BadParameter(f"{qpv!r} : attendu 2015, 2024 ou 2015,2024", param_hint="--qpv")
+    return list(dict.fromkeys(vintages))
+
+
 def _rules(
     name: str,
     distance: float | None,
     urban: str | None,
-    qpv: int | None,
+    qpv: str | None,
     npnru: Path | None = None,
 ) -> Rules:
-    """Build the rule set asked for on the command line (errors as BadParameter)."""
+    """Build the rule set asked for on the command line (errors as BadParameter).
+
+    With several ``--qpv`` vintages, the rule set has the first one.
+    """
     overrides: dict[str, Any] = {}
     if distance is not None:
         overrides["near_distance_m"] = distance
     if urban is not None:
         overrides["urban"] = urban
     if qpv is not None:
-        overrides["qpv_vintage"] = qpv
+        overrides["qpv_vintage"] = _vintages(qpv)[0]
     try:
         rules = preset(name, **overrides)
         return rules.with_npnru(loaders.load_npnru(npnru)) if npnru is not None else rules
@@ -582,6 +615,8 @@ def _classify(
     sheet: str | None = None,
     layer: str | None = None,
     nom: str | None = None,
+    precision: float | None = None,
+    qpv: str | None = None,
 ) -> Any:
     """Classify a file; the file is read (and rejected if unusable) before the reference."""
     if sheet is not None and layer is not None:
@@ -597,6 +632,8 @@ def _classify(
         progress=True,
         min_score=min_score,
         offline=offline or None,
+        precision=precision,
+        qpv_vintages=_vintages(qpv),
     )
     _geocoding_summary(result.attrs.get("geocodage"))
     places.name_column(result.columns, nom)  # an unknown --nom fails before any output
@@ -625,10 +662,17 @@ def _place(words: list[str]) -> tuple[float, float] | str:
 
 
 def _summary(result: Any) -> None:
-    """Print the count per verdict of a classified frame (or of a partitioned run)."""
+    """Print the count per verdict of a classified frame (or of a partitioned run).
+
+    Side-by-side QPV vintages print one block per vintage.
+    """
     counts = result["verdicts"] if isinstance(result, dict) else result.attrs["verdicts"]
-    for verdict, count in counts.items():
-        typer.secho(f"  {VERDICTS[verdict]} : {count}", fg=_VERDICT_COLOURS[verdict], err=True)
+    blocks = counts if counts and isinstance(next(iter(counts.values())), dict) else {"": counts}
+    for vintage, block in blocks.items():
+        if vintage:
+            typer.echo(f"  Géographie prioritaire {vintage} :", err=True)
+        for verdict, count in block.items():
+            typer.secho(f"  {VERDICTS[verdict]} : {count}", fg=_VERDICT_COLOURS[verdict], err=True)
 
 
 @app.command("regles", cls=TerritoiresCommand)
@@ -682,6 +726,7 @@ def check(
     npnru: Npnru = None,
     score_min: MinScore = None,
     offline: GeocodeOffline = False,
+    precision: Precision = None,
 ) -> None:
     """Donne le verdict d'éligibilité d'un lieu (coordonnées ou adresse) et son motif.
 
@@ -689,13 +734,23 @@ def check(
     """
     place = _place(lieu)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
-    options = {"min_score": score_min, "offline": offline or None}
+    vintages = _vintages(qpv)
+    options = {
+        "min_score": score_min,
+        "offline": offline or None,
+        "precision": precision,
+        "qpv_vintages": vintages,
+    }
     if isinstance(place, str):
         row = eligibility.check(place, None, rules, **options)
     else:
         row = eligibility.check(*place, rules, **options)
-    typer.secho(VERDICTS[row["verdict"]], fg=_VERDICT_COLOURS[row["verdict"]], bold=True)
-    typer.echo(row["motif"])
+    suffixes = [f"_{vintage}" for vintage in vintages] if len(vintages) > 1 else [""]
+    for suffix in suffixes:
+        verdict = row[f"verdict{suffix}"]
+        title = f"QPV {suffix[1:]} : " if suffix else ""
+        typer.secho(f"{title}{VERDICTS[verdict]}", fg=_VERDICT_COLOURS[verdict], bold=True)
+        typer.echo(row[f"motif{suffix}"])
     label = row.get("geocodage_label")
     if isinstance(place, str) and isinstance(label, str):
         kind = geocode.TYPE_LABELS.get(row["geocodage_type"], row["geocodage_type"])
@@ -703,7 +758,7 @@ def check(
         typer.echo(f"Adresse trouvée : {label} ({kind}, score {score})")
     if not isinstance(place, str):
         typer.echo(f"Coordonnées lues : longitude {place[0]:g}, latitude {place[1]:g}")
-    if row["verdict"] == "invalide":
+    if row[f"verdict{suffixes[0]}"] == "invalide":
         raise typer.Exit(code=1)
 
 
@@ -793,6 +848,7 @@ def classify(
             "--carte", help="Écrire aussi la carte d'éligibilité (HTML).", metavar="FICHIER"
         ),
     ] = None,
+    precision: Precision = None,
     partitions: Annotated[
         bool,
         typer.Option(
@@ -830,6 +886,12 @@ def classify(
             raise typer.BadParameter(
                 "--carte et --nom ne s'appliquent pas avec --partitions", param_hint="--partitions"
             )
+        if precision is not None or len(_vintages(qpv)) > 1:
+            raise typer.BadParameter(
+                "--precision et plusieurs --qpv ne s'appliquent pas avec --partitions : "
+                "mettez la précision dans une colonne precision_m, un millésime par passage",
+                param_hint="--partitions",
+            )
         _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
         return
     _check_output(output, export.FORMATS, source=source)
@@ -837,7 +899,9 @@ def classify(
         from . import maps  # imported here: `territoires check` starts faster
 
         _check_output(carte, maps.MAP_FORMATS, "--carte")
-    result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
+    result = _classify(
+        source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom, precision, qpv
+    )
     export.write_results(result, output)
     typer.echo(f"{len(result)} lieux classés → {output}", err=True)
     if carte is not None:

@@ -217,7 +217,8 @@ def _reader(ddf: dd.DataFrame, read: Callable, lon: str | None, lat: str | None)
     renamed = read(meta).attrs["colonnes_entree"]  # raises InputError now, not on a worker
     ignored: list[Hashable] = list(_ADDED)
     if not (isinstance(meta, gpd.GeoDataFrame) and meta.active_geometry_name is not None):
-        columns = places.coordinate_columns(meta.columns, lon, lat)[:2]
+        found = places.coordinate_columns(meta.columns, lon, lat, optional=True)
+        columns = found[:2] if found else ()  # a table of places located by their commune
         # the user's coordinate cells (``lon`` kept as ``lon_entree``) are compared
         # through their parsed values, as read_places does
         ignored += [renamed.get(str(column), column) for column in columns]

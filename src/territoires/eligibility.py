@@ -10,6 +10,7 @@ comes out, in input order, with a verdict and a French motif (:mod:`territoires.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from .engine import (
 from .rules import Rules, preset
 
 __all__ = [
+    "BY_VINTAGE",
     "CHUNK_SIZE",
     "COMMUNE_TOLERANCE_M",
     "INPUT_SUFFIX",
@@ -41,6 +43,7 @@ __all__ = [
     "classify",
     "classify_frame",
     "reference",
+    "side_by_side",
 ]
 
 #: Rows classified together by one thread in :func:`classify`.
@@ -62,6 +65,8 @@ def classify(
     workers: int | None = None,
     min_score: float | None = None,
     offline: bool | None = None,
+    precision: float | None = None,
+    qpv_vintages: Sequence[int] | None = None,
 ) -> gpd.GeoDataFrame:
     """Classify places: in or near a QPV, outside large urban centres, with reasons.
 
@@ -102,6 +107,16 @@ def classify(
     offline : bool, optional
         Geocode from the cache only, without any request; defaults to
         :data:`territoires.settings.offline`.
+    precision : float, optional
+        Precision in metres of the points without a ``precision_m`` cell (e.g. points
+        placed by hand on a map): a point closer than that to a QPV boundary, or to the
+        proximity threshold, is ``incertain``. Exact (NaN) when omitted.
+    qpv_vintages : sequence of int, optional
+        Several QPV geographies, e.g. ``(2015, 2024)``: the places are classified under
+        each, with ``rules`` otherwise unchanged, and the QPV columns, ``verdict`` and
+        ``motif`` come out once per geography, suffixed ``_2015``, ``_2024``…, followed
+        by ``changement_qpv`` (True where the verdicts differ), so that staff see what
+        changed for each place.
 
     Returns
     -------
@@ -125,6 +140,32 @@ def classify(
         return classify_dask(
             source, rules, lon=lon, lat=lat, input_crs=input_crs, data_dir=data_dir
         )
+    chosen = preset(rules) if isinstance(rules, str) else rules
+    vintages = list(dict.fromkeys(qpv_vintages or ()))
+    if len(vintages) > 1:
+        if ref is not None:
+            raise InputError("ref= et qpv_vintages= s'excluent : passez rules= et data_dir=")
+        base = chosen or preset()
+        runs = {
+            vintage: classify(
+                source,
+                base if vintage == base.qpv_vintage else base.replace(qpv_vintage=vintage),
+                lon=lon,
+                lat=lat,
+                input_crs=input_crs,
+                data_dir=data_dir,
+                progress=progress,
+                chunk_size=chunk_size,
+                workers=workers,
+                min_score=min_score,
+                offline=offline,
+                precision=precision,
+            )
+            for vintage in vintages
+        }
+        return side_by_side(runs)
+    if vintages and ref is None:
+        chosen = (chosen or preset()).replace(qpv_vintage=vintages[0])
     frame = places.read_places(
         source,
         lon=lon,
@@ -134,9 +175,10 @@ def classify(
         geometry=False,
         min_score=min_score,
         offline=offline,
+        precision=precision,
+        data_dir=data_dir,
     )
     if ref is None:
-        chosen = preset(rules) if isinstance(rules, str) else rules
         ref = reference(chosen, data_dir)
     numbers = places.lines(frame)
     chunks = [
@@ -169,6 +211,56 @@ def classify(
     return out
 
 
+#: Output columns that depend on the QPV geography, suffixed by vintage in
+#: :func:`side_by_side`.
+BY_VINTAGE = [
+    "qpv_code",
+    "qpv_nom",
+    "in_qpv",
+    "distance_qpv_m",
+    "nearest_qpv_code",
+    "near_qpv",
+    "qpv_a_verifier",
+    "verdict",
+    "motif",
+]
+
+
+def side_by_side(runs: dict[int, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """Put classifications of the same places under several QPV geographies side by side.
+
+    Parameters
+    ----------
+    runs : dict of int to geopandas.GeoDataFrame
+        Output of :func:`classify` per QPV vintage, same rows in the same order.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The first run without its :data:`BY_VINTAGE` columns, then those columns of every
+        run suffixed ``_<vintage>``, then ``changement_qpv`` (True where the verdicts
+        differ); the geometry last. ``attrs`` hold, per vintage, the rules and the count
+        per verdict (``regles``, ``verdicts`` keyed by vintage), and every source read.
+    """
+    first = next(iter(runs.values()))
+    out = pd.DataFrame(first.drop(columns=[*BY_VINTAGE, "geometry"]))
+    for vintage, run in runs.items():
+        for column in BY_VINTAGE:
+            out[f"{column}_{vintage}"] = run[column].to_numpy()
+    verdicts = [run["verdict"].to_numpy() for run in runs.values()]
+    changed = np.any([v != verdicts[0] for v in verdicts[1:]], axis=0)
+    out["changement_qpv"] = pd.array(changed, dtype="boolean")
+    result = gpd.GeoDataFrame(out, geometry=first.geometry.to_numpy(), crs=first.crs)
+    sources = [source for run in runs.values() for source in run.attrs.get("sources", [])]
+    result.attrs = {
+        "regles": {str(vintage): run.attrs["regles"] for vintage, run in runs.items()},
+        "sources": list({repr(s): s for s in sources}.values()),
+        "verdicts": {str(vintage): run.attrs["verdicts"] for vintage, run in runs.items()},
+        "millesimes_qpv": list(runs),
+    }
+    return result
+
+
 def check(
     lon: float | str,
     lat: float | None = None,
@@ -188,7 +280,8 @@ def check(
     rules : Rules or str, optional
         Rule set or preset name.
     **kwargs
-        Passed to :func:`classify` (``data_dir``, ``ref``, ``min_score``, ``offline``).
+        Passed to :func:`classify` (``data_dir``, ``ref``, ``min_score``, ``offline``,
+        ``precision``, ``qpv_vintages``).
 
     Returns
     -------

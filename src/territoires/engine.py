@@ -27,8 +27,9 @@ import shapely
 from pyproj import Transformer
 from shapely.ops import substring
 
-from . import catalogue, crs, french, loaders, motifs, prepared
+from . import catalogue, crs, french, loaders, motifs, places, prepared, qpv_reach
 from ._arrow import series, text
+from ._errors import DataNotFoundError, DownloadError
 from .grid import CELL_DEGREES, Grid
 from .rules import VERDICTS, Rules, decide, preset
 
@@ -54,6 +55,8 @@ INPUT_SUFFIX = "_entree"
 OUTPUT_COLUMNS = [
     "lon",
     "lat",
+    "precision_m",
+    "localisation",
     "territoire",
     "qpv_code",
     "qpv_nom",
@@ -61,6 +64,7 @@ OUTPUT_COLUMNS = [
     "distance_qpv_m",
     "nearest_qpv_code",
     "near_qpv",
+    "qpv_a_verifier",
     "code_insee",
     "commune",
     "dep",
@@ -248,6 +252,10 @@ class Reference:
         The QPV of ``rules.npnru`` alone, per territory (empty without a NPNRU list):
         searched for the nearest of them, which may lie farther than the nearest QPV
         and still be "à proximité immédiate" at its own, larger distance.
+    hosts : pandas.DataFrame or None
+        National list of QPV by commune of the rules' QPV vintage (output of
+        :func:`territoires.loaders.load_qpv_communes`), used wherever the QPV layer does
+        not cover a département; None when no such list is available.
     """
 
     rules: Rules
@@ -258,6 +266,7 @@ class Reference:
     qpv_layers: dict[str, Layer] = field(repr=False)
     commune_layers: dict[str, Layer] = field(repr=False)
     npnru_layers: dict[str, Layer] = field(default_factory=dict, repr=False)
+    hosts: pd.DataFrame | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Column arrays taken per point, so that classification never loops in Python."""
@@ -281,6 +290,36 @@ class Reference:
             commune_dep=self.commune_text["dep"],
             commune_reasons=motifs.commune_reasons(communes["raison_urbaine"]),
         )
+        # commune code as given by a place (reference code, or current COG code) → row
+        codes = [communes["code_insee"]]
+        if "code_actuel" in communes:
+            codes.append(communes["code_actuel"])
+        self.commune_rows = {}
+        for column in codes:
+            for row, code in enumerate(column.astype(str)):
+                self.commune_rows.setdefault(code, row)
+        self.qpv_polygons = np.full(len(self.qpv), None, dtype=object)
+        for layer in self.qpv_layers.values():
+            self.qpv_polygons[layer.rows] = layer.metric.geometries
+        self.commune_territory = np.full(len(communes), "", dtype=object)
+        self.commune_polygons = np.full(len(communes), None, dtype=object)
+        for name, layer in self.commune_layers.items():
+            self.commune_territory[layer.rows] = name
+            self.commune_polygons[layer.rows] = layer.metric.geometries
+        self.reach = (
+            None
+            if self.hosts is None
+            else qpv_reach.Hosts.build(
+                self.hosts,
+                self.commune_rows,
+                {
+                    n: (layer.rows, layer.metric.geometries)
+                    for n, layer in self.commune_layers.items()
+                },
+                self.rules.qpv_vintage,
+            )
+        )
+        self.qpv_names_all = {**(self.reach.names if self.reach else {}), **self.qpv_names}
         self.commune_values = {
             column: pd.array(communes[source], dtype=dtype)
             for column, source, dtype in (
@@ -298,6 +337,7 @@ class Reference:
         communes: gpd.GeoDataFrame,
         *,
         layers: tuple[dict[str, Layer], dict[str, Layer]] | None = None,
+        hosts: pd.DataFrame | None = None,
     ) -> Reference:
         """Prepare loaded layers (EPSG:4326 with a ``dep`` column) for ``rules``.
 
@@ -311,6 +351,8 @@ class Reference:
             The QPV and commune :class:`Layer` objects by territory, when already
             indexed for other rules from the same frames (indexes and grids are then
             shared); indexed here when omitted.
+        hosts : pandas.DataFrame, optional
+            The national list of QPV by commune of the same vintage (:func:`load_hosts`).
         """
         qpv_layers, commune_layers = layers or (_index_layers(qpv), _index_layers(communes))
         outside, reason = rules.urban.evaluate(communes)
@@ -331,10 +373,13 @@ class Reference:
             qpv=pd.DataFrame(qpv.drop(columns="geometry")).reset_index(drop=True),
             communes=table,
             qpv_departements=None if covered is None else frozenset(covered),
-            sources=qpv.attrs.get("sources", []) + communes.attrs.get("sources", []),
+            sources=qpv.attrs.get("sources", [])
+            + communes.attrs.get("sources", [])
+            + (hosts.attrs.get("sources", []) if hosts is not None else []),
             qpv_layers=qpv_layers,
             commune_layers=commune_layers,
             npnru_layers=_index_layers(qpv.iloc[npnru], npnru),
+            hosts=hosts,
         )
 
     def prepare(self) -> Reference:
@@ -377,16 +422,45 @@ def _cache_key(data_dir: Path | None) -> Path | None:
 
 @lru_cache(maxsize=2)
 def _loaded(qpv_vintage: int, folder: Path | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    return (
-        loaders.load_qpv(qpv_vintage, data_dir=folder),
-        loaders.load_communes(data_dir=folder),
-    )
+    try:
+        qpv = loaders.load_qpv(qpv_vintage, data_dir=folder)
+    except (DataNotFoundError, DownloadError) as error:
+        if _hosts(qpv_vintage, folder) is None:
+            raise
+        warnings.warn(
+            f"contours QPV {qpv_vintage} indisponibles ({error}) : les questions QPV sont "
+            f"tranchées par la liste nationale des QPV {qpv_vintage} par commune, ou restent "
+            "à vérifier (QPV nommés dans le motif)",
+            stacklevel=2,
+        )
+        qpv = gpd.GeoDataFrame(
+            {column: pd.Series(dtype="string") for column in loaders.QPV_COLUMNS[:-1]},
+            geometry=gpd.GeoSeries([], crs=crs.GEOGRAPHIC),
+        )
+        qpv.attrs = {
+            "sources": [
+                {
+                    "jeu": f"qpv{qpv_vintage}",
+                    "millesime": qpv_vintage,
+                    "departements": [],
+                    "absent": f"contours QPV {qpv_vintage} indisponibles : {error}",
+                }
+            ],
+            "millesime_qpv": qpv_vintage,
+        }
+    return qpv, loaders.load_communes(data_dir=folder)
 
 
 def load_layers(
     qpv_vintage: int, data_dir: Path | None = None
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """QPV and communes as loaded, shared by every rule set of the same QPV vintage.
+
+    When the QPV contours of the vintage cannot be had (neither in the mirror nor in the
+    cache, download impossible) but the national list of QPV by commune of that vintage
+    can, the QPV layer is empty and covers no département, with a warning: every QPV
+    question is then answered from the list (see :mod:`territoires.qpv_reach`), never
+    aborted.
 
     Parameters
     ----------
@@ -400,8 +474,43 @@ def load_layers(
     tuple of geopandas.GeoDataFrame
         The QPV and the communes (EPSG:4326, ``attrs["sources"]`` set), cached per
         resolved mirror folder: after ``settings.data_dir`` changes, the new folder is read.
+
+    Raises
+    ------
+    DataNotFoundError, DownloadError
+        When the QPV contours are missing and no list of QPV by commune replaces them.
     """
     return _loaded(qpv_vintage, _cache_key(data_dir))
+
+
+@lru_cache(maxsize=2)
+def _hosts(qpv_vintage: int, folder: Path | None) -> pd.DataFrame | None:
+    try:
+        pairs = loaders.load_qpv_communes(qpv_vintage, data_dir=folder)
+    except (DataNotFoundError, DownloadError):
+        return None
+    try:
+        known = loaders.load_commune_codes(data_dir=folder).set_index("code")["code_insee"]
+        pairs["code_actuel"] = pairs["code_insee"].map(known).astype("string")
+    except DataNotFoundError:
+        pairs["code_actuel"] = pairs["code_insee"]
+    return pairs
+
+
+def load_hosts(qpv_vintage: int, data_dir: Path | None = None) -> pd.DataFrame | None:
+    """National list of QPV by commune of a vintage, or None when it cannot be had.
+
+    The list is never required: without it, places outside the QPV contours loaded
+    stay ``indetermine``, as they would without the list.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Output of :func:`territoires.loaders.load_qpv_communes` with ``code_actuel``,
+        the current code of each commune (older codes bridged), cached per resolved
+        mirror folder.
+    """
+    return _hosts(qpv_vintage, _cache_key(data_dir))
 
 
 @lru_cache(maxsize=2)
@@ -414,7 +523,12 @@ def _indexed(qpv_vintage: int, folder: Path | None) -> tuple[dict[str, Layer], d
 def _cached_reference(rules: Rules, folder: Path | None) -> Reference:
     def build() -> Reference:
         frames = _loaded(rules.qpv_vintage, folder)
-        return Reference.build(rules, *frames, layers=_indexed(rules.qpv_vintage, folder))
+        return Reference.build(
+            rules,
+            *frames,
+            layers=_indexed(rules.qpv_vintage, folder),
+            hosts=_hosts(rules.qpv_vintage, folder),
+        )
 
     return prepared.load_or_build(rules, folder, lambda: build().prepare())
 
@@ -681,6 +795,12 @@ def _find_qpv(
     return containing, nearest, distance
 
 
+#: How the QPV question of a row is answered beyond its point: not at all (the point and
+#: the QPV contours answer it), by the QPV contours around a commune, or by the national
+#: list of QPV by commune (see :mod:`territoires.qpv_reach`).
+BY_POINT, BY_CONTOURS, BY_LIST = range(3)
+
+
 @dataclass
 class Location:
     """Where each place of a frame lies, by reference row (output of :func:`locate`).
@@ -688,13 +808,18 @@ class Location:
     Attributes
     ----------
     valid : numpy.ndarray of bool
-        Usable point lying in (or within :data:`COMMUNE_TOLERANCE_M` of) a French commune.
+        Usable point lying in (or within :data:`COMMUNE_TOLERANCE_M` of) a French
+        commune, or usable row located by a commune of the reference.
     outside_france : numpy.ndarray of bool
         Point read without problem but found in no French commune.
+    unknown_commune : numpy.ndarray of bool
+        Row located by a commune code that no reference commune bears.
+    by_commune : numpy.ndarray of bool
+        Valid row located only by its commune (no point).
     territory : numpy.ndarray of int
         Position of the territory in :data:`territoires.crs.TERRITORIES`, -1 for none.
     points : numpy.ndarray of shapely.Point
-        The places in EPSG:4326, ``None`` when not valid.
+        The places in EPSG:4326, ``None`` when not valid or located by commune.
     commune : numpy.ndarray of int
         Reference row of the commune, -1 when not valid.
     gap : numpy.ndarray of float
@@ -715,10 +840,24 @@ class Location:
         distance (``rules.npnru_distance_m``), else -1.
     npnru_distance : numpy.ndarray of float
         Metres to that QPV, NaN when none.
+    precision : numpy.ndarray of float
+        Metres the true place may lie from the point (NaN: exact or unknown).
+    boundary : numpy.ndarray of float
+        For a point with a precision inside a QPV, metres to that QPV's boundary; NaN
+        elsewhere.
+    source : numpy.ndarray of int
+        :data:`BY_POINT`, :data:`BY_CONTOURS` or :data:`BY_LIST`.
+    own : numpy.ndarray of bool
+        Row located by commune whose own commune hosts (or touches) a QPV.
+    to_check : numpy.ndarray of object
+        ``CODE « name », …`` of the QPV within reach (in the commune or within the
+        proximity distance), None when there are none or the source is the point.
     """
 
     valid: np.ndarray
     outside_france: np.ndarray
+    unknown_commune: np.ndarray
+    by_commune: np.ndarray
     territory: np.ndarray
     points: np.ndarray
     commune: np.ndarray
@@ -730,16 +869,27 @@ class Location:
     distance: np.ndarray
     npnru: np.ndarray
     npnru_distance: np.ndarray
+    precision: np.ndarray
+    boundary: np.ndarray
+    source: np.ndarray
+    own: np.ndarray
+    to_check: np.ndarray
 
 
 def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
     """Find the commune, the containing and the nearest QPV of every place of ``frame``.
 
+    Points are located as given; rows of ``read_places`` with a ``commune_donnee`` are
+    located by that commune. Where a point's commune is not covered by the QPV contours,
+    and for every row located by commune, the QPV within reach are found by
+    :func:`territoires.qpv_reach.within_reach`.
+
     Parameters
     ----------
     frame : geopandas.GeoDataFrame
-        Output of ``read_places`` (``lon``, ``lat``, ``probleme``, ``territoire``); its
-        geometry is ignored: points are built from ``lon``/``lat``.
+        Output of ``read_places`` (``lon``, ``lat``, ``probleme``, ``territoire``, and
+        ``precision_m``, ``commune_donnee`` when present); its geometry is ignored:
+        points are built from ``lon``/``lat``.
     ref : Reference
         Prepared reference layers.
 
@@ -753,19 +903,32 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
     territory = pd.Categorical(frame["territoire"], categories=["", *names]).codes - 1
     lon = frame["lon"].to_numpy(dtype=float)
     lat = frame["lat"].to_numpy(dtype=float)
+    precision = (
+        frame["precision_m"].to_numpy(dtype=float, na_value=np.nan)
+        if "precision_m" in frame
+        else np.full(n, np.nan)
+    )
+    given = (
+        frame["commune_donnee"].astype("string")
+        if "commune_donnee" in frame
+        else pd.Series(pd.NA, index=frame.index, dtype="string")
+    )
+    by_commune = valid & given.notna().to_numpy()
+    on_point = valid & ~by_commune
     points = np.full(n, None, dtype=object)
-    points[valid] = shapely.points(lon[valid], lat[valid])
+    points[on_point] = shapely.points(lon[on_point], lat[on_point])
     commune = np.full(n, -1)
     gap = np.zeros(n)
     border = np.full(n, np.nan)
     containing = np.full(n, None, dtype=object)
     nearest = np.full(n, -1)
     distance = np.full(n, np.nan)
+    boundary = np.full(n, np.nan)
     checked = np.zeros(n, dtype=bool)
     npnru = np.full(n, -1)
     npnru_distance = np.full(n, np.nan)
     for code, name in enumerate(names):
-        rows = np.flatnonzero(valid & (territory == code))
+        rows = np.flatnonzero(on_point & (territory == code))
         if not len(rows):
             continue
         commune[rows], gap[rows], border[rows] = _find_communes(
@@ -781,18 +944,32 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         npnru[subset], npnru_distance[subset] = _find_npnru(
             lon[subset], lat[subset], nearest[subset], distance[subset], ref, name
         )
-    outside_france = valid & (commune < 0)
-    valid &= ~outside_france
+        inside = subset[(distance[subset] == 0) & np.isfinite(precision[subset])]
+        if len(inside):
+            polygons = ref.qpv_polygons[nearest[inside]]
+            boundary[inside] = shapely.distance(
+                _metric_points(lon[inside], lat[inside], name), shapely.boundary(polygons)
+            )
+    outside_france = on_point & (commune < 0)
+    commune[by_commune] = given[by_commune].map(ref.commune_rows).fillna(-1).astype(int)
+    unknown_commune = by_commune & (commune < 0)
+    by_commune &= ~unknown_commune
+    commune_territory = ref.commune_territory[commune[by_commune]]
+    territory[by_commune] = pd.Categorical(commune_territory, categories=names).codes
+    checked[by_commune] = ref.commune_qpv_covered[commune[by_commune]]
+    valid &= ~outside_france & ~unknown_commune
     checked &= valid
     commune[~valid] = -1
-    nearest[~checked] = -1
-    distance[~checked] = np.nan
-    npnru[~checked] = -1
-    npnru_distance[~checked] = np.nan
+    nearest[~checked | by_commune] = -1
+    distance[~checked | by_commune] = np.nan
+    npnru[~checked | by_commune] = -1
+    npnru_distance[~checked | by_commune] = np.nan
     points[~valid] = None
     return Location(
         valid=valid,
         outside_france=outside_france,
+        unknown_commune=unknown_commune,
+        by_commune=by_commune,
         territory=territory,
         points=points,
         commune=commune,
@@ -804,6 +981,9 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         distance=distance,
         npnru=npnru,
         npnru_distance=npnru_distance,
+        precision=precision,
+        boundary=boundary,
+        **_reach(ref, valid, by_commune, checked, commune, territory, points, precision),
     )
 
 
@@ -849,6 +1029,69 @@ def _find_npnru(
     return row, metres
 
 
+def _reach(
+    ref: Reference,
+    valid: np.ndarray,
+    by_commune: np.ndarray,
+    checked: np.ndarray,
+    commune: np.ndarray,
+    territory: np.ndarray,
+    points: np.ndarray,
+    precision: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Source, own-commune flag and QPV to check of each row (see :class:`Location`).
+
+    Rows located by commune reach, from their commune's boundary, the QPV contours when
+    they cover it, else the hosting communes of the list of QPV by commune; points not
+    covered by the contours reach the hosting communes from the point, widened by its
+    precision.
+    """
+    n = len(valid)
+    source = np.full(n, BY_POINT)
+    own = np.zeros(n, dtype=bool)
+    to_check = np.full(n, None, dtype=object)
+    reach = ref.reach
+    threshold = qpv_reach.distance(ref.rules)
+    by_contours = by_commune & checked
+    by_list = valid & ~checked & (reach is not None)
+    source[by_contours] = BY_CONTOURS
+    source[by_list] = BY_LIST
+    found_rows, found_codes = [], []
+    for code, name in enumerate(crs.TERRITORIES):
+        here = territory == code
+        rows = np.flatnonzero(by_contours & here)
+        if len(rows) and name.name in ref.qpv_layers:
+            layer = ref.qpv_layers[name.name]
+            polygons = ref.commune_polygons[commune[rows]]
+            touched, _ = qpv_reach.within_reach(polygons, layer.metric, layer.rows, 0.0)
+            own[rows[touched]] = True
+            place, qpv = qpv_reach.within_reach(polygons, layer.metric, layer.rows, threshold)
+            found_rows.append(rows[place])
+            found_codes.append(ref.qpv_codes[qpv])
+        rows = np.flatnonzero(by_list & here)
+        if not len(rows) or name.name not in reach.trees:
+            continue
+        on_point = ~by_commune[rows]
+        geometries = ref.commune_polygons[commune[rows]]
+        geometries[on_point] = _metric_points(
+            shapely.get_x(points[rows[on_point]]), shapely.get_y(points[rows[on_point]]), name.name
+        )
+        widened = threshold + np.where(on_point, np.nan_to_num(precision[rows]), 0.0)
+        place, host = qpv_reach.within_reach(
+            geometries, reach.trees[name.name], reach.rows[name.name], widened
+        )
+        own[rows] = np.isin(commune[rows], reach.pairs["row"].to_numpy())
+        hosted = pd.DataFrame({"place": rows[place], "row": host}).merge(reach.pairs, on="row")
+        found_rows.append(hosted["place"].to_numpy())
+        found_codes.append(hosted["code_qpv"].to_numpy(dtype=object))
+    if found_rows:
+        to_check = qpv_reach.listing(
+            np.concatenate(found_rows), np.concatenate(found_codes), ref.qpv_names_all, n
+        )
+    own &= by_commune
+    return {"source": source, "own": own, "to_check": to_check}
+
+
 def assemble(
     frame: gpd.GeoDataFrame, where: Location, ref: Reference, lines: np.ndarray | None = None
 ) -> gpd.GeoDataFrame:
@@ -856,7 +1099,11 @@ def assemble(
 
     Every column is taken from arrays prepared once in the reference (commune text and
     values, QPV codes) with the positions found by :func:`locate`; the verdict is
-    decided once per distinct combination of criteria.
+    decided once per distinct combination of criteria. A point whose distance to a QPV
+    boundary, or to the proximity threshold, is smaller than its precision, and a place
+    known only by a commune that hosts (or lies within the proximity distance of) a
+    QPV, are ``incertain``: their QPV answers are NA and the motif gives the figures
+    and the QPV to check.
 
     Parameters
     ----------
@@ -881,6 +1128,7 @@ def assemble(
     names = [territory.name for territory in crs.TERRITORIES]
     valid, checked, commune = where.valid, where.checked, where.commune
     nearest, distance, containing = where.nearest, where.distance, where.containing
+    by_commune, source, precision = where.by_commune, where.source, where.precision
     problems = frame["probleme"].to_numpy(dtype=object, na_value=None, copy=True)
     outside = np.flatnonzero(where.outside_france)
     if len(outside):
@@ -891,42 +1139,56 @@ def assemble(
             None if lines is None else np.asarray(lines)[outside],
             COMMUNE_TOLERANCE_M,
         ).to_numpy(zero_copy_only=False)
+    unknown = np.flatnonzero(where.unknown_commune)
+    if len(unknown):
+        problems[unknown] = motifs.unknown_commune(
+            text(frame["commune_donnee"].iloc[unknown])
+        ).to_numpy(zero_copy_only=False)
 
     taken = np.maximum(commune, 0)
     values = {column: _masked(array[taken], ~valid) for column, array in ref.commune_values.items()}
     missing = pa.array(commune, mask=commune < 0)
     columns = {name: values.take(missing) for name, values in ref.commune_text.items()}
-    in_qpv = pd.arrays.BooleanArray(pd.notna(containing), ~checked)
-    threshold = np.where(nearest >= 0, ref.qpv_threshold[np.maximum(nearest, 0)], np.nan)
+    inside = pd.notna(containing)
+    on_point = checked & ~by_commune
+    reached = pd.notna(where.to_check)
+    threshold = np.full(n, np.nan)
+    threshold[nearest >= 0] = ref.qpv_threshold[nearest[nearest >= 0]]
     near_npnru = where.npnru >= 0
-    near = pd.arrays.BooleanArray((distance <= threshold) | near_npnru, ~checked)
-    verdict = _verdicts(valid, in_qpv, near, values["hors_grands_centres_urbains"])
-    qpv_code = pa.array(containing, type=pa.string(), from_pandas=True)
-    inside = np.flatnonzero(pd.notna(containing))
+    kinds = {
+        motifs.INVALID: ~valid,
+        motifs.COMMUNE_UNCHECKED: by_commune & (source == BY_POINT),
+        motifs.COMMUNE_HOSTS: by_commune & where.own,
+        motifs.COMMUNE_NEAR: by_commune & (source != BY_POINT) & reached,
+        motifs.COMMUNE_CLEAR: by_commune & (source != BY_POINT),
+        motifs.LIST_CHECK: (source == BY_LIST) & reached,
+        motifs.LIST_CLEAR: source == BY_LIST,
+        motifs.UNCHECKED: ~checked,
+        motifs.UNSURE_IN: on_point & inside & (where.boundary < precision),
+        motifs.UNSURE_OUT: on_point & ~inside & (distance < precision),
+        motifs.UNSURE_THRESHOLD: on_point & ~inside & (np.abs(distance - threshold) < precision),
+        motifs.INSIDE: inside,
+        motifs.NO_QPV: np.isnan(distance),
+        motifs.NEAR_NPNRU: near_npnru,
+        motifs.NEAR: distance <= threshold,
+    }
+    sentence = np.select(list(kinds.values()), list(kinds), default=motifs.FAR)
+    uncertain = np.isin(sentence, motifs.UNCERTAIN)
+    known = (on_point & ~uncertain) | np.isin(sentence, [motifs.COMMUNE_CLEAR, motifs.LIST_CLEAR])
+    in_qpv = pd.arrays.BooleanArray(inside & known, ~known)
+    near = pd.arrays.BooleanArray(((distance <= threshold) | near_npnru) & known, ~known)
+    verdict = _verdicts(valid, in_qpv, near, values["hors_grands_centres_urbains"], uncertain)
+    point_qpv = np.flatnonzero(inside & on_point)
+    qpv_code = np.full(n, None, dtype=object)
+    qpv_code[point_qpv] = containing[point_qpv]
     qpv_nom = np.full(n, None, dtype=object)
-    qpv_nom[inside] = [
-        " ; ".join(ref.qpv_names[code] for code in codes.split(";")) for codes in containing[inside]
+    qpv_nom[point_qpv] = [
+        " ; ".join(ref.qpv_names[code] for code in codes.split(";"))
+        for codes in containing[point_qpv]
     ]
+    qpv_code = pa.array(qpv_code, type=pa.string(), from_pandas=True)
     qpv_nom = pa.array(qpv_nom, type=pa.string(), from_pandas=True)
-    sentence = np.select(
-        [
-            ~valid,
-            ~checked,
-            in_qpv.fillna(False),
-            np.isnan(distance),
-            near_npnru,
-            near.fillna(False),
-        ],
-        [
-            motifs.INVALID,
-            motifs.UNCHECKED,
-            motifs.INSIDE,
-            motifs.NO_QPV,
-            motifs.NEAR_NPNRU,
-            motifs.NEAR,
-        ],
-        default=motifs.FAR,
-    )
+    to_check = pa.array(where.to_check, type=pa.string(), from_pandas=True)
     motif = motifs.compose(
         verdict,
         sentence,
@@ -942,15 +1204,22 @@ def assemble(
             "qpv_code": qpv_code,
             "qpv_nom": qpv_nom,
             "probleme": problems,
+            "precision": precision,
+            "boundary": where.boundary,
+            "to_check": to_check,
+            "listed": source == BY_LIST,
         },
         ref.rules,
         ref.texts,
     )
     territory = np.where(valid, where.territory + 1, 0)
+    localisation = np.select([by_commune, valid], ["commune", "point"], default="")
     result = pd.DataFrame(
         {
             "lon": frame["lon"].where(valid),
             "lat": frame["lat"].where(valid),
+            "precision_m": pd.Series(np.where(valid & ~by_commune, precision, np.nan), index=index),
+            "localisation": series(pa.array(localisation, type=pa.string()), index),
             "territoire": series(pa.array(["", *names]).take(pa.array(territory)), index),
             "qpv_code": series(qpv_code, index),
             "qpv_nom": series(qpv_nom, index),
@@ -960,6 +1229,7 @@ def assemble(
                 ref.qpv_text["code_qpv"].take(pa.array(nearest, mask=nearest < 0)), index
             ),
             "near_qpv": pd.Series(near, index=index),
+            "qpv_a_verifier": series(to_check, index),
             "code_insee": series(columns["code_insee"], index),
             "commune": series(columns["nom"], index),
             "dep": series(columns["dep"], index),
@@ -974,7 +1244,7 @@ def assemble(
         },
         index=index,
     )
-    user = frame.drop(columns=["lon", "lat", "probleme", "territoire", "geometry"])
+    user = frame.drop(columns=[c for c in places.ADDED_COLUMNS if c in frame])
     user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in OUTPUT_COLUMNS if c in user})
     out = pd.concat([user, result], axis=1)
     return gpd.GeoDataFrame(out, geometry=where.points, crs=crs.GEOGRAPHIC)
@@ -991,24 +1261,29 @@ def _verdicts(
     in_qpv: pd.arrays.BooleanArray,
     near: pd.arrays.BooleanArray,
     outside_urban: pd.arrays.BooleanArray,
+    uncertain: np.ndarray,
 ) -> np.ndarray:
     """Position in :data:`VERDICTS` of each row's verdict.
 
     :func:`territoires.rules.decide` is applied once per distinct combination of its
-    (true/false/NA) inputs, not once per row.
+    (true/false/NA) inputs and of ``uncertain``, not once per row.
     """
     states = [valid.astype(np.int8)] + [
         np.where(criterion.isna(), 2, criterion.fillna(False).to_numpy(dtype=bool)).astype(np.int8)
         for criterion in (in_qpv, near, outside_urban)
     ]
-    key = ((states[0] * 3 + states[1]) * 3 + states[2]) * 3 + states[3]
+    key = (((states[0] * 3 + states[1]) * 3 + states[2]) * 3 + states[3]) * 2 + uncertain
     combos, inverse = np.unique(key, return_inverse=True)
-    digits = [combos // 27, combos // 9 % 3, combos // 3 % 3, combos % 3]
+    digits = [combos // 54, combos // 18 % 3, combos // 6 % 3, combos // 2 % 3]
 
     def criterion(state: np.ndarray) -> pd.arrays.BooleanArray:
         return pd.arrays.BooleanArray(state == 1, state == 2)
 
-    decided = decide(digits[0].astype(bool), *(criterion(state) for state in digits[1:]))
+    decided = decide(
+        digits[0].astype(bool),
+        *(criterion(state) for state in digits[1:]),
+        (combos % 2).astype(bool),
+    )
     codes = pd.Index(list(VERDICTS)).get_indexer(decided)
     return codes[inverse.ravel()]
 

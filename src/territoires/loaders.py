@@ -49,6 +49,7 @@ QPV_COLUMNS = ["code_qpv", "nom_qpv", "communes", "insee_com", "dep", "geometry"
 #: Columns of ``load_communes``.
 COMMUNE_COLUMNS = [
     "code_insee",
+    "code_actuel",
     "nom",
     "population",
     "population_source",
@@ -492,6 +493,114 @@ def qpv_population_on_disk(vintage: int, data_dir: Path | None = None) -> pd.Ser
     return None
 
 
+#: Columns of ``load_qpv_communes``.
+QPV_COMMUNE_COLUMNS = ["code_insee", "code_qpv", "nom_qpv"]
+
+
+def load_qpv_communes(
+    vintage: int = 2024, *, dataset: str | None = None, data_dir: Path | None = None
+) -> pd.DataFrame:
+    """Load the national list of QPV by commune, one row per (commune, QPV) pair.
+
+    The list has no contours: it tells which communes host which QPV, so a place whose
+    commune and neighbouring communes host none is neither in nor near a QPV, wherever
+    the QPV polygons are missing. A QPV spanning several communes is listed under each.
+
+    Parameters
+    ----------
+    vintage : int, default 2024
+        QPV geography (only 2024 is catalogued).
+    dataset : str, optional
+        Catalogue name to read; by default the preferred one on disk, else downloaded.
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`QPV_COMMUNE_COLUMNS` as strings, sorted by commune then QPV code;
+        ``attrs["sources"]`` holds the provenance, ``attrs["millesime_qpv"]`` the vintage.
+
+    Raises
+    ------
+    DataNotFoundError
+        When the list is neither on disk nor downloadable: callers that can answer
+        without it catch this error and say what could not be decided.
+    CatalogueError
+        When a commune lists a different number of QPV codes and names.
+    """
+    ds = catalogue.get(dataset) if dataset else catalogue.choose("qpv_communes", vintage, data_dir)
+    frame, source = read(ds, data_dir)
+    codes = frame["codes_qpv"].astype("string").str.split(",")
+    names = frame["noms_qpv"].astype("string").str.split(",")
+    mismatched = codes.str.len() != names.str.len()
+    if mismatched.any():
+        raise CatalogueError(
+            f"{ds.name} : autant de codes que de noms de QPV attendus ; communes en défaut : "
+            f"{', '.join(frame.loc[mismatched, 'code_insee'].astype(str))}"
+        )
+    pairs = pd.DataFrame(
+        {
+            "code_insee": frame["code_insee"].astype(str).str.strip().repeat(codes.str.len()),
+            "code_qpv": codes.explode().str.strip().to_numpy(),
+            "nom_qpv": names.explode().str.strip().to_numpy(),
+        }
+    )
+    pairs = pairs.drop_duplicates().sort_values(["code_insee", "code_qpv"]).reset_index(drop=True)
+    out = pairs.astype("string")
+    out.attrs = {"sources": [source], "millesime_qpv": ds.vintage}
+    return out
+
+
+#: Columns of ``load_commune_codes``.
+COMMUNE_CODE_COLUMNS = ["code", "code_insee", "nom", "nom_commune", "dep", "codes_postaux"]
+
+
+def load_commune_codes(*, data_dir: Path | None = None) -> pd.DataFrame:
+    """Every known commune code with the current commune it designates.
+
+    Used to locate places given only by a commune: current codes, older codes
+    (``anciensCodes``), delegated and associated communes and municipal arrondissements
+    all lead to the current commune.
+
+    Parameters
+    ----------
+    data_dir : pathlib.Path, optional
+        Mirror folder; defaults to :func:`territoires.settings.data_dir`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`COMMUNE_CODE_COLUMNS`: ``code`` (unique, the code as written), ``code_insee``
+        (current code), ``nom`` (name of the entity the code designates; empty for old
+        codes), ``nom_commune`` and ``dep`` of the current commune, ``codes_postaux``
+        (tuple of postcodes of the entity). ``attrs["sources"]`` holds the provenance.
+    """
+    populations, source = read(catalogue.choose("populations", data_dir=data_dir), data_dir)
+    mapping = bridge(populations)
+    current = populations[populations["type"] == "commune-actuelle"].set_index("code_insee")
+    entities = populations.drop_duplicates("code_insee").set_index("code_insee")
+    codes = pd.Index(mapping.index, name="code")
+    target = mapping.to_numpy()
+    postcodes = entities["codes_postaux"].reindex(codes)
+    out = pd.DataFrame(
+        {
+            "code": codes,
+            "code_insee": target,
+            "nom": entities["nom"].reindex(codes).fillna("").to_numpy(),
+            "nom_commune": current["nom"].reindex(target).to_numpy(),
+            "dep": current["dep"].reindex(target).to_numpy(),
+            "codes_postaux": [
+                tuple(value) if isinstance(value, list) else () for value in postcodes
+            ],
+        }
+    )
+    for column in COMMUNE_CODE_COLUMNS[:-1]:
+        out[column] = out[column].astype("string")
+    out.attrs = {"sources": [source]}
+    return out
+
+
 def bridge(populations: pd.DataFrame) -> pd.Series:
     """Map every known commune code (old or current) to its current code.
 
@@ -505,14 +614,17 @@ def bridge(populations: pd.DataFrame) -> pd.Series:
     -------
     pandas.Series
         Index: any code (current codes, ``anciensCodes``, delegated and associated
-        communes); values: the current commune code.
+        communes, municipal arrondissements); values: the current commune code.
     """
     current = populations[populations["type"] == "commune-actuelle"]
     pairs = [pd.Series(current["code_insee"].values, index=current["code_insee"].values)]
     olds = current[["code_insee", "anciens_codes"]].explode("anciens_codes").dropna()
     pairs.append(pd.Series(olds["code_insee"].values, index=olds["anciens_codes"].values))
-    parts = populations[populations["type"] != "commune-actuelle"].dropna(subset=["chef_lieu"])
-    pairs.append(pd.Series(parts["chef_lieu"].values, index=parts["code_insee"].values))
+    parts = populations[populations["type"] != "commune-actuelle"]
+    # delegated and associated communes name their chef-lieu, municipal arrondissements
+    # (Paris, Lyon, Marseille) their commune
+    parent = parts["chef_lieu"].fillna(parts["commune_parente"]).dropna()
+    pairs.append(pd.Series(parent.values, index=parts.loc[parent.index, "code_insee"].values))
     mapping = pd.concat(pairs)
     return mapping[~mapping.index.duplicated(keep="first")]
 
@@ -579,7 +691,8 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
     Returns
     -------
     geopandas.GeoDataFrame
-        One row per commune of the boundaries' COG, columns :data:`COMMUNE_COLUMNS`.
+        One row per commune of the boundaries' COG, columns :data:`COMMUNE_COLUMNS`;
+        ``code_actuel`` is the commune's code in the populations' (newest) COG.
         ``densite7`` is an integer 1–7 (nullable), ``densite4`` its 4-level grouping,
         ``cateaav2020``/``taav2017``/``tuu2017`` integers, ``aav2020``/``uu2020`` zone
         codes. ``population`` comes from the populations dataset when the commune maps
@@ -601,6 +714,7 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
     joined, report = bridged_join(communes["code_insee"], current, mapping, source["jeu"])
     reports.append(report)
     target = communes["code_insee"].map(lambda c: mapping.get(c, c))
+    communes["code_actuel"] = target.astype("string")
     shared = target.map(target.value_counts()) > 1
     from_populations = joined["population"].notna() & ~shared
     communes["population"] = (

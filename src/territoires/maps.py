@@ -49,6 +49,7 @@ VERDICT_COLOURS: dict[str, str] = {
     "invalide": "#7f7f7f",
     "qpv": "#6a3d9a",
     "proximite_qpv": "#1f78b4",
+    "incertain": "#b15928",
     "hors_grands_centres_urbains": "#33a02c",
     "non_eligible": "#e31a1c",
     "indetermine": "#ff7f00",

@@ -16,13 +16,34 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import french
+from . import french, qpv_reach
 from ._arrow import join, text
 from .rules import VERDICTS, Rules
 
-#: Kinds of QPV sentence in a motif, see :func:`compose`. ``NEAR_NPNRU``: near a QPV
-#: of the user's NPNRU list, at that list's own distance.
-INVALID, UNCHECKED, INSIDE, NO_QPV, NEAR, NEAR_NPNRU, FAR = range(7)
+#: Kinds of QPV sentence in a motif, see :func:`compose`: for points (inside, near, far
+#: from the QPV contours; ``NEAR_NPNRU``: near a QPV of the user's NPNRU list, at that
+#: list's own distance; or unsure within their precision), for points answered by the
+#: list of QPV by commune, and for places known only by their commune.
+(
+    INVALID,
+    UNCHECKED,
+    INSIDE,
+    NO_QPV,
+    NEAR,
+    NEAR_NPNRU,
+    FAR,
+    UNSURE_IN,
+    UNSURE_OUT,
+    UNSURE_THRESHOLD,
+    LIST_CLEAR,
+    LIST_CHECK,
+    COMMUNE_CLEAR,
+    COMMUNE_HOSTS,
+    COMMUNE_NEAR,
+    COMMUNE_UNCHECKED,
+) = range(16)
+#: Sentences of places whose QPV answer depends on their exact position (``incertain``).
+UNCERTAIN = (UNSURE_IN, UNSURE_OUT, UNSURE_THRESHOLD, COMMUNE_HOSTS, COMMUNE_NEAR)
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,15 @@ def outside_france(
     return join("ligne ", pc.cast(pa.array(lines), pa.string()), " : ", message)
 
 
+def unknown_commune(codes: pa.Array) -> pa.Array:
+    """Problem of a row located by a commune code that no reference commune bears."""
+    return join(
+        "commune ",
+        codes,
+        " absente des contours communaux de référence : verdict impossible au niveau communal",
+    )
+
+
 def compose(
     verdict: np.ndarray, sentence: np.ndarray, parts: dict[str, Any], rules: Rules, texts: Texts
 ) -> pa.Array:
@@ -130,7 +160,11 @@ def compose(
         Per-row ``distance``, ``gap``, ``threshold`` (proximity distance of the nearest
         QPV), ``npnru_distance`` (numpy), ``commune``, ``nearest``, ``npnru`` (row
         positions in the reference, -1 for none), ``qpv_code``, ``qpv_nom`` (arrow) and
-        ``probleme`` (numpy object: the text of invalid rows).
+        ``probleme`` (numpy object: the text of invalid rows); ``precision``,
+        ``boundary`` (numpy, metres: precision of the point, distance to the boundary of
+        the QPV it lies in), ``to_check`` (arrow: the QPV within reach of a place known
+        by its commune or answered by the list of QPV by commune) and ``listed`` (numpy
+        bool: answered by that list rather than by the QPV contours).
     rules : Rules
         The rules applied (QPV vintage, proximity distances and the text they come
         from, cited in every proximity sentence).
@@ -148,6 +182,23 @@ def compose(
     npnru_rule = (
         f", et à plus de {npnru_distance} m de tout QPV de la liste NPNRU" if rules.npnru else ""
     )
+    reach = f"{french.number(qpv_reach.distance(rules), None)} m"
+    listed = f"liste nationale ANCT des QPV {rules.qpv_vintage} par commune, sans contours"
+    contours = f"contours des QPV {rules.qpv_vintage}"
+    by_commune = "lieu localisé par sa commune seulement : "
+
+    def metres(name: str, rows: np.ndarray) -> pa.Array:
+        return french.distances(parts[name][rows])
+
+    def source(rows: np.ndarray) -> pa.Array:
+        return pc.if_else(
+            pa.array(parts["listed"][rows]),
+            f" ({listed} ; {rules.basis()})",
+            f" ({contours} ; {rules.basis()})",
+        )
+
+    def precision(rows: np.ndarray) -> pa.Array:
+        return join(", moins que la précision de la position (", metres("precision", rows), ")")
 
     def nearest(rows: np.ndarray) -> pa.Array:
         taken = pa.array(parts["nearest"][rows])
@@ -218,6 +269,67 @@ def compose(
             basis(rows),
             f" ; {geography})",
         ),
+        UNSURE_IN: lambda rows, taken: join(
+            "dans le QPV ",
+            parts["qpv_code"].take(taken),
+            " « ",
+            parts["qpv_nom"].take(taken),
+            " » mais à ",
+            metres("boundary", rows),
+            " de sa limite",
+            precision(rows),
+            f" : peut-être hors du QPV ({geography})",
+        ),
+        UNSURE_OUT: lambda rows, taken: join(
+            nearest(rows), precision(rows), f" : peut-être dans le QPV ({geography})"
+        ),
+        UNSURE_THRESHOLD: lambda rows, taken: join(
+            nearest(rows),
+            " : écart au seuil de proximité de ",
+            metres("threshold", rows),
+            precision(rows),
+            " (",
+            basis(rows),
+            f" ; {geography})",
+        ),
+        LIST_CLEAR: lambda rows, taken: pa.array(
+            [
+                f"aucun QPV {rules.qpv_vintage} dans la commune ni dans les communes à moins "
+                f"de {reach} du lieu : ni dans un QPV ni à proximité immédiate ({listed} ; "
+                f"{rules.basis()})"
+            ]
+            * len(rows)
+        ),
+        LIST_CHECK: lambda rows, taken: join(
+            f"QPV non vérifiable sans leurs contours ; QPV {rules.qpv_vintage} de la commune "
+            f"ou des communes à moins de {reach}, à vérifier à l'adresse : ",
+            parts["to_check"].take(taken),
+            f" ({listed})",
+        ),
+        COMMUNE_CLEAR: lambda rows, taken: join(
+            f"{by_commune}aucun QPV {rules.qpv_vintage} dans la commune ni à moins de "
+            f"{reach} de ses limites : ni dans un QPV ni à proximité immédiate, où que soit "
+            "le lieu dans la commune",
+            source(rows),
+        ),
+        COMMUNE_HOSTS: lambda rows, taken: join(
+            f"{by_commune}la commune compte des QPV {rules.qpv_vintage} ; QPV dans la commune "
+            f"ou à moins de {reach} de ses limites, à vérifier à l'adresse : ",
+            parts["to_check"].take(taken),
+            source(rows),
+        ),
+        COMMUNE_NEAR: lambda rows, taken: join(
+            f"{by_commune}aucun QPV {rules.qpv_vintage} dans la commune, mais à moins de "
+            f"{reach} de ses limites : ",
+            parts["to_check"].take(taken),
+            " ; proximité immédiate à vérifier à l'adresse",
+            source(rows),
+        ),
+        COMMUNE_UNCHECKED: lambda rows, taken: join(
+            f"{by_commune}QPV non vérifiable : département ",
+            texts.commune_dep.take(pa.array(parts["commune"][rows])),
+            f" absent de la couche QPV {rules.qpv_vintage} chargée, sans liste des QPV par commune",
+        ),
     }
     n = len(sentence)
     if not n:
@@ -230,7 +342,7 @@ def compose(
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     built = np.concatenate([rows[first], np.flatnonzero(~shared)])
     pieces, order = [], []
-    for kind in range(FAR + 1):
+    for kind in range(COMMUNE_UNCHECKED + 1):
         chosen = built[sentence[built] == kind]
         if not len(chosen):
             continue

@@ -6,18 +6,27 @@ GeoDataFrame into one GeoDataFrame that the eligibility engine can classify. The
 * exactly the input rows, in input order, with the input index (a ``RangeIndex`` for a
   file), every original column and cell left as read (a CSV is read as text); the input
   object is never modified;
-* five columns are added: ``lon`` and ``lat`` (float WGS84 degrees), ``probleme``
-  (pandas ``string`` dtype: ``<NA>`` for a usable row, else a French message naming the
-  line and what was expected), ``territoire`` (:func:`territoires.crs.locate` name, ``""``
-  for an unusable row) and ``geometry`` (points, the active geometry, EPSG:4326). An
-  input column bearing one of these names keeps its cells under the name with the
-  suffix :data:`INPUT_SUFFIX` (``lon`` → ``lon_entree``: ``43,5750``, ``abc`` or
-  ``1e400`` as written), listed in ``attrs["colonnes_entree"]``; only the geometry
-  column of a layer, renamed ``geometry``, is replaced by the points;
+* seven columns are added (:data:`ADDED_COLUMNS`): ``lon`` and ``lat`` (float WGS84
+  degrees), ``probleme`` (pandas ``string`` dtype: ``<NA>`` for a usable row, else a
+  French message naming the line and what was expected), ``territoire``
+  (:func:`territoires.crs.locate` name, ``""`` for an unusable row), ``precision_m``
+  (float metres: how far the true place may lie from the point, read from an input
+  ``precision_m`` column or given by ``precision=``; NaN for exact coordinates or
+  unknown), ``commune_donnee`` (``string``: current INSEE code of the commune when the
+  row is located only by its commune, else ``<NA>``) and ``geometry`` (points, the
+  active geometry, EPSG:4326). An input column bearing one of these names keeps its
+  cells under the name with the suffix :data:`INPUT_SUFFIX` (``lon`` → ``lon_entree``:
+  ``43,5750``, ``abc`` or ``1e400`` as written), listed in ``attrs["colonnes_entree"]``;
+  only the geometry column of a layer, renamed ``geometry``, is replaced by the points;
+* a row without coordinates but with a commune (an INSEE code column, or a commune name
+  with a département or a postcode, see :mod:`territoires.communes`) is located by its
+  commune: ``commune_donnee`` is set, ``territoire`` is the commune's, and it has no
+  point. A commune that cannot be found makes the row unusable, naming the field;
 * ``lon``, ``lat``, ``territoire`` and the geometry are filled for usable rows only: an
   unusable row has NaN, ``""`` and ``None``, and its ``probleme`` says why. Nothing is
   silently corrected: swapped coordinates, points outside France, coordinates in the
-  wrong CRS, ragged CSV lines and duplicated rows are reported, never fixed;
+  wrong CRS, ragged CSV lines and duplicated rows are reported, never fixed; wrong
+  coordinates are never replaced by the commune of the row;
 * messages start with ``ligne N : ``, the line of the file for CSV and XLSX (the header
   is line 1 unless a ``sep=;`` line or a title precedes it; a record whose quoted cell
   spans several lines is numbered by its first line), the 1-based position for tables
@@ -28,8 +37,9 @@ GeoDataFrame into one GeoDataFrame that the eligibility engine can classify. The
 * a CSV line with more or fewer fields than the header is unusable (``ligne N : 4
   champs au lieu de 3 …``), its cells kept (those beyond the header in an added column
   ``champs_en_trop``); the other rows are read normally;
-* an input that cannot be used at all (missing file, unknown format, no row, no
-  coordinate column, two candidate coordinate columns, unknown CRS) raises
+* an input that cannot be used at all (missing file, unknown format, no row, neither
+  coordinate, address nor commune columns, two candidate coordinate columns, unknown
+  CRS) raises
   :class:`InputError`; so does a workbook or GeoPackage whose first sheet or layer has
   no usable row while others exist (the message lists them); when it has, a warning
   names the sheets or layers left unread.
@@ -43,7 +53,6 @@ import csv
 import io
 import itertools
 import re
-import unicodedata
 import warnings
 import zipfile
 from collections.abc import Callable, Hashable
@@ -60,12 +69,22 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
-from . import _csv, geocode
+from . import _csv, communes, geocode, loaders
 from . import crs as _crs
-from ._errors import ColumnError, InputError
+from ._errors import ColumnError, DataNotFoundError, InputError
 
+#: Name of the column giving the precision of each point, in metres.
+PRECISION_COLUMN = "precision_m"
 #: Columns added by :func:`read_places`, in order.
-ADDED_COLUMNS = ("lon", "lat", "probleme", "territoire", "geometry")
+ADDED_COLUMNS = (
+    "lon",
+    "lat",
+    "probleme",
+    "territoire",
+    PRECISION_COLUMN,
+    "commune_donnee",
+    "geometry",
+)
 #: Suffix given to an input column named like an added one: the user's ``lon`` column
 #: (the cells as written, ``43,5750`` or ``abc``) comes out as ``lon_entree`` beside the
 #: parsed ``lon``; nothing is dropped or overwritten.
@@ -156,6 +175,8 @@ def read_places(
     geometry: bool = True,
     min_score: float | None = None,
     offline: bool | None = None,
+    precision: float | None = None,
+    data_dir: Path | None = None,
 ) -> gpd.GeoDataFrame:
     """Read places and check their coordinates, row by row; geocode their addresses.
 
@@ -188,6 +209,14 @@ def read_places(
         :func:`territoires.geocode.geocode`).
     offline : bool, optional
         Geocode from the cache only; defaults to :data:`territoires.settings.offline`.
+    precision : float, optional
+        Precision in metres of the points given with coordinates whose ``precision_m``
+        cell is empty (or of all of them when there is no such column); NaN (exact) when
+        omitted. A geocoded point has the precision of its result type
+        (:data:`territoires.geocode.PRECISION_M`).
+    data_dir : pathlib.Path, optional
+        Mirror folder of the table of communes, read only when rows are located by their
+        commune; defaults to :data:`territoires.settings.data_dir`.
 
     Returns
     -------
@@ -199,22 +228,36 @@ def read_places(
     Raises
     ------
     InputError
-        When no row can be used: missing or unreadable file, no row, neither coordinate
-        nor address columns, ambiguous columns, unknown CRS.
+        When no row can be used: missing or unreadable file, no row, neither coordinate,
+        address nor commune columns, ambiguous columns, unknown CRS.
     """
-    table = _read(source, sheet, {_normalise(name) for name in (lon, lat) if name is not None})
+    if precision is not None and not (np.isfinite(precision) and precision >= 0):
+        raise InputError(f"précision {precision!r} : attendu un nombre de mètres ≥ 0")
+    wanted = {communes.simplify(name) for name in (lon, lat) if name is not None}
+    table = _read(source, sheet, wanted)
     frame = table.frame
     located = None
+    commune_columns = communes.find_columns(frame.columns)
+    if not communes.designates(commune_columns):
+        commune_columns = {}
     try:
         address = geocode.address_columns(frame.columns)
         if isinstance(frame, gpd.GeoDataFrame) and frame.active_geometry_name is not None:
             coordinates = _from_geometry(frame, lon, lat, crs)
         else:
-            coordinates = _from_columns(frame, lon, lat, crs, bool(address))
+            coordinates = _from_columns(
+                frame, lon, lat, crs, bool(address) or bool(commune_columns)
+            )
         if address:
             coordinates, located = _geocode_absent(frame, coordinates, address, min_score, offline)
-        lon_values, lat_values, problems, territoire = _validate(
-            frame, coordinates, table.lines, table.problems
+        lon_values, lat_values, problems, territoire, commune = _validate(
+            frame,
+            coordinates,
+            table.lines,
+            table.problems,
+            commune_columns,
+            data_dir,
+            None if located is None else located["commune_donnee"],
         )
     except InputError as error:
         if table.others:
@@ -230,15 +273,20 @@ def read_places(
             f"{source} : seule la première {table.part} est lue ; {_others(source, table)}",
             stacklevel=2,
         )
+    precision_m, wrong = _precision(frame, problems, table.lines, precision)
     if located is not None:
-        located["precision_m"] = located["precision_m"].where(~np.isnan(lon_values))
+        geocoded = located[PRECISION_COLUMN].notna().to_numpy()
+        precision_m[geocoded] = located[PRECISION_COLUMN].to_numpy(dtype=float)[geocoded]
+    lon_values[wrong], lat_values[wrong], territoire[wrong] = np.nan, np.nan, ""
+    commune[wrong] = pd.NA
+    precision_m[np.isnan(lon_values)] = np.nan
     return _assemble(
         frame,
         coordinates,
-        lon_values,
-        lat_values,
+        {"lon": lon_values, "lat": lat_values, PRECISION_COLUMN: precision_m},
         problems,
         territoire,
+        commune,
         geometry,
         table.lines,
         located,
@@ -246,13 +294,14 @@ def read_places(
 
 
 #: Columns added by :func:`read_places` to a table with addresses (see
-#: :func:`territoires.geocode.geocode`); empty for the rows that were not geocoded.
+#: :func:`territoires.geocode.geocode`); empty for the rows that were not geocoded. The
+#: precision of a geocoded point goes to ``precision_m``; a result of type
+#: ``municipality`` locates the row by its commune (``commune_donnee``).
 GEOCODING_COLUMNS = (
     "geocodage_label",
     "geocodage_score",
     "geocodage_type",
     "geocodage_citycode",
-    "precision_m",
 )
 
 
@@ -281,22 +330,18 @@ def _geocode_absent(
         result["lon"].to_numpy(), result["lat"].to_numpy(), coordinates.source_crs or _WGS84
     )
     reasons = result["probleme"].to_numpy(dtype=object, na_value=None)
+    # a result of type municipality is no point: the row is located by that commune
     commune_only = result["commune_donnee"].notna().to_numpy()
-    reasons[commune_only] = [
-        f"adresse localisée seulement à sa commune (« {label} », INSEE {code}) : précisez "
-        "le numéro et la voie, ou donnez les coordonnées"
-        for label, code in zip(
-            result["geocodage_label"][commune_only],
-            result["commune_donnee"][commune_only],
-            strict=True,
-        )
-    ]
+    reasons[commune_only] = "coordonnées absentes"
     problems[todo] = reasons
+    x[np.flatnonzero(todo)[commune_only]] = np.nan
+    y[np.flatnonzero(todo)[commune_only]] = np.nan
     absent = coordinates.absent & ~todo
+    absent[np.flatnonzero(todo)[commune_only]] = True
     if not coordinates.columns:  # a table of addresses only: say what is missing
         problems[absent] = "adresse manquante"
     located = pd.DataFrame(index=frame.index)
-    for column in GEOCODING_COLUMNS:
+    for column in (*GEOCODING_COLUMNS, PRECISION_COLUMN, "commune_donnee"):
         values = result[column]
         located[column] = pd.Series(
             pd.NA if values.dtype == "string" else np.nan, index=frame.index, dtype=values.dtype
@@ -526,7 +571,7 @@ def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
         (
             row
             for row in range(min(len(raw), _HEADER_ROWS))
-            if any(_normalise(cell) in known for cell in raw.iloc[row] if pd.notna(cell))
+            if any(communes.simplify(cell) in known for cell in raw.iloc[row] if pd.notna(cell))
         ),
         0,
     )
@@ -573,14 +618,15 @@ def _from_columns(
     lon: str | None,
     lat: str | None,
     crs: str | int | None,
-    by_address: bool,
+    elsewhere: bool,
 ) -> _Coordinates:
     """Read coordinates from two columns of a table.
 
-    A table without any coordinate column but with address columns (``by_address``)
-    gives no coordinates: every row is to be located by its address.
+    A table without any coordinate column but with address or commune columns
+    (``elsewhere``) gives no coordinates: every row is to be located by its address or
+    its commune.
     """
-    found = coordinate_columns(frame.columns, lon, lat, optional=by_address)
+    found = coordinate_columns(frame.columns, lon, lat, optional=elsewhere)
     if found is None:
         nothing = np.full(len(frame), np.nan)
         return _Coordinates(
@@ -658,13 +704,6 @@ def _from_geometry(
     )
 
 
-def _normalise(name: Hashable) -> str:
-    """Lower-case ``name`` without accents, punctuation runs turned into ``_``."""
-    decomposed = unicodedata.normalize("NFKD", str(name))
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return re.sub(r"[^0-9a-z]+", "_", plain.lower()).strip("_")
-
-
 def coordinate_columns(
     columns: pd.Index, lon: str | None, lat: str | None, *, optional: bool = False
 ) -> tuple[Hashable, Hashable, bool] | None:
@@ -701,7 +740,7 @@ def coordinate_columns(
         return stripped if stripped in present else str(column)
 
     found = {
-        role: [column for column in columns if _normalise(base(column)) in names]
+        role: [column for column in columns if communes.simplify(base(column)) in names]
         for role, names in COORDINATE_NAMES.items()
     }
     for role, given in (("lon", lon), ("lat", lat)):
@@ -728,7 +767,9 @@ def coordinate_columns(
         f"{_listing(columns)} ; noms acceptés (sans casse ni accents) : longitude = "
         f"{', '.join(COORDINATE_NAMES['lon'])} ; latitude = "
         f"{', '.join(COORDINATE_NAMES['lat'])} ; ou x et y projetés avec crs= (ex. 2154) ; "
-        f"ou une adresse : {', '.join(geocode.ADDRESS_NAMES['adresse'])}. "
+        f"ou une adresse : {', '.join(geocode.ADDRESS_NAMES['adresse'])} ; ou une commune : "
+        f"{', '.join(communes.COMMUNE_COLUMN_NAMES['code'])}, ou commune avec departement "
+        "ou code_postal. "
         "Précisez les colonnes avec lon= et lat= (--lon et --lat en ligne de commande)"
     )
 
@@ -737,7 +778,7 @@ def _given_column(columns: pd.Index, name: str, role: str) -> Hashable:
     """Return the column named ``name``, exactly or else without case and accents."""
     for matches in (
         [column for column in columns if column == name],
-        [column for column in columns if _normalise(column) == _normalise(name)],
+        [column for column in columns if communes.simplify(column) == communes.simplify(name)],
     ):
         if len(matches) == 1:
             return matches[0]
@@ -795,16 +836,23 @@ def _validate(
     coordinates: _Coordinates,
     lines: np.ndarray,
     read_problems: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return lon, lat, problem and territory of each row (NaN, NaN, text, '' if unusable).
+    commune_columns: dict[str, Hashable] | None = None,
+    data_dir: Path | None = None,
+    geocoded: pd.Series | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pd.Series]:
+    """Return lon, lat, problem, territory and commune code of each row.
 
+    Unusable rows get NaN, NaN, a message, ``""`` and ``<NA>``; rows located by their
+    commune (``commune_columns``, or ``geocoded``: the commune of a geocoding result of
+    type municipality) NaN, NaN, None, the commune's territory and its code.
     ``read_problems`` (a ragged CSV line) replace the row's coordinate problems (its
-    cells are misplaced) and make it unusable whatever its coordinates.
+    cells are misplaced) and make it unusable whatever its coordinates or commune.
     """
+    commune = pd.Series(pd.NA, index=frame.index, dtype="string")
     if coordinates.source_crs is None:
         unknown = np.full(len(frame), np.nan)
         problems = np.full(len(frame), coordinates.crs_missing, dtype=object)
-        return unknown, unknown, problems, np.full(len(frame), "", dtype=object)
+        return unknown, unknown, problems, np.full(len(frame), "", dtype=object), commune
     lon, lat = _to_wgs84(coordinates.x, coordinates.y, coordinates.source_crs)
     problems = coordinates.problems.copy()
     if read_problems is not None:  # a ragged line: its cells are misplaced, say only that
@@ -818,6 +866,14 @@ def _validate(
     swapped[nowhere] = _crs.locate(lat[nowhere], lon[nowhere]) != ""
     _describe(problems, swapped, lon, lat, _swapped)
     _describe(problems, nowhere & ~swapped, lon, lat, _outside)
+    if commune_columns or geocoded is not None:
+        pending |= _locate_communes(
+            frame, coordinates, commune_columns, problems, territoire, commune, data_dir, geocoded
+        )
+    if read_problems is not None:  # a ragged line stays unusable, whatever its commune
+        ragged = pd.notna(read_problems)
+        problems[ragged] = read_problems[ragged]
+        pending &= ~ragged
     first = _first_occurrences(frame, coordinates)
     duplicate = pending & (territoire != "") & (first >= 0)
     problems[duplicate] = [f"doublon de la ligne {line}" for line in lines[first[duplicate]]]
@@ -827,7 +883,84 @@ def _validate(
         for line, text in zip(lines[flagged], problems[flagged], strict=True)
     ]
     territoire[flagged] = ""
-    return np.where(flagged, np.nan, lon), np.where(flagged, np.nan, lat), problems, territoire
+    commune[flagged] = pd.NA
+    lon, lat = np.where(flagged, np.nan, lon), np.where(flagged, np.nan, lat)
+    return lon, lat, problems, territoire, commune
+
+
+def _locate_communes(
+    frame: pd.DataFrame,
+    coordinates: _Coordinates,
+    columns: dict[str, Hashable],
+    problems: np.ndarray,
+    territoire: np.ndarray,
+    commune: pd.Series,
+    data_dir: Path | None,
+    geocoded: pd.Series | None = None,
+) -> np.ndarray:
+    """Locate the rows without coordinates by their commune, in place.
+
+    The commune is the one of the row's cells, or ``geocoded`` (the commune of a
+    geocoding result of type municipality) for a row whose address found no more.
+    Returns the rows located (their problem is cleared); the others without coordinates
+    get a message naming the commune field, or saying that they give neither.
+    """
+    absent = coordinates.absent
+    by_geocoding = np.zeros(len(frame), dtype=bool)
+    if geocoded is not None:
+        by_geocoding = absent & geocoded.notna().to_numpy()
+        frame = frame.assign(**{"code_insee_geocode": geocoded.to_numpy()})
+        columns = {**columns, "code": "code_insee_geocode"} if by_geocoding.any() else columns
+    if not columns:
+        return np.zeros(len(frame), dtype=bool)
+    given = absent & (communes.has_cells(frame, columns) | by_geocoding)
+    if not by_geocoding.any():
+        listing = ", ".join(repr(str(column)) for column in columns.values())
+        problems[absent & ~given] = f"ni coordonnées ni commune (colonnes {listing} vides)"
+    located = np.zeros(len(frame), dtype=bool)
+    if not given.any():
+        return located
+    # in a table that has coordinate columns, say that the coordinates are missing too
+    missing = "coordonnées manquantes ; " if coordinates.columns else ""
+    try:
+        known = loaders.load_commune_codes(data_dir=data_dir)
+    except DataNotFoundError as error:
+        problems[given] = (
+            f"{missing}commune non vérifiable : table des communes introuvable ({error})"
+        )
+        return located
+    code, dep, issue = communes.resolve(frame[given], columns, known)
+    problems[given] = (missing + issue).to_numpy(dtype=object, na_value=None)
+    located[given] = code.notna().to_numpy()
+    commune[located] = code[code.notna()].to_numpy()
+    territoire[located] = _crs.territory_names(dep[code.notna()].to_numpy(dtype=object))
+    return located
+
+
+def _precision(
+    frame: pd.DataFrame, problems: np.ndarray, lines: np.ndarray, default: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision of each row in metres, from the ``precision_m`` column or ``default``.
+
+    A non-numeric or negative precision makes a usable row unusable: its message is
+    written in place in ``problems`` and it is returned in the mask of such rows.
+    """
+    fill = np.nan if default is None else float(default)
+    if PRECISION_COLUMN not in frame.columns:
+        return np.full(len(frame), fill), np.zeros(len(frame), dtype=bool)
+    values, issues = _parse_numbers(frame[PRECISION_COLUMN], "précision")
+    values = values.copy()
+    missing = _empty(frame[PRECISION_COLUMN])
+    issues[missing] = None
+    values[missing] = fill
+    negative = values < 0
+    issues[negative] = [f"précision négative ({value:g} m)" for value in values[negative]]
+    wrong = pd.notna(issues) & pd.isna(problems)
+    problems[wrong] = [
+        f"ligne {line} : {text} (colonne {PRECISION_COLUMN!r}) : attendu un nombre de mètres ≥ 0"
+        for line, text in zip(lines[wrong], issues[wrong], strict=True)
+    ]
+    return values, wrong
 
 
 def _from_wgs84(lon: np.ndarray, lat: np.ndarray, target: CRS) -> tuple[np.ndarray, np.ndarray]:
@@ -916,17 +1049,18 @@ def _outside(lon: float, lat: float) -> str:
 def _assemble(
     frame: pd.DataFrame,
     coordinates: _Coordinates,
-    lon: np.ndarray,
-    lat: np.ndarray,
+    numbers: dict[str, np.ndarray],
     problems: np.ndarray,
     territoire: np.ndarray,
+    commune: pd.Series,
     geometry: bool,
     lines: np.ndarray,
     located: pd.DataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Copy the input and add the output columns (the input object is left untouched).
 
-    ``located`` holds the geocoding columns of a table with addresses.
+    ``numbers`` holds the ``lon``, ``lat`` and ``precision_m`` arrays, ``located`` the
+    geocoding columns of a table with addresses.
     """
     out = pd.DataFrame(frame).copy(deep=False)
     geometry_column = coordinates.columns.get("geometry")
@@ -939,10 +1073,13 @@ def _assemble(
     out = out.rename(columns=renames)
     if geometry_column is not None:
         out = out.rename(columns={geometry_column: "geometry"})
+    lon, lat = numbers["lon"], numbers["lat"]
     out["lon"] = lon
     out["lat"] = lat
     out["probleme"] = pd.array(problems, dtype="string")
     out["territoire"] = pd.array(territoire, dtype="string")
+    out[PRECISION_COLUMN] = numbers[PRECISION_COLUMN]
+    out["commune_donnee"] = pd.array(commune.to_numpy(), dtype="string")
     if geometry:
         points = gpd.points_from_xy(lon, lat, crs=_crs.GEOGRAPHIC)
         points[np.isnan(lon)] = None
@@ -1025,7 +1162,7 @@ def name_column(columns: pd.Index, given: str | None = None) -> Hashable | None:
     """
     if given is not None:
         return _given_column(columns, given, "nom")
-    normalised = {_normalise(column): column for column in reversed(columns)}
+    normalised = {communes.simplify(column): column for column in reversed(columns)}
     return next((normalised[name] for name in NAME_COLUMNS if name in normalised), None)
 
 

@@ -58,6 +58,7 @@ VERDICTS: dict[str, str] = {
     "invalide": "Entrée invalide",
     "qpv": "Dans un quartier prioritaire (QPV)",
     "proximite_qpv": "À proximité immédiate d'un QPV",
+    "incertain": "Incertain (la réponse dépend de la position exacte du lieu)",
     "hors_grands_centres_urbains": "Hors grands centres urbains",
     "non_eligible": "Non éligible",
     "indetermine": "Indéterminé (données de référence manquantes)",
@@ -506,12 +507,20 @@ def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> Rules:
 
 
 def decide(
-    valid: np.ndarray, in_qpv: pd.Series, near_qpv: pd.Series, outside_urban: pd.Series
+    valid: np.ndarray,
+    in_qpv: pd.Series,
+    near_qpv: pd.Series,
+    outside_urban: pd.Series,
+    uncertain: np.ndarray | None = None,
 ) -> np.ndarray:
     """Combine the criteria into one verdict per place, by precedence.
 
     ``invalide`` for invalid input; ``qpv`` inside a QPV; ``proximite_qpv`` within the
-    proximity distance; ``hors_grands_centres_urbains`` when the urban rule says so;
+    proximity distance; ``incertain`` when the QPV answer could flip within the
+    precision of the place's location (a point closer to a QPV boundary, or to the
+    proximity threshold, than its precision; a place known only by a commune that hosts
+    a QPV or lies near one): it comes before ``hors_grands_centres_urbains`` so that the
+    QPV question is checked; ``hors_grands_centres_urbains`` when the urban rule says so;
     ``non_eligible`` when every criterion is known and false; ``indetermine`` when a
     criterion that could still make the place eligible is unknown (NA).
 
@@ -519,6 +528,9 @@ def decide(
     ----------
     valid : numpy.ndarray of bool
     in_qpv, near_qpv, outside_urban : pandas.Series of nullable boolean
+    uncertain : numpy.ndarray of bool, optional
+        Places whose QPV answer depends on their exact position (``in_qpv`` and
+        ``near_qpv`` are then NA); none when omitted.
 
     Returns
     -------
@@ -527,9 +539,18 @@ def decide(
     in_qpv = in_qpv.to_numpy(dtype=object, na_value=None)
     near_qpv = near_qpv.to_numpy(dtype=object, na_value=None)
     outside = outside_urban.to_numpy(dtype=object, na_value=None)
+    if uncertain is None:
+        uncertain = np.zeros(len(valid), dtype=bool)
     unknown = (in_qpv == None) | (near_qpv == None) | (outside == None)  # noqa: E711
     return np.select(
-        [~valid, in_qpv == True, near_qpv == True, outside == True, unknown],  # noqa: E712
-        ["invalide", "qpv", "proximite_qpv", "hors_grands_centres_urbains", "indetermine"],
+        [~valid, in_qpv == True, near_qpv == True, uncertain, outside == True, unknown],  # noqa: E712
+        [
+            "invalide",
+            "qpv",
+            "proximite_qpv",
+            "incertain",
+            "hors_grands_centres_urbains",
+            "indetermine",
+        ],
         default="non_eligible",
     )

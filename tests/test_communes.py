@@ -1,0 +1,118 @@
+"""Places given by their commune: codes, names with département or postcode (real data)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from territoires import communes, loaders
+from territoires.places import read_places
+
+
+@pytest.fixture(scope="module")
+def known(data_dir) -> pd.DataFrame:
+    return loaders.load_commune_codes(data_dir=data_dir)
+
+
+def _resolve(table: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+    code, dep, problem = communes.resolve(table, communes.find_columns(table.columns), known)
+    return pd.DataFrame({"code": code, "dep": dep, "probleme": problem})
+
+
+def test_codes_current_old_and_arrondissements(known) -> None:
+    table = pd.DataFrame({"codgeo": ["31555", "01004", "75101", "01015", "99999", "1004"]})
+    out = _resolve(table, known)
+    # Toulouse; Ambérieu-en-Bugey; Paris 1er → Paris; Arbignieu, delegated commune → its
+    # chef-lieu
+    assert out["code"].tolist()[:4] == ["31555", "01004", "75056", "01015"]
+    assert out["dep"].tolist()[:4] == ["31", "01", "75", "01"]
+    assert out["probleme"].isna().tolist() == [True, True, True, True, False, False]
+    assert "code commune '99999' inconnu (colonne 'codgeo')" in out["probleme"][4]
+    # a code that lost its leading zero is never guessed: it is reported
+    assert "zéro initial perdu par un tableur ? (01004 ?)" in out["probleme"][5]
+
+
+def test_old_code_is_bridged_to_current_commune(known) -> None:
+    old = known[known["code"] != known["code_insee"]].iloc[0]
+    out = _resolve(pd.DataFrame({"code_insee": [old["code"]]}), known)
+    assert out["code"][0] == old["code_insee"]
+
+
+def test_names_with_departement_or_postcode(known) -> None:
+    table = pd.DataFrame(
+        {
+            "commune": [
+                "Albi",
+                "St-Étienne",
+                "Saint-Denis",
+                "Le Mans",
+                "Nulleville",
+                "Saint-Denis",
+            ],
+            "departement": ["81", None, "93", "72", "31", None],
+            "code_postal": [None, "42000", None, None, None, None],
+        }
+    )
+    out = _resolve(table, known)
+    assert out["code"].tolist()[:4] == ["81004", "42218", "93066", "72181"]
+    assert "introuvable (colonne 'commune') dans le département '31'" in out["probleme"][4]
+    assert "sans département ni code postal" in out["probleme"][5]
+
+
+def test_read_places_with_only_name_and_code(data_dir) -> None:
+    table = pd.DataFrame(
+        {"nom": ["A", "B", "C", "D"], "code_insee": ["31555", "", "99999", "81004"]}
+    )
+    out = read_places(table, data_dir=data_dir)
+    assert out["nom"].tolist() == ["A", "B", "C", "D"]
+    assert out["commune_donnee"].tolist()[0] == "31555"
+    assert out["commune_donnee"].isna().tolist() == [False, True, True, False]
+    assert out["probleme"].isna().tolist() == [True, False, False, True]
+    assert out["probleme"][1] == "ligne 2 : ni coordonnées ni commune (colonnes 'code_insee' vides)"
+    assert out["probleme"][2].startswith("ligne 3 : code commune '99999' inconnu")
+    assert out["territoire"].tolist() == ["metropole", "", "", "metropole"]
+    assert out.geometry.isna().all() and out["lon"].isna().all()
+
+
+def test_read_places_mix_keeps_points_and_never_replaces_wrong_coordinates(data_dir) -> None:
+    table = pd.DataFrame(
+        {
+            "lon": ["1.4442", "", "500", "2.5"],
+            "lat": ["43.6047", "", "43.6", ""],
+            "code_insee": ["81004", "97411", "31555", "31555"],
+            "precision_m": ["20", "", "", ""],
+        }
+    )
+    out = read_places(table, precision=100, data_dir=data_dir)
+    # a point keeps its coordinates even with a commune code; a row without coordinates is
+    # located by its commune (La Réunion); wrong or half coordinates stay invalid
+    assert pd.isna(out["commune_donnee"][0]) and out["commune_donnee"][1] == "97411"
+    assert out["territoire"].tolist() == ["metropole", "reunion", "", ""]
+    assert "hors des bornes WGS84" in out["probleme"][2]
+    assert out["probleme"][3] == "ligne 4 : latitude manquante"
+    assert out["precision_m"][0] == 20 and pd.isna(out["precision_m"][1])
+
+
+def test_precision_column_is_checked(data_dir) -> None:
+    table = pd.DataFrame({"lon": [1.44, 1.45], "lat": [43.6, 43.6], "precision_m": ["-5", "près"]})
+    out = read_places(table)
+    assert out["probleme"][0] == (
+        "ligne 1 : précision négative (-5 m) (colonne 'precision_m') : "
+        "attendu un nombre de mètres ≥ 0"
+    )
+    assert "précision non numérique ('près')" in out["probleme"][1]
+    assert out["territoire"].tolist() == ["", ""]
+
+
+def test_qpv_2024_by_commune(data_dir) -> None:
+    pairs = loaders.load_qpv_communes(2024, data_dir=data_dir)
+    assert list(pairs.columns) == loaders.QPV_COMMUNE_COLUMNS
+    assert pairs["code_insee"].nunique() == 824
+    assert len(pairs) == 1684 and pairs["code_qpv"].nunique() == 1493
+    assert (pairs["code_qpv"].str[2:5] != "097").sum() > 0
+    toulouse = pairs[pairs["code_insee"] == "31555"]
+    assert len(toulouse) == 12
+    assert toulouse.set_index("code_qpv")["nom_qpv"]["QN03108M"] == "Arènes"
+    source = pairs.attrs["sources"][0]
+    assert source["jeu"] == "qpv2024_communes_anct" and source["millesime"] == 2024
+    assert source["sha256"] == "130a00b67eee875c3ecc18a059c4eb0806344a7491af208104d48db05ddc0f9f"
