@@ -373,7 +373,8 @@ class Reference:
             qpv=pd.DataFrame(qpv.drop(columns="geometry")).reset_index(drop=True),
             communes=table,
             qpv_departements=None if covered is None else frozenset(covered),
-            sources=qpv.attrs.get("sources", [])
+            # a missing QPV layer (see load_layers) has a source without file: not listed
+            sources=[source for source in qpv.attrs.get("sources", []) if "fichier" in source]
             + communes.attrs.get("sources", [])
             + (hosts.attrs.get("sources", []) if hosts is not None else []),
             qpv_layers=qpv_layers,
