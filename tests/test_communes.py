@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 
-from territoires import communes, loaders
+from territoires import communes, coverage, loaders
 from territoires.places import read_places
+from territoires.rules import preset
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +118,18 @@ def test_qpv_2024_by_commune(data_dir) -> None:
     source = pairs.attrs["sources"][0]
     assert source["jeu"] == "qpv2024_communes_anct" and source["millesime"] == 2024
     assert source["sha256"] == "130a00b67eee875c3ecc18a059c4eb0806344a7491af208104d48db05ddc0f9f"
+
+
+def test_coverage_uses_the_qpv_2024_list_when_contours_are_missing(data_dir) -> None:
+    places = gpd.GeoDataFrame(
+        {"nom": ["Paris 11e", "Agassac"]},
+        geometry=gpd.points_from_xy([2.3795, 0.8963], [48.8590, 43.3706]),
+        crs=4326,
+    )
+    with pytest.warns(UserWarning, match="figuré par ses communes d'accueil"):
+        result = coverage.analyse(places, rules=preset("fabriques-2019-qpv2024"), data_dir=data_dir)
+    qpv = result["qpv"].set_index("code_qpv")
+    assert len(qpv) == 1493  # every QPV 2024 of the list, France entière
+    # a place in Paris lies in the communes of every Parisian QPV: distance 0
+    assert (qpv.loc[qpv.index.str.startswith("QN075"), "distance_lieu_m"] == 0).all()
+    assert qpv.loc["QN03108M", "distance_lieu_m"] > 0  # Arènes, Toulouse

@@ -17,6 +17,7 @@ analysis, reading the reference data it is not given through :mod:`territoires.l
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import shapely
 from tqdm.auto import tqdm
 
 from . import crs, french, loaders
-from ._errors import ColumnError, InputError, UnknownNameError
+from ._errors import ColumnError, DataNotFoundError, DownloadError, InputError, UnknownNameError
 from .places import place_labels
 from .rules import Rules, preset
 
@@ -515,6 +516,26 @@ def most_underserved(
     return ranked.assign(rang=rank.loc[ranked.index].astype("Int64"))[["rang", *aggregated.columns]]
 
 
+def _qpv_or_communes(
+    vintage: int, communes: gpd.GeoDataFrame, data_dir: Path | None
+) -> gpd.GeoDataFrame:
+    """The QPV contours of a vintage, else its QPV drawn as their hosting communes."""
+    try:
+        return loaders.load_qpv(vintage, data_dir=data_dir)
+    except (DataNotFoundError, DownloadError) as error:
+        try:
+            pairs = loaders.load_qpv_communes(vintage, data_dir=data_dir)
+        except (DataNotFoundError, DownloadError):
+            raise error from None
+    warnings.warn(
+        f"contours QPV {vintage} indisponibles : chaque QPV est figuré par ses communes "
+        f"d'accueil (liste nationale des QPV {vintage} par commune) ; les distances sont "
+        "mesurées à ces communes",
+        stacklevel=3,
+    )
+    return loaders.qpv_from_communes(pairs, communes)
+
+
 def analyse(
     places: gpd.GeoDataFrame,
     *,
@@ -539,7 +560,11 @@ def analyse(
         Rule set (QPV vintage and urban rule); default :func:`territoires.rules.preset`.
     qpv, communes : geopandas.GeoDataFrame, optional
         Reference layers; loaded with :func:`territoires.load_qpv` (vintage of
-        ``rules``) and :func:`territoires.load_communes` when omitted.
+        ``rules``) and :func:`territoires.load_communes` when omitted. When the QPV
+        contours cannot be had but the national list of QPV by commune can (QPV 2024),
+        each QPV is drawn as its hosting communes
+        (:func:`territoires.loaders.qpv_from_communes`), with a warning: distances are
+        then measured to those communes, a lower bound of the distance to the QPV.
     qpv_population : pandas.Series, optional
         Population by ``code_qpv``; by default read with
         :func:`territoires.loaders.qpv_population_on_disk`.
@@ -585,10 +610,10 @@ def analyse(
             bar.set_postfix_str(label)
 
         bar.set_postfix_str(next(stages))
-        if qpv is None:
-            qpv = loaders.load_qpv(rules.qpv_vintage, data_dir=data_dir)
         if communes is None:
             communes = loaders.load_communes(data_dir=data_dir)
+        if qpv is None:
+            qpv = _qpv_or_communes(rules.qpv_vintage, communes, data_dir)
         if qpv_population is None:
             qpv_population = loaders.qpv_population_on_disk(rules.qpv_vintage, data_dir)
         stage(next(stages))

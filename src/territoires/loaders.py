@@ -552,6 +552,62 @@ def load_qpv_communes(
     return out
 
 
+def qpv_from_communes(pairs: pd.DataFrame, communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """QPV of a list by commune, each drawn as the union of its hosting communes.
+
+    A stand-in for missing QPV contours where only the list by commune is at hand (a
+    coverage analysis at commune level): a QPV lies inside its hosting communes, so a
+    distance to them is a lower bound of the distance to the QPV.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        Output of :func:`load_qpv_communes`.
+    communes : geopandas.GeoDataFrame
+        Output of :func:`load_communes` (``code_insee``, ``code_actuel``, ``nom``,
+        ``dep``), whose contours are used.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        :data:`QPV_COLUMNS`, one row per QPV whose communes were found, EPSG:4326;
+        ``attrs["sources"]`` is the list's provenance with ``geometrie`` saying that the
+        shapes are those of the hosting communes, ``attrs["qpv_sans_commune"]`` the QPV
+        codes none of whose communes is in ``communes``.
+    """
+    by_code = communes.drop_duplicates("code_insee").set_index("code_insee")
+    current = communes.drop_duplicates("code_actuel").set_index("code_actuel")["code_insee"]
+    code = pairs["code_insee"].where(pairs["code_insee"].isin(by_code.index))
+    code = code.fillna(pairs["code_insee"].map(current))
+    found = pairs.assign(commune=code).dropna(subset=["commune"])
+    found = found.join(by_code[["nom", "dep", "geometry"]], on="commune")
+    shapes = gpd.GeoDataFrame(found, geometry="geometry", crs=communes.crs).to_crs(GEOGRAPHIC)
+    out = shapes.dissolve(
+        by="code_qpv",
+        aggfunc={
+            "nom_qpv": "first",
+            "nom": lambda s: ";".join(dict.fromkeys(s)),
+            "commune": lambda s: ";".join(dict.fromkeys(s)),
+            "dep": "first",
+        },
+        as_index=False,
+    ).rename(columns={"nom": "communes", "commune": "insee_com"})
+    for column in QPV_COLUMNS[:-1]:
+        out[column] = out[column].astype("string")
+    result = gpd.GeoDataFrame(out[QPV_COLUMNS].reset_index(drop=True), crs=GEOGRAPHIC)
+    sources = [
+        {**source, "geometrie": "contours des communes d'accueil de chaque QPV"}
+        for source in pairs.attrs.get("sources", [])
+    ]
+    missing = sorted(set(pairs["code_qpv"]) - set(result["code_qpv"]))
+    result.attrs = {
+        "sources": sources,
+        "millesime_qpv": pairs.attrs.get("millesime_qpv"),
+        "qpv_sans_commune": missing,
+    }
+    return result
+
+
 #: Columns of ``load_commune_codes``.
 COMMUNE_CODE_COLUMNS = ["code", "code_insee", "nom", "nom_commune", "dep", "codes_postaux"]
 
