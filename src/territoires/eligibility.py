@@ -211,16 +211,10 @@ def classify(
     return out
 
 
-#: Output columns that depend on the QPV geography, suffixed by vintage in
-#: :func:`side_by_side`.
+#: Output columns that depend on the QPV geography (``qpv_code`` … ``qpv_a_verifier``,
+#: ``verdict``, ``motif``), suffixed by vintage in :func:`side_by_side`.
 BY_VINTAGE = [
-    "qpv_code",
-    "qpv_nom",
-    "in_qpv",
-    "distance_qpv_m",
-    "nearest_qpv_code",
-    "near_qpv",
-    "qpv_a_verifier",
+    *OUTPUT_COLUMNS[OUTPUT_COLUMNS.index("qpv_code") : OUTPUT_COLUMNS.index("code_insee")],
     "verdict",
     "motif",
 ]
