@@ -70,7 +70,9 @@ def test_read_places_with_only_name_and_code(data_dir) -> None:
     assert out["commune_donnee"].tolist()[0] == "31555"
     assert out["commune_donnee"].isna().tolist() == [False, True, True, False]
     assert out["probleme"].isna().tolist() == [True, False, False, True]
-    assert out["probleme"][1] == "ligne 2 : ni coordonnées ni commune (colonnes 'code_insee' vides)"
+    assert out["probleme"][1] == (
+        "ligne 2 : coordonnées absentes ; commune absente aussi (colonnes 'code_insee' vides)"
+    )
     assert out["probleme"][2].startswith("ligne 3 : code commune '99999' inconnu")
     assert out["territoire"].tolist() == ["metropole", "", "", "metropole"]
     assert out.geometry.isna().all() and out["lon"].isna().all()

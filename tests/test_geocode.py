@@ -254,7 +254,7 @@ def test_read_places_geocodes_rows_without_coordinates(stub: GeocoderStub) -> No
     assert out.loc[1, "lon"] == KNOWN[CAPITOLE][4] and out.loc[1, "territoire"] == "metropole"
     assert out.loc[1, "geocodage_type"] == "housenumber" and out.loc[1, "precision_m"] == 30.0
     assert out.loc[1, "geometry"].x == KNOWN[CAPITOLE][4]
-    assert out.loc[3, "probleme"].startswith("ligne 4 : longitude manquante")
+    assert out.loc[3, "probleme"].startswith("ligne 4 : longitude manquante ; latitude manquante")
     assert out.loc[4, "probleme"].startswith("ligne 5 : adresse introuvable par le géocodeur")
     # only the two addresses without coordinates were sent, in one file
     assert stub.rows["/geocodage/search/csv"] == 2
@@ -306,7 +306,9 @@ def test_classify_a_file_of_addresses(stub: GeocoderStub, data_dir: Path, tmp_pa
     )
     result = territoires.classify(source)
     assert result["nom"].tolist() == ["Capitole", "Mirail", "Inconnu"]
-    assert result["verdict"].tolist()[1] == "qpv"
+    # found at the street only: 250 m of precision, less than its distance to the QPV edge
+    assert result["verdict"].tolist()[1] == "incertain"
+    assert "moins que la précision de la position (250 m)" in result.loc[1, "motif"]
     assert result.loc[2, "verdict"] == "invalide"
     assert "adresse introuvable" in result.loc[2, "motif"]
     assert result["geocodage_type"].tolist()[:2] == ["housenumber", "street"]
@@ -318,7 +320,7 @@ def test_classify_a_file_of_addresses(stub: GeocoderStub, data_dir: Path, tmp_pa
 
 def test_check_an_address(stub: GeocoderStub, data_dir: Path) -> None:
     row = territoires.check(LAMARTINE)
-    assert row["verdict"] == "qpv"
+    assert row["verdict"] == "incertain" and row["precision_m"] == 250
     assert row["geocodage_label"] == KNOWN[LAMARTINE][0]
     assert stub.requests == {"/geocodage/search": 1}
     assert row.attrs["geocodage"]["mode"] == "une requête par adresse"
@@ -330,7 +332,9 @@ def test_cli_check_classify_and_offline(stub: GeocoderStub, data_dir: Path, tmp_
     runner = CliRunner()
     done = runner.invoke(app, ["check", "2", "rue", "Lamartine", "31300", "Toulouse"])
     assert done.exit_code == 0, done.output
-    assert done.stdout.splitlines()[0] == "Dans un quartier prioritaire (QPV)"
+    assert done.stdout.splitlines()[0] == (
+        "Incertain (la réponse dépend de la position exacte du lieu)"
+    )
     assert "Adresse trouvée : Rue Lamartine 31300 Toulouse (voie, score 0,78)" in done.stdout
     low = runner.invoke(app, ["check", CAHORS, "--score-min", "0.2"])
     assert low.exit_code == 0, low.output

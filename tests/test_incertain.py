@@ -214,5 +214,5 @@ def test_cli_classify_commune_codes_only_and_mixed(data_dir, tmp_path) -> None:
     assert out["localisation"].fillna("").tolist() == ["point", "commune", ""]
     assert out["verdict_2015"].tolist() == ["qpv", "hors_grands_centres_urbains", "invalide"]
     assert out["verdict_2024"].tolist()[:2] == ["indetermine", "hors_grands_centres_urbains"]
-    assert "ni coordonnées ni commune" in out["motif_2015"][2]
+    assert "latitude manquante ; commune absente aussi" in out["motif_2015"][2]
     assert out["changement_qpv"].tolist() == ["oui", "non", "non"]

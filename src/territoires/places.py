@@ -916,7 +916,11 @@ def _locate_communes(
     given = absent & (communes.has_cells(frame, columns) | by_geocoding)
     if not by_geocoding.any():
         listing = ", ".join(repr(str(column)) for column in columns.values())
-        problems[absent & ~given] = f"ni coordonnées ni commune (colonnes {listing} vides)"
+        alone = absent & ~given
+        also = f"commune absente aussi (colonnes {listing} vides)"
+        problems[alone] = [
+            f"{problem or 'coordonnées absentes'} ; {also}" for problem in problems[alone]
+        ]
     located = np.zeros(len(frame), dtype=bool)
     if not given.any():
         return located
