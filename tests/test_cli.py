@@ -283,7 +283,7 @@ def test_coverage_report_and_map(data_dir, tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     workbook = openpyxl.load_workbook(report, read_only=True)
-    assert workbook.sheetnames == ["lisez-moi", "qpv", "communes", "departements", "regions"]
+    assert workbook.sheetnames == ["Synthèse", "qpv", "communes", "departements", "regions"]
     workbook.close()
     departements = pd.read_excel(report, sheet_name="departements")
     assert len(departements) > 100

@@ -370,13 +370,13 @@ def test_write_report_formats(tmp_path, qpv, places, communes, rural_places, nam
     by_dep = coverage.aggregate(qpv_cov, commune_cov, "dep", communes=communes, names=names["dep"])
     written = export.write_report(tmp_path / "r.xlsx", qpv_cov, commune_cov, {"dep": by_dep})
     workbook = openpyxl.load_workbook(written)
-    assert workbook.sheetnames == ["lisez-moi", "qpv", "communes", "departements"]
+    assert workbook.sheetnames == ["Synthèse", "qpv", "communes", "departements"]
     header = [cell.value for cell in workbook["qpv"][1]]
     assert "geometry" not in header
     assert header[:3] == ["code_qpv", "nom_qpv", "dep"]
     assert workbook["qpv"].max_row == 4
     assert workbook["qpv"].cell(4, header.index("distance_lieu_m") + 1).value is None
-    readme = {row[0].value: row[1].value for row in workbook["lisez-moi"].iter_rows(min_row=2)}
+    readme = {row[0].value: row[1].value for row in workbook["Synthèse"].iter_rows(min_row=2)}
     assert readme["Lieux exclus : verdict « invalide »"] == "2"
     assert "75, 93, 974" in readme["Couverture de la couche QPV"]
 
@@ -548,7 +548,7 @@ def test_real_write_report_round_trip(real, tmp_path):
         {"dep": real["dep"], "reg": real["reg"]},
     )
     workbook = openpyxl.load_workbook(path, read_only=True)
-    assert workbook.sheetnames == ["lisez-moi", "qpv", "communes", "departements", "regions"]
+    assert workbook.sheetnames == ["Synthèse", "qpv", "communes", "departements", "regions"]
     back = pd.read_excel(path, sheet_name=None, dtype={"dep": str, "reg": str})
     assert len(back["qpv"]) == 105
     assert len(back["communes"]) == len(real["commune_cov"])
@@ -556,7 +556,7 @@ def test_real_write_report_round_trip(real, tmp_path):
     assert back["departements"].set_index("dep").loc["75", "qpv_donnees"] == (
         coverage.QPV_DONNEES_ABSENT
     )
-    assert "qpv2015_occitanie" in " ".join(back["lisez-moi"]["rubrique"])
+    assert "qpv2015_occitanie" in " ".join(back["Synthèse"]["rubrique"])
 
 
 def test_real_analyse(real, data_dir):

@@ -66,33 +66,39 @@ def test_csv_for_a_french_excel(classified, tmp_path):
     assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
     text = raw.decode("utf-8-sig")
     assert text.splitlines()[0].split(";")[:3] == ["nom", "qpv_code", "in_qpv"]
-    assert "1506,6" in text and "12,25" in text and "1506.6" not in text
+    assert ";1507,0;" in text and ";12,0;" in text and "1506" not in text  # to the metre
     assert "geometry" not in text.splitlines()[0]
     back = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig", dtype={"densite7": str})
     assert len(back) == len(classified)
     assert back["nom"].tolist()[:2] == ["Café « Le Point ; Virgule »", 'Atelier "B"']
     assert back["nom"].isna().tolist() == [False, False, True, False, False]
     assert back["in_qpv"].tolist()[:2] == ["oui", "non"] and back["in_qpv"].isna()[[2, 4]].all()
-    assert back["distance_qpv_m"].tolist()[:2] == [0.0, 1506.6]
+    assert back["distance_qpv_m"].tolist()[:2] == [0.0, 1507.0]
+    assert back["verdict (libellé)"].tolist()[:2] == [
+        "Dans un quartier prioritaire (QPV)",
+        "Non éligible",
+    ]
     assert back["densite7"].fillna("").tolist() == ["1", "5", "", "7", ""]
     assert back["verdict"].tolist() == classified["verdict"].tolist()
 
 
 def test_xlsx_sheets(classified, tmp_path):
     path = export.write_results(classified, tmp_path / "out.xlsx")
-    assert openpyxl.load_workbook(path).sheetnames == ["resultats", "regles"]
+    assert openpyxl.load_workbook(path).sheetnames == ["Synthèse", "resultats"]
     sheets = pd.read_excel(path, sheet_name=None)
     results = sheets["resultats"]
     assert len(results) == len(classified)
     assert "geometry" not in results.columns
     assert results["in_qpv"].tolist()[:2] == ["oui", "non"]
     assert results["in_qpv"].isna().tolist() == [False, False, True, False, True]
-    assert results["distance_qpv_m"].tolist()[:2] == [0.0, 1506.6]
+    assert results["distance_qpv_m"].tolist()[:2] == [0.0, 1507.0]
     assert results["verdict"].tolist() == classified["verdict"].tolist()
-    rules = dict(zip(sheets["regles"]["clé"], sheets["regles"]["valeur"], strict=True))
-    assert rules["règle : nom"] == "fabriques-2019"
-    assert rules["verdict : invalide"] == 2
-    assert json.loads(rules["source : qpv2015_occitanie"])["sha256"] == "abc123"
+    summary = sheets["Synthèse"]
+    counts = dict(zip(summary["code"], summary["lieux"], strict=False))
+    assert counts["invalide"] == 2 and counts["qpv"] == 1
+    words = " ".join(map(str, summary.to_numpy().ravel()))
+    assert "fabriques-2019" in words and "à 500 m ou moins" in words
+    assert "empreinte sha256 abc123" in words and "{" not in words  # words, not JSON
 
 
 def test_xlsx_keeps_user_text_as_text(classified, tmp_path):

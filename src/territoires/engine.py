@@ -1121,7 +1121,8 @@ def assemble(
     Returns
     -------
     geopandas.GeoDataFrame
-        ``frame``'s own columns (renamed with :data:`INPUT_SUFFIX` on a clash), then
+        ``frame``'s own columns (renamed with :data:`INPUT_SUFFIX` on a clash, whatever
+        the case: ``Commune`` → ``Commune_entree``), then
         :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``), point geometry.
     """
     n = len(frame)
@@ -1246,9 +1247,17 @@ def assemble(
         index=index,
     )
     user = frame.drop(columns=[c for c in places.ADDED_COLUMNS if c in frame])
-    user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in OUTPUT_COLUMNS if c in user})
+    user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in user if _clashes(c)})
     out = pd.concat([user, result], axis=1)
     return gpd.GeoDataFrame(out, geometry=where.points, crs=crs.GEOGRAPHIC)
+
+
+_OUTPUT_FOLDED = frozenset(column.casefold() for column in OUTPUT_COLUMNS)
+
+
+def _clashes(column: Any) -> bool:
+    """An input column named like an output column, whatever its case (« Commune »)."""
+    return str(column).casefold() in _OUTPUT_FOLDED
 
 
 def _masked(values: pd.api.extensions.ExtensionArray, hidden: np.ndarray) -> Any:

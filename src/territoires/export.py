@@ -4,8 +4,13 @@
 an empty geometry in spatial formats), and beside the file ``<name>.provenance.json``
 records the rules and the reference data (files, vintages, checksums) that produced it,
 so a result can always be audited. :func:`write_report` writes a coverage analysis
-(:mod:`territoires.coverage`), one sheet or layer per table after a ``lisez-moi`` sheet
-of parameters and sources.
+(:mod:`territoires.coverage`), one sheet or layer per table after a sheet of parameters
+and sources (« Synthèse » in a workbook, ``lisez-moi`` layer in a GeoPackage).
+
+Every workbook is written for staff who open and forward it (:func:`_write_workbook`):
+bold frozen header, autofilter, fitted widths, wrapped motifs, counts grouped by
+thousands, shares as percentages, booleans as oui/non, distances to the metre, a
+« verdict (libellé) » column; CSV files get the same readable values (:func:`readable`).
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ import pandas as pd
 import pyogrio
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 
-from . import crs, french, outputs
+from . import coverage, crs, french, outputs
 from ._errors import OutputError
 from .coverage import EXCLUSION_REASONS, LEVELS
+from .rules import VERDICTS
 
 if TYPE_CHECKING:
     from .bilan import Bilan
@@ -39,15 +47,6 @@ REPORT_FORMATS = {
     ".xlsx": "Excel, une feuille par table",
     ".gpkg": "GeoPackage, une couche par table",
 }
-
-
-def _plain(frame: pd.DataFrame) -> pd.DataFrame:
-    """Drop the geometry and turn nullable booleans into ``oui``/``non``/empty."""
-    out = pd.DataFrame(frame.drop(columns=frame.geometry.name, errors="ignore"))
-    for column in out.columns:
-        if isinstance(out[column].dtype, pd.BooleanDtype):
-            out[column] = out[column].map({True: "oui", False: "non"}).astype("string")
-    return out
 
 
 def _spatial(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -78,22 +77,6 @@ def _excel_text(frame: pd.DataFrame) -> pd.DataFrame:
         ILLEGAL_CHARACTERS_RE.sub("", c) if isinstance(c, str) else c for c in out.columns
     ]
     return out
-
-
-def _no_formulas(sheet: Any, frame: pd.DataFrame) -> None:
-    """Keep text that starts with ``=`` as text: openpyxl would write it as a formula.
-
-    Place names and other columns come from the user's file; a name such as
-    ``=HYPERLINK(…)`` must not become a live formula in the workbook staff open.
-    """
-    for col, name in enumerate(frame.columns, start=1):
-        if isinstance(name, str) and name.startswith("="):
-            sheet.cell(row=1, column=col).data_type = "s"
-        if not _is_text(frame[name]):
-            continue
-        starts = frame[name].map(lambda v: isinstance(v, str) and v.startswith("="))
-        for row in starts.to_numpy(dtype=bool).nonzero()[0]:
-            sheet.cell(row=int(row) + 2, column=col).data_type = "s"
 
 
 #: Text a spreadsheet would run as a formula when opening a CSV (OWASP: a cell starting
@@ -136,8 +119,10 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     path : str or pathlib.Path
         ``.csv`` (semicolon separated, decimal comma, UTF-8 with BOM: opens as is in a
         French Excel; text that a spreadsheet would run as a formula, such as a name
-        starting with ``=``, gets a leading ``'``), ``.xlsx`` (sheets ``resultats`` and
-        ``regles``), ``.gpkg`` or ``.geojson`` (point geometry, empty for invalid rows).
+        starting with ``=``, gets a leading ``'``), ``.xlsx`` (a « Synthèse » sheet:
+        places per verdict, per département and région, rules and sources in words;
+        then ``resultats``, every row), ``.gpkg`` or ``.geojson`` (point geometry,
+        empty for invalid rows). CSV and XLSX get :func:`readable` values.
 
     Returns
     -------
@@ -153,7 +138,7 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     with outputs.replacing(path, provenance_path(path)) as (target, provenance):
         if suffix == ".csv":
-            _csv_safe(_plain(result)).to_csv(
+            _csv_safe(readable(result)).to_csv(
                 # CRLF ends lines (as Excel writes them), so that a cell holding a lone
                 # carriage return is quoted instead of breaking its row in two
                 target,
@@ -164,9 +149,8 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
                 lineterminator="\r\n",
             )
         elif suffix == ".xlsx":
-            _write_user_sheets(
-                target, {"resultats": _plain(result), "regles": _attrs_table(result.attrs)}
-            )
+            sheets = {"Synthèse": _summary_blocks(result), "resultats": [(None, readable(result))]}
+            _write_workbook(target, sheets)
         else:
             driver = "GPKG" if suffix == ".gpkg" else "GeoJSON"
             _spatial(result).to_file(target, driver=driver, engine="pyogrio")
@@ -174,24 +158,6 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
             json.dumps(result.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
         )
     return path
-
-
-def _write_user_sheets(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
-    """Write tables holding the user's cells: no control characters, no live formulas.
-
-    An interrupted write (Ctrl-C) is not saved: closing the writer would save a
-    half-built workbook and replace the interruption with its own error.
-    """
-    writer = pd.ExcelWriter(path, engine="openpyxl")
-    try:
-        for name, table in sheets.items():
-            table = _excel_text(table)
-            table.to_excel(writer, sheet_name=name, index=False)
-            _no_formulas(writer.sheets[name], table)
-    except BaseException:
-        writer.book.close()
-        raise
-    writer.close()
 
 
 def write_bilan(report: Bilan, path: str | Path) -> Path:
@@ -221,37 +187,31 @@ def write_bilan(report: Bilan, path: str | Path) -> Path:
     path = outputs.check_path(path, BILAN_FORMATS)
     summary = pd.DataFrame({"code": ["", "synthèse"], "titre": ["", report.resume()]})
     envelopes = pd.concat([report.enveloppes, summary], ignore_index=True)
-    rules = _attrs_table({key: report.attrs.get(key, {}) for key in ("regles", "sources")})
+    words = pd.concat(
+        [
+            _rules_in_words(report.attrs),
+            _sources_in_words(report.attrs).rename(columns={"source": "rubrique"}),
+        ],
+        ignore_index=True,
+    ).rename(columns={"rubrique": "clé"})
     called = pd.DataFrame(
         [("enveloppes", json.dumps(report.attrs["enveloppes"], ensure_ascii=False))],
         columns=["clé", "valeur"],
     )
     with outputs.replacing(path, provenance_path(path)) as (target, provenance):
-        _write_user_sheets(
+        _write_workbook(
             target,
             {
-                "bilan": envelopes,
-                "regions": report.regions,
-                "lieux": _plain(report.lieux),
-                "regles": pd.concat([rules, called], ignore_index=True),
+                "bilan": [(None, readable(envelopes))],
+                "regions": [(None, readable(report.regions))],
+                "lieux": [(None, readable(report.lieux))],
+                "regles": [(None, pd.concat([words, called], ignore_index=True))],
             },
         )
         provenance.write_text(
             json.dumps(report.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
         )
     return path
-
-
-def _attrs_table(attrs: dict[str, Any]) -> pd.DataFrame:
-    """Rules, verdict counts and sources as a two-column table."""
-    rows = [
-        (f"règle : {key}", ", ".join(map(str, value)) if isinstance(value, list) else value)
-        for key, value in attrs.get("regles", {}).items()
-    ]
-    rows += [(f"verdict : {key}", value) for key, value in attrs.get("verdicts", {}).items()]
-    for source in attrs.get("sources", []):
-        rows.append((f"source : {source.get('jeu')}", json.dumps(source, ensure_ascii=False)))
-    return pd.DataFrame(rows, columns=["clé", "valeur"])
 
 
 # --- coverage report ---------------------------------------------------------------
@@ -264,7 +224,9 @@ def _readme(
     q, c = qpv_cov.attrs, commune_cov.attrs
     rules = c.get("regles", {})
     epsg = ", ".join(f"{t.label} EPSG:{t.epsg}" for t in crs.TERRITORIES)
+    summary = coverage.summary({"qpv": qpv_cov, "communes": commune_cov})
     rows: list[tuple[str, Any]] = [
+        *(("En bref", line) for line in summary.splitlines()),
         ("Contenu", f"feuilles {', '.join(sheets)} ; distances en mètres"),
         ("Mesure des distances", f"dans le système légal de chaque territoire ({epsg})"),
         ("Lieux analysés", q.get("nb_lieux_analyses")),
@@ -275,7 +237,7 @@ def _readme(
         ("Millésime QPV", q.get("millesime_qpv")),
         ("Couverture de la couche QPV", q.get("couverture_qpv")),
         ("Distances de comptage autour des QPV (m)", _join(q.get("distances_m"))),
-        ("QPV couvert si un lieu est à au plus (m)", _join([q.get("seuil_couverture_m")])),
+        ("QPV couvert si un tiers-lieu est", _within(q.get("seuil_couverture_m"))),
         ("Règle « hors grands centres urbains »", rules.get("regle_urbaine_description")),
         (
             "Règle (nom, version)",
@@ -283,7 +245,7 @@ def _readme(
         ),
         ("Communes où la règle est non applicable", c.get("communes_regle_non_applicable")),
         ("Distances de comptage autour des communes (m)", _join(c.get("distances_m"))),
-        ("Commune couverte si un lieu est à au plus (m)", _join([c.get("seuil_couverture_m")])),
+        ("Commune couverte si un tiers-lieu est", _within(c.get("seuil_couverture_m"))),
     ]
     for source in [*q.get("sources", []), *c.get("sources", [])]:
         rows.append(
@@ -296,6 +258,11 @@ def _readme(
             )
         )
     return pd.DataFrame(rows, columns=["rubrique", "valeur"]).astype({"valeur": "string"})
+
+
+def _within(metres: float | None) -> str | None:
+    """A coverage threshold in words (« à 1 km ou moins »); None if unknown."""
+    return None if metres is None else french.within(metres)
 
 
 def _join(values: Sequence[float | None] | None) -> str | None:
@@ -328,8 +295,10 @@ def write_report(
     Returns
     -------
     pathlib.Path
-        The file written. Its first sheet, ``lisez-moi``, lists the parameters, the
-        places analysed and excluded, and the sources.
+        The file written. Its first sheet (« Synthèse » in a workbook, layer
+        ``lisez-moi`` in a GeoPackage) sums the coverage up in words, then lists the
+        parameters, the places analysed and excluded, and the sources. QPV and communes
+        are sorted by département, then by name.
 
     Raises
     ------
@@ -341,23 +310,20 @@ def write_report(
     tables = {"qpv": qpv_cov, "communes": commune_cov}
     for level, frame in aggregates_by_level.items():
         sheet = LEVELS.get(level, level)
-        if sheet in tables or sheet == "lisez-moi":
+        if sheet in tables or sheet in ("lisez-moi", "Synthèse"):
             raise OutputError(f"nom de feuille en double : {sheet!r}")
         if len(sheet) > 31 or any(char in sheet for char in "[]:*?/\\"):
             raise OutputError(f"nom de feuille invalide pour un classeur : {sheet!r}")
         tables[sheet] = frame
+    tables["qpv"] = _by_place(qpv_cov, "nom_qpv")
+    tables["communes"] = _by_place(commune_cov, "nom")
     readme = _readme(qpv_cov, commune_cov, list(tables))
     with outputs.replacing(path) as (target,):
         if suffix == ".xlsx":
-            sheets = {"lisez-moi": readme}
+            sheets: dict[str, Sheet] = {"Synthèse": [(None, readme)]}
             for sheet, frame in tables.items():
-                plain = (
-                    frame.drop(columns=frame.geometry.name)
-                    if isinstance(frame, gpd.GeoDataFrame)
-                    else frame
-                )
-                sheets[sheet] = pd.DataFrame(plain)
-            _write_xlsx(target, sheets)
+                sheets[sheet] = [(None, readable(frame))]
+            _write_workbook(target, sheets)
         else:
             pyogrio.write_dataframe(readme, target, layer="lisez-moi")
             for layer, frame in tables.items():
@@ -368,26 +334,263 @@ def write_report(
     return path
 
 
-def _write_xlsx(path: Path, sheets: Mapping[str, pd.DataFrame]) -> None:
-    """Write tables as sheets, streaming rows (openpyxl write-only mode); NA as empty cells.
+def _by_place(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows sorted by département, then by name, as staff look them up."""
+    keys = [column for column in ("dep", name) if column in frame.columns]
+    return frame.sort_values(keys, kind="stable", na_position="last") if keys else frame
 
-    As in :func:`write_results`, control characters are dropped and text starting with
-    ``=`` (a place name from the user's file) stays text, never a live formula.
+
+# --- workbooks ---------------------------------------------------------------------
+
+#: A sheet: blocks of rows, each an optional bold title and a table with its header.
+Sheet = Sequence[tuple[str | None, pd.DataFrame]]
+#: Label column written after ``verdict`` in every table of classified places.
+VERDICT_LABEL = "verdict (libellé)"
+#: Number formats of the workbooks (French Excel shows ``1 234``, ``45,3 %``).
+_INTEGER, _PERCENT, _DEGREES = "#,##0", "0.0%", "0.000000"
+#: Columns of counts or people, written with thousands grouped.
+_COUNT = re.compile(r"^(nb_|population|lieux$|cible$|ecart$|dont_)")
+#: Columns of shares (0–1), written as percentages.
+_SHARE = re.compile(r"^(part_|taux$|part des)")
+#: Columns of long text, wrapped at a fixed width.
+_LONG_TEXT = {"motif", "valeur", "titre", "description", "reference", "probleme"}
+_HEADER_FONT = Font(bold=True, color="FFFFFF")
+_HEADER_FILL = PatternFill("solid", fgColor="305496")
+_TITLE_FONT = Font(bold=True, size=12)
+_WRAP = Alignment(wrap_text=True, vertical="top")
+_TOP = Alignment(vertical="top")
+_MIN_WIDTH, _MAX_WIDTH, _TEXT_WIDTH = 6, 45, 70
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as staff read it, in CSV and XLSX alike.
+
+    Booleans become ``oui``/``non`` (empty when unknown), distances in metres
+    (``*_m`` columns) are rounded to the metre, and a ``verdict (libellé)`` column
+    follows ``verdict``. The geometry is dropped. The input is not modified.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A table written by this module (classified places, coverage tables…).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new table, same rows and order.
+    """
+    geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    out = pd.DataFrame(frame.drop(columns=geometry) if geometry else frame).copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_bool_dtype(values.dtype):
+            out[column] = values.map({True: "oui", False: "non"}).astype("string")
+        elif str(column).endswith("_m") and pd.api.types.is_float_dtype(values.dtype):
+            out[column] = values.round(0)
+    if "verdict" in out.columns and VERDICT_LABEL not in out.columns:
+        position = out.columns.get_loc("verdict") + 1
+        out.insert(position, VERDICT_LABEL, out["verdict"].map(VERDICTS).astype("string"))
+    return out
+
+
+def _number_format(name: str, values: pd.Series) -> str | None:
+    """Excel number format of a column, from its name and type (None: as is)."""
+    if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values):
+        return None
+    if _SHARE.match(name):
+        return _PERCENT
+    if name in ("lon", "lat"):
+        return _DEGREES
+    if _COUNT.match(name) or name.endswith("_m"):
+        return _INTEGER
+    return None
+
+
+def _longest(values: pd.Series, number_format: str | None = None) -> int:
+    """Characters of the longest value of a column (the first 2,000 values)."""
+    sample = values.dropna().head(2000)
+    if not len(sample):
+        return 0
+    if number_format == _INTEGER:
+        return len(f"{float(sample.abs().max()):,.0f}") + 1
+    return int(sample.astype(str).str.len().max())
+
+
+def _width(name: str, values: pd.Series, number_format: str | None) -> float:
+    """Column width: its header's longest word or its longest value, within bounds."""
+    header = max((len(word) for word in name.split()), default=0) + 2
+    longest = _longest(values, number_format) + 2
+    return float(min(max(_MIN_WIDTH, header, longest), _MAX_WIDTH))
+
+
+def _cell(sheet: Any, value: Any, number_format: str | None, wrap: bool) -> Any:
+    """A write-only cell: text starting with ``=`` stays text, never a live formula."""
+    if value is None and number_format is None:
+        return None
+    cell = WriteOnlyCell(sheet, value)
+    if isinstance(value, str) and value.startswith("="):
+        cell.data_type = "s"
+    if number_format is not None and value is not None:
+        cell.number_format = number_format
+    cell.alignment = _WRAP if wrap else _TOP
+    return cell
+
+
+def _write_workbook(path: Path, sheets: Mapping[str, Sheet]) -> None:
+    """Write the sheets of a workbook that staff open and forward.
+
+    Every sheet has a bold header on a coloured band, frozen under the header, an
+    autofilter over its first table, widths fitted to the content, long text (motifs,
+    descriptions) wrapped; counts are grouped by thousands, shares shown as
+    percentages. Control characters are dropped and text starting with ``=`` (a place
+    name from the user's file) stays text. Rows are streamed (openpyxl write-only mode).
+    An interrupted write (Ctrl-C) is not saved.
     """
     workbook = openpyxl.Workbook(write_only=True)
-    for name, frame in sheets.items():
-        worksheet = workbook.create_sheet(name)
-
-        def text(value: Any, sheet: Any = worksheet) -> Any:
-            if not (isinstance(value, str) and value.startswith("=")):
-                return value
-            cell = WriteOnlyCell(sheet, value)
-            cell.data_type = "s"
-            return cell
-
-        frame = _excel_text(frame)
-        worksheet.append([text(str(column)) for column in frame.columns])
-        cells = frame.astype(object).where(frame.notna(), None)
-        for row in cells.itertuples(index=False, name=None):
-            worksheet.append([text(value) for value in row])
+    for name, blocks in sheets.items():
+        sheet = workbook.create_sheet(name)
+        tables = [(title, _excel_text(table)) for title, table in blocks]
+        widths = _layout(sheet, tables)
+        for position, (title, table) in enumerate(tables):
+            if position:
+                sheet.append([])
+            if title is not None:
+                cell = WriteOnlyCell(sheet, title)
+                cell.font = _TITLE_FONT
+                sheet.append([cell])
+            _append_table(sheet, table, widths)
     workbook.save(path)
+
+
+def _layout(sheet: Any, tables: list[tuple[str | None, pd.DataFrame]]) -> list[float]:
+    """Set widths, frozen header and autofilter before any row is streamed.
+
+    Returns the width of each column, shared by the tables of the sheet.
+    """
+    widths: list[float] = []
+    for _, table in tables:
+        for index, column in enumerate(table.columns):
+            name = str(column)
+            width = _width(name, table[column], _number_format(name, table[column]))
+            width = _TEXT_WIDTH if name in _LONG_TEXT else width
+            if index < len(widths):
+                widths[index] = max(widths[index], width)
+            else:
+                widths.append(width)
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    title, first = tables[0]
+    header_row = 2 if title is not None else 1
+    sheet.freeze_panes = f"A{header_row + 1}"
+    if len(first.columns):
+        last = get_column_letter(len(first.columns))
+        sheet.auto_filter.ref = f"A{header_row}:{last}{header_row + len(first)}"
+    return widths
+
+
+def _append_table(sheet: Any, table: pd.DataFrame, widths: list[float]) -> None:
+    """Append a header and the rows of one table; text longer than its column wraps."""
+    header = []
+    for column in table.columns:
+        cell = WriteOnlyCell(sheet, str(column))
+        if str(column).startswith("="):
+            cell.data_type = "s"
+        cell.font, cell.fill, cell.alignment = _HEADER_FONT, _HEADER_FILL, _WRAP
+        header.append(cell)
+    sheet.append(header)
+    formats = [_number_format(str(column), table[column]) for column in table.columns]
+    wraps = [
+        str(column) in _LONG_TEXT or (number_format is None and _longest(table[column]) + 2 > width)
+        for column, number_format, width in zip(table.columns, formats, widths, strict=False)
+    ]
+    cells = table.astype(object).where(table.notna(), None)
+    for row in cells.itertuples(index=False, name=None):
+        sheet.append(
+            [
+                _cell(sheet, value, number_format, wrap)
+                for value, number_format, wrap in zip(row, formats, wraps, strict=True)
+            ]
+        )
+
+
+def _summary_blocks(result: pd.DataFrame) -> Sheet:
+    """The « Synthèse » of classified places: counts, then rules and sources in words."""
+    verdicts = result["verdict"].value_counts()
+    total = len(result)
+    by_verdict = pd.DataFrame(
+        {
+            "verdict": list(VERDICTS.values()),
+            "code": list(VERDICTS),
+            "lieux": [int(verdicts.get(code, 0)) for code in VERDICTS],
+        }
+    )
+    by_verdict["part des lieux"] = by_verdict["lieux"] / total if total else 0.0
+    by_verdict.loc[len(by_verdict)] = ["Total", "", total, 1.0 if total else 0.0]
+    blocks: list[tuple[str | None, pd.DataFrame]] = [(None, by_verdict)]
+    for column, label in (("dep", "département"), ("reg", "région")):
+        if column in result.columns:
+            blocks.append((f"Lieux par {label} et par verdict", _pivot(result, column, label)))
+    blocks.append(("Règles appliquées", _rules_in_words(result.attrs)))
+    blocks.append(("Sources des données de référence", _sources_in_words(result.attrs)))
+    return blocks
+
+
+def _pivot(result: pd.DataFrame, column: str, label: str) -> pd.DataFrame:
+    """Places per département (or région) and verdict; places without one as « aucun »."""
+    keys = result[column].astype("string").fillna("aucun")
+    table = pd.crosstab(keys, result["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
+    table = table.loc[:, table.sum() > 0].rename(columns=VERDICTS)
+    table.insert(0, "lieux", table.sum(axis=1))
+    table.index.name = label
+    return table.reset_index()
+
+
+def _rules_in_words(attrs: Mapping[str, Any]) -> pd.DataFrame:
+    """The rules of a result as labelled sentences."""
+    rules = attrs.get("regles", {})
+    rows: list[tuple[str, Any]] = [
+        ("Jeu de règles", f"{rules.get('nom')} (version {rules.get('version')})"),
+        ("Intitulé", rules.get("titre")),
+        ("Texte de référence", rules.get("reference")),
+        ("Géographie prioritaire", f"QPV {rules.get('millesime_qpv')}"),
+    ]
+    if rules.get("distance_proximite_m") is not None:
+        rows.append(
+            (
+                "Proximité immédiate d'un QPV",
+                f"{french.within(rules['distance_proximite_m'])} de sa limite "
+                f"({rules.get('distance_proximite_base')})",
+            )
+        )
+    if rules.get("distance_npnru_m"):
+        rows.append(
+            (
+                "QPV en renouvellement urbain (NPNRU)",
+                f"{rules.get('qpv_npnru')} QPV : {french.within(rules['distance_npnru_m'])}",
+            )
+        )
+    rows += [
+        ("Hors grands centres urbains", rules.get("regle_urbaine_description")),
+        (
+            "Lecture de la règle",
+            f"{rules.get('regle_urbaine_lecture')} (règle {rules.get('regle_urbaine')}, "
+            f"version {rules.get('regle_urbaine_version')})",
+        ),
+    ]
+    return pd.DataFrame(
+        [(key, value) for key, value in rows if value is not None], columns=["rubrique", "valeur"]
+    )
+
+
+def _sources_in_words(attrs: Mapping[str, Any]) -> pd.DataFrame:
+    """The reference files of a result, one sentence each."""
+    rows = [
+        (
+            source.get("titre") or source.get("jeu"),
+            f"{source.get('editeur')}, millésime {source.get('millesime')} ; licence "
+            f"{source.get('licence')} ; couverture : {source.get('couverture')} ; "
+            f"jeu {source.get('jeu')}, empreinte sha256 {source.get('sha256')}",
+        )
+        for source in attrs.get("sources", [])
+    ]
+    return pd.DataFrame(rows, columns=["source", "valeur"])

@@ -1070,8 +1070,9 @@ def _assemble(
     geometry_column = coordinates.columns.get("geometry")
     added = [*ADDED_COLUMNS, *(GEOCODING_COLUMNS if located is not None else ())]
     renames: dict[Hashable, str] = {}
-    for name in added:
-        if name in out.columns and name != geometry_column:
+    folded = {name.casefold() for name in added}
+    for name in out.columns:  # « LON » clashes with the added « lon » as « lon » does
+        if str(name).casefold() in folded and name != geometry_column:
             taken = pd.Index([*out.columns, *renames.values()])
             renames[name] = _free_name(taken, f"{name}{INPUT_SUFFIX}")
     out = out.rename(columns=renames)
