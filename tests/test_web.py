@@ -244,7 +244,7 @@ def test_output_format_by_parameter_or_accept(base):
     xlsx = post_file(base, "lieux.csv", content, format="xlsx")
     assert xlsx.status_code == 200
     book = openpyxl.load_workbook(io.BytesIO(xlsx.content), read_only=True)
-    assert book.sheetnames == ["resultats", "regles"]
+    assert book.sheetnames == ["Synthèse", "resultats"]
     geojson = post_file(base, "lieux.csv", content, headers={"Accept": "application/geo+json"})
     assert geojson.status_code == 200
     frame = gpd.read_file(io.BytesIO(geojson.content))
@@ -411,7 +411,7 @@ def test_page_upload_gives_xlsx_and_map(base):
     book = requests.get(f"{base}{xlsx.replace('&amp;', '&')}", timeout=30)
     assert book.status_code == 200
     assert 'filename="lieux_classe.xlsx"' in book.headers["content-disposition"]
-    assert openpyxl.load_workbook(io.BytesIO(book.content)).sheetnames == ["resultats", "regles"]
+    assert openpyxl.load_workbook(io.BytesIO(book.content)).sheetnames == ["Synthèse", "resultats"]
     page = requests.get(f"{base}{carte.replace('&amp;', '&')}", timeout=30)
     assert page.status_code == 200 and "attachment" in page.headers["content-disposition"]
     assert_error(get(base, "/resultats/inconnu/resultats.xlsx"), 404, "expiré")
