@@ -2,9 +2,13 @@
 
 :class:`Service` loads the reference data once (in a background thread, so the server
 answers ``503`` while it loads), prepares rule sets on demand and answers single checks
-through :class:`Batcher`: checks that arrive together are classified together by one
-call of :func:`territoires.classify`, whose cost barely depends on the number of rows.
-Classification, rules and wording all come from the library; nothing is re-implemented.
+through :class:`Batcher`: checks that arrive together are read and classified together
+by one call of the library (:func:`territoires.places.read_places`, then
+:func:`territoires.eligibility.classify_frame`, the core of :func:`territoires.classify`),
+whose cost barely depends on the number of rows. Addresses go to
+:func:`territoires.check`, files to :func:`territoires.classify`, results to the export
+writers and maps. Classification, rules and wording all come from the library; nothing
+is re-implemented here.
 """
 
 from __future__ import annotations
