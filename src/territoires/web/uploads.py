@@ -286,6 +286,7 @@ class TempRoot:
 
     def result_file(self, token: str, name: str) -> Path | None:
         """The file ``name`` of result ``token``, or None (unknown, expired, bad name)."""
+        self.purge()
         if not _TOKEN.match(token) or "/" in name or name.startswith("."):
             return None
         folder = self.root / "resultats" / token
