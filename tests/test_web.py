@@ -521,11 +521,17 @@ def test_cli_serve_starts_on_localhost_with_two_workers(data_dir, tmp_path):
                 pass
             assert process.poll() is None, (tmp_path / "serve.log").read_text()
             time.sleep(0.3)
-        answer = requests.get(
-            f"http://127.0.0.1:{port}/api/v1/eligibilite",
-            params={"lon": REYNERIE[0], "lat": REYNERIE[1]},
-            timeout=30,
-        )
+        # Each worker loads its own data: one may still answer 503 while the other is ready.
+        while time.monotonic() < deadline:
+            answer = requests.get(
+                f"http://127.0.0.1:{port}/api/v1/eligibilite",
+                params={"lon": REYNERIE[0], "lat": REYNERIE[1]},
+                timeout=30,
+            )
+            if answer.status_code != 503:
+                break
+            assert "retry-after" in answer.headers
+            time.sleep(0.3)
         assert answer.json()["verdict"] == "qpv"
         listening = {
             c.laddr.ip
