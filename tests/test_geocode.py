@@ -353,3 +353,28 @@ def test_cli_check_classify_and_offline(stub: GeocoderStub, data_dir: Path, tmp_
     assert table["verdict"].tolist() == ["non_eligible", "invalide"]
     assert "ligne 3 : adresse absente du cache de géocodage" in table.loc[1, "motif"]
     assert "Géocodage de 2 adresses" in offline.stderr
+
+
+def test_classify_a_mix_of_coordinates_addresses_and_commune_codes(
+    stub: GeocoderStub, data_dir: Path
+) -> None:
+    """Every row comes out, in order; a commune-level geocoding result and a commune code
+    of the user are both located by their commune."""
+    table = pd.DataFrame(
+        {
+            "nom": ["point", "adresse", "code", "commune seule", "rien"],
+            "lon": ["1.4020", None, None, None, None],
+            "lat": ["43.5750", None, None, None, None],
+            "adresse": [None, CAPITOLE, None, SAINT_FLOUR, None],
+            "code_insee": [None, None, "46042", None, None],
+        }
+    )
+    result = territoires.classify(table)
+    assert result["nom"].tolist() == table["nom"].tolist()
+    assert result["localisation"].tolist()[:4] == ["point", "point", "commune", "commune"]
+    assert result.loc[0, "verdict"] == "qpv"
+    assert result.loc[1, "geocodage_type"] == "housenumber"
+    assert "Cahors (46042)" in result.loc[2, "motif"]
+    assert result.loc[3, "geocodage_type"] == "municipality"
+    assert "Saint-Flour (15187)" in result.loc[3, "motif"]
+    assert result.loc[4, "verdict"] == "invalide"

@@ -297,6 +297,9 @@ def read_places(
 #: :func:`territoires.geocode.geocode`); empty for the rows that were not geocoded. The
 #: precision of a geocoded point goes to ``precision_m``; a result of type
 #: ``municipality`` locates the row by its commune (``commune_donnee``).
+#: Name under which the commune of a geocoding result is resolved (never an output column).
+_GEOCODED_CODE = "code_insee_geocode"
+
 GEOCODING_COLUMNS = (
     "geocodage_label",
     "geocodage_score",
@@ -909,18 +912,19 @@ def _locate_communes(
     by_geocoding = np.zeros(len(frame), dtype=bool)
     if geocoded is not None:
         by_geocoding = absent & geocoded.notna().to_numpy()
-        frame = frame.assign(**{"code_insee_geocode": geocoded.to_numpy()})
-        columns = {**columns, "code": "code_insee_geocode"} if by_geocoding.any() else columns
-    if not columns:
-        return np.zeros(len(frame), dtype=bool)
-    given = absent & (communes.has_cells(frame, columns) | by_geocoding)
-    if not by_geocoding.any():
+        frame = frame.assign(**{_GEOCODED_CODE: geocoded.to_numpy()})
+    by_cells = absent & ~by_geocoding
+    if columns:
+        by_cells &= communes.has_cells(frame, columns)
         listing = ", ".join(repr(str(column)) for column in columns.values())
-        alone = absent & ~given
+        alone = absent & ~by_cells & ~by_geocoding
         also = f"commune absente aussi (colonnes {listing} vides)"
         problems[alone] = [
             f"{problem or 'coordonnées absentes'} ; {also}" for problem in problems[alone]
         ]
+    else:
+        by_cells[:] = False
+    given = by_cells | by_geocoding
     located = np.zeros(len(frame), dtype=bool)
     if not given.any():
         return located
@@ -933,11 +937,17 @@ def _locate_communes(
             f"{missing}commune non vérifiable : table des communes introuvable ({error})"
         )
         return located
-    code, dep, issue = communes.resolve(frame[given], columns, known)
-    problems[given] = (missing + issue).to_numpy(dtype=object, na_value=None)
-    located[given] = code.notna().to_numpy()
-    commune[located] = code[code.notna()].to_numpy()
-    territoire[located] = _crs.territory_names(dep[code.notna()].to_numpy(dtype=object))
+    # the user's commune cells for their rows, the geocoder's commune for the others
+    for rows, roles in ((by_cells, columns), (by_geocoding, {"code": _GEOCODED_CODE})):
+        if not rows.any():
+            continue
+        code, dep, issue = communes.resolve(frame[rows], roles, known)
+        problems[rows] = (missing + issue).to_numpy(dtype=object, na_value=None)
+        found = np.zeros(len(frame), dtype=bool)
+        found[np.flatnonzero(rows)[code.notna().to_numpy()]] = True
+        commune[found] = code[code.notna()].to_numpy()
+        territoire[found] = _crs.territory_names(dep[code.notna()].to_numpy(dtype=object))
+        located |= found
     return located
 
 
