@@ -91,7 +91,8 @@ class UrbanRule:
     reading : str
         French sentence: which reading of « grands centres urbains » the rule applies.
     since : str
-        French: since when that reading exists (or which year it reproduces).
+        French: since when that reading exists (or which year it reproduces), shown
+        after « depuis : ».
     expected_zones : int or None
         For zone rules (``column`` ``nature_epci``): how many distinct EPCI the urban
         values must find in a national table; :meth:`evaluate` checks it.
@@ -211,7 +212,7 @@ URBAN_RULES: dict[str, UrbanRule] = {
                 "lecture INSEE postérieure à l'appel : niveau 1 « Grands centres urbains » de "
                 "la grille communale de densité à 7 niveaux"
             ),
-            since="depuis 2022 (grille à 7 niveaux de l'INSEE ; millésime lu : voir les sources)",
+            since="2022 (grille à 7 niveaux de l'INSEE ; millésime lu : voir les sources)",
         ),
         UrbanRule(
             name="hors-metropoles",
@@ -242,7 +243,7 @@ URBAN_RULES: dict[str, UrbanRule] = {
             urban_values=(3, 4, 5),
             pole_only=True,
             reading="variante : pôles des grandes aires d'attraction des villes",
-            since="depuis 2020 (zonage en aires d'attraction des villes de l'INSEE)",
+            since="2020 (zonage en aires d'attraction des villes de l'INSEE)",
         ),
         UrbanRule(
             name="uu-moins-200k",
@@ -254,7 +255,7 @@ URBAN_RULES: dict[str, UrbanRule] = {
             column="tuu2017",
             urban_values=(7, 8),
             reading="variante : grandes unités urbaines",
-            since="depuis 2020 (zonage en unités urbaines 2020 de l'INSEE)",
+            since="2020 (zonage en unités urbaines 2020 de l'INSEE)",
         ),
     )
 }
