@@ -660,6 +660,8 @@ def _from_columns(
 
 def _empty(values: pd.Series) -> np.ndarray:
     """True for empty cells (NA or blank text)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.isna().to_numpy()  # numbers are never blank: no text conversion
     text = values.astype("string").str.strip()
     return (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
 
