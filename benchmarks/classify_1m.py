@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import shapely
+from vs_postgis import machine  # same description of the machine
 
 import territoires
 from territoires import crs
@@ -76,19 +77,6 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def machine() -> str:
-    """Processor, cores and memory of this machine."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(
-            line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line
-        )
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "inconnu"
-    memory = psutil.virtual_memory().total / 2**30
-    return f"{model}, {os.cpu_count()} cœurs, {memory:.0f} Gio"
 
 
 def metropole(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
