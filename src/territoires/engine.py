@@ -384,8 +384,10 @@ class Reference:
         )
 
     def prepare(self) -> Reference:
-        """Build every index now rather than on first use (commune grids, land borders,
-        QPV circles).
+        """Build every index now rather than on first use.
+
+        Commune grids and land borders, k-d trees of the QPV bounding circles: what
+        :mod:`territoires.prepared` persists, and what large batches use.
 
         Returns
         -------
