@@ -352,7 +352,9 @@ class Reference:
             indexed for other rules from the same frames (indexes and grids are then
             shared); indexed here when omitted.
         hosts : pandas.DataFrame, optional
-            The national list of QPV by commune of the same vintage (:func:`load_hosts`).
+            The national list of QPV by commune of the same vintage
+            (:func:`territoires.loaders.load_qpv_communes`, with ``code_actuel``, the
+            current code of each commune).
         """
         qpv_layers, commune_layers = layers or (_index_layers(qpv), _index_layers(communes))
         outside, reason = rules.urban.evaluate(communes)
@@ -488,6 +490,11 @@ def load_layers(
 
 @lru_cache(maxsize=2)
 def _hosts(qpv_vintage: int, folder: Path | None) -> pd.DataFrame | None:
+    """The list of QPV by commune of a vintage with current commune codes, or None.
+
+    The list is never required: without it, places outside the QPV contours loaded stay
+    ``indetermine``, as they would without the list.
+    """
     try:
         pairs = loaders.load_qpv_communes(qpv_vintage, data_dir=folder)
     except (DataNotFoundError, DownloadError):
@@ -498,22 +505,6 @@ def _hosts(qpv_vintage: int, folder: Path | None) -> pd.DataFrame | None:
     except DataNotFoundError:
         pairs["code_actuel"] = pairs["code_insee"]
     return pairs
-
-
-def load_hosts(qpv_vintage: int, data_dir: Path | None = None) -> pd.DataFrame | None:
-    """National list of QPV by commune of a vintage, or None when it cannot be had.
-
-    The list is never required: without it, places outside the QPV contours loaded
-    stay ``indetermine``, as they would without the list.
-
-    Returns
-    -------
-    pandas.DataFrame or None
-        Output of :func:`territoires.loaders.load_qpv_communes` with ``code_actuel``,
-        the current code of each commune (older codes bridged), cached per resolved
-        mirror folder.
-    """
-    return _hosts(qpv_vintage, _cache_key(data_dir))
 
 
 @lru_cache(maxsize=2)
