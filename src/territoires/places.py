@@ -762,7 +762,7 @@ def coordinate_columns(
                     option = "lon" if role in ("lon", "x") else "lat"
                     raise InputError(
                         f"plusieurs colonnes possibles pour {role} ({names}) : précisez "
-                        f"laquelle avec {option}= (--{option} en ligne de commande)"
+                        f"laquelle avec {option}="
                     )
             return found[first][0], found[second][0], projected
     if optional and lon is None and lat is None and not any(found.values()):
@@ -775,7 +775,7 @@ def coordinate_columns(
         f"ou une adresse : {', '.join(geocode.ADDRESS_NAMES['adresse'])} ; ou une commune : "
         f"{', '.join(communes.COMMUNE_COLUMN_NAMES['code'])}, ou commune avec departement "
         "ou code_postal. "
-        "Précisez les colonnes avec lon= et lat= (--lon et --lat en ligne de commande)"
+        "Précisez les colonnes avec lon= et lat="
     )
 
 
