@@ -438,11 +438,11 @@ def test_coverage_commune_layer_is_compact_and_complete(tmp_path):
     layer = _layers(fmap)["Communes couvertes ou non"]
     assert isinstance(layer, _packed_polygons.PackedPolygons)
     features = {f["id"]: f["properties"] for f in layer.data["features"]}
-    assert features == {
-        "31555": {"n": "Toulouse", "p": 500_000, "c": True, "d": 0},
-        "31069": {"n": "Blagnac", "p": 25_000, "c": False, "d": 5200},
-        "31557": {"n": "Tournefeuille", "p": 28_000, "c": None, "d": None},
-        "59350": {"n": "Lille", "p": 230_000, "c": True, "d": 10},
+    assert features == {  # « l »: the nearest place's name, none in these tables
+        "31555": {"n": "Toulouse", "p": 500_000, "c": True, "d": 0, "l": None},
+        "31069": {"n": "Blagnac", "p": 25_000, "c": False, "d": 5200, "l": None},
+        "31557": {"n": "Tournefeuille", "p": 28_000, "c": None, "d": None, "l": None},
+        "59350": {"n": "Lille", "p": 230_000, "c": True, "d": 10, "l": None},
     }
     coordinates = np.array(_coordinates(layer.data))
     assert np.allclose(coordinates, coordinates.round(4), rtol=0, atol=1e-12)
@@ -828,7 +828,9 @@ def test_packed_commune_layer_renders_in_chromium(chromium, tmp_path):
         "Blagnac (31069)Population : 25\u202f000Commune non couverte"
         "Lieu le plus proche : 5,2\u00a0km"
     )
-    assert tips["31557"].endswith("Commune couverture inconnueLieu le plus proche : inconnue")
+    assert tips["31557"].endswith(
+        "Commune couverture inconnueLieu le plus proche : aucun dans ce territoire"
+    )
     assert tips["59350"].endswith("Commune couverteLieu le plus proche : 10\u00a0m")
     errors = [
         entry["message"]

@@ -161,3 +161,17 @@ def test_coverage_report_and_its_names(covered, names) -> None:
     counts = [c for c in _column(regions, header, "population_hors_gcu") if c.value]
     assert all(c.number_format == "#,##0" for c in counts)
     assert "QPV couverts sur" in covered["output"]  # closing summary on the terminal
+
+
+def test_coverage_map_names_places_and_states_its_limits(covered, names) -> None:
+    page = covered["carte"].read_text(encoding="utf-8")
+    assert _in_page("Tiers-lieux (22)") in page or "Tiers-lieux (22)" in page
+    assert sum(_in_page(name) in page for name in names) >= 20  # places layer and tooltips
+    assert "Lieu le plus proche : " in page and "aucun dans ce territoire" in page
+    assert "QPV connus : r" in page  # the partial QPV layer is said on the map itself
+    assert "imperial: false" in page and "control_scale" not in page
+
+
+def test_eligibility_map_states_its_limits(classified) -> None:
+    page = classified["carte"].read_text(encoding="utf-8")
+    assert "QPV connus : r" in page and "imperial: false" in page

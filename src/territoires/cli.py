@@ -1077,6 +1077,8 @@ def coverage_command(
             commune_cov=layers["communes"],
             qpv_cov=layers["qpv"],
             qpv=loaders.load_qpv(rules.qpv_vintage),
+            places=result,
+            name_column=nom,
             self_contained=offline,
         )
         maps.save(fmap, carte, self_contained=offline)

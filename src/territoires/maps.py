@@ -32,8 +32,9 @@ import shapely
 from branca.colormap import StepColormap
 from branca.element import MacroElement
 from jinja2 import Template
+from jinja2.utils import htmlsafe_json_dumps
 
-from . import _leaflet_assets, french, outputs
+from . import _leaflet_assets, french, loaders, outputs
 from ._errors import InputError
 from ._packed_polygons import PackedPolygons
 from .crs import GEOGRAPHIC, TERRITORIES, locate, territory_names, to_metric
@@ -73,6 +74,7 @@ _BAND_COLOUR = "#cab2d6"
 _COVERED_COLOUR = "#1a9850"
 _UNCOVERED_COLOUR = "#fc8d59"
 _UNCOVERED_QPV_COLOUR = "#d7191c"
+_PLACE_COLOUR = "#ffd92f"
 _COMMUNE_STYLE = {"color": "#777", "weight": 0.4, "fillOpacity": 0.6}
 _DECIMALS = 5
 #: Decimals of the commune outlines of the coverage map (about 10 m).
@@ -113,6 +115,8 @@ class _Legend(MacroElement):
             margin-right: 6px; vertical-align: -2px; box-sizing: border-box;}
         .territoires-legende i.rond {border-radius: 50%; border: 1px solid #333;}
         .territoires-legende p {margin: 4px 0 0; color: #555;}
+        .territoires-legende p.limites {margin: 0 0 6px; padding: 3px 6px; color: #7a4100;
+            background: #fff3cd; border: 1px solid #e0b252; border-radius: 3px;}
         </style>
         {% endmacro %}
         {% macro script(this, kwargs) %}
@@ -263,10 +267,24 @@ def _main_bounds(frame: gpd.GeoDataFrame) -> list[list[float]]:
     return [[y - half_y, x - half_x], [y + half_y, x + half_x]]
 
 
+class _MetricScale(MacroElement):
+    """Leaflet's scale bar in metres and kilometres only (no miles, no feet)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        L.control.scale({metric: true, imperial: false, position: "bottomright"})
+            .addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+
 def _new_map(title: str, self_contained: bool) -> folium.Map:
     """An empty map with a French-named OSM base layer and a metric scale."""
-    fmap = folium.Map(tiles=None, control_scale=True, zoom_snap=0.25)
+    fmap = folium.Map(tiles=None, control_scale=False, zoom_snap=0.25)
     folium.TileLayer("OpenStreetMap", name=_TILE_NAME).add_to(fmap)
+    _MetricScale().add_to(fmap)
     fmap.get_root().title = html.escape(title)
     if self_contained:
         # Only Leaflet itself: folium's stock jQuery, Bootstrap, Font Awesome and
@@ -274,6 +292,23 @@ def _new_map(title: str, self_contained: bool) -> folium.Map:
         fmap.default_js = [item for item in folium.Map.default_js if item[0] == "leaflet"]
         fmap.default_css = [item for item in folium.Map.default_css if item[0] == "leaflet_css"]
     return fmap
+
+
+def _qpv_limits(qpv: pd.DataFrame) -> str:
+    """Legend line saying where QPV are known, when the QPV layer is partial ('' if not)."""
+    departements = loaders.qpv_departements(qpv, unsourced="present")
+    if departements is None:
+        return ""
+    scopes = [
+        source["couverture"]
+        for source in qpv.attrs.get("sources", [])
+        if source.get("departements") and source.get("couverture")
+    ]
+    where = " ; ".join(dict.fromkeys(scopes)) or f"départements {', '.join(departements)}"
+    return (
+        f'<p class="limites"><b>QPV connus : {_esc(where)}</b>. Ailleurs, la proximité '
+        "d'un QPV n'est pas vérifiable.</p>"
+    )
 
 
 def _qpv_vintage(classified: pd.DataFrame, qpv: gpd.GeoDataFrame) -> Any:
@@ -552,7 +587,7 @@ def eligibility_map(
         items.append(
             f"<p>{french.number(missing)} lieu(x) sans coordonnées valides, non placé(s).</p>"
         )
-    _Legend(f"<h4>{_esc(title)}</h4>" + "".join(items)).add_to(fmap)
+    _Legend(f"<h4>{_esc(title)}</h4>{_qpv_limits(qpv)}" + "".join(items)).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     fmap.fit_bounds(bounds, padding=(30, 30))
     return fmap
@@ -584,11 +619,13 @@ def coverage_map(
     commune_cov: gpd.GeoDataFrame | None = None,
     qpv_cov: pd.DataFrame | None = None,
     qpv: gpd.GeoDataFrame | None = None,
+    places: gpd.GeoDataFrame | None = None,
+    name_column: str | None = None,
     self_contained: bool = False,
     simplify_m: float = 20,
     commune_simplify_m: float | None = None,
 ) -> folium.Map:
-    """Map the share of population covered per département, communes and QPV.
+    """Map the share of population covered per département, communes, QPV and places.
 
     The map is one HTML file that must open quickly even for the whole of France, so
     the ~34,000 communes outside large urban centres are all kept, each with its name,
@@ -617,7 +654,13 @@ def coverage_map(
         (``couvert`` False or unknown) are outlined in red, covered ones in grey.
     qpv : geopandas.GeoDataFrame, optional
         Output of :func:`territoires.load_qpv`, giving ``qpv_cov`` its polygons when it
-        has none.
+        has none. When it (or ``qpv_cov``) covers part of France only, the legend says
+        where QPV are known.
+    places : geopandas.GeoDataFrame, optional
+        The places analysed (e.g. the output of :func:`territoires.classify`), drawn as
+        a layer of dots named in their tooltip.
+    name_column : str, optional
+        Column naming the places (see :func:`territoires.places.place_labels`).
     self_contained : bool, default False
         Link only Leaflet, as :func:`save` inlines it.
     simplify_m : float, default 20
@@ -632,8 +675,9 @@ def coverage_map(
     -------
     folium.Map
         Layers: OSM base, départements choropleth, communes covered or not, QPV
-        covered and not covered; legend and layer control; the view fits the
-        territory holding most départements.
+        covered and not covered, places; legend and layer control; the view fits the
+        territory holding most départements. Tooltips of QPV and communes name their
+        nearest place (``lieu_proche``) and its distance.
     """
     if qpv is not None and qpv_cov is None:
         raise InputError("qpv ne sert qu'à placer qpv_cov : passez aussi qpv_cov")
@@ -693,14 +737,24 @@ def coverage_map(
                 f"<p>Contours des communes simplifiés pour l'affichage (jusqu'à {largest} m) ; "
                 "la couverture est calculée sur les contours complets.</p>"
             )
+    limits = ""
     if qpv_cov is not None:
         _qpv_coverage_layers(fmap, _qpv_coverage(qpv_cov, qpv), simplify_m)
+        limits = _qpv_limits(qpv if qpv is not None else qpv_cov)
         items.append("<h5>Quartiers prioritaires</h5>")
         items += [
             f"<div>{_swatch('transparent', outline=_UNCOVERED_QPV_COLOUR)}QPV non couvert</div>",
             f"<div>{_swatch('transparent', outline='#444')}QPV couvert</div>",
         ]
-    legend = f"<h4>{_esc(title)}</h4><h5>Part de la population couverte</h5>" + "".join(items)
+    if places is not None:
+        drawn = _coverage_places_layer(fmap, places, name_column)
+        items.append("<h5>Lieux analysés</h5>")
+        items.append(
+            f"<div>{_swatch(_PLACE_COLOUR, round_=True)}Tiers-lieux ({french.number(drawn)})</div>"
+        )
+    legend = f"<h4>{_esc(title)}</h4>{limits}<h5>Part de la population couverte</h5>" + "".join(
+        items
+    )
     _Legend(legend).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     fmap.fit_bounds(_main_bounds(deps), padding=(30, 30))
@@ -715,9 +769,11 @@ def _coverage_text(covered: pd.Series) -> pd.Series:
 
 #: Tooltip of a commune of the coverage map, built in the browser from short properties:
 #: ``n`` name (escaped), ``p`` population, ``c`` covered (true, false or null), ``d``
-#: distance to the nearest place in metres; same French formats as :func:`territoires.french.number`
-#: and :func:`territoires.french.distance` (HTML spacing).
+#: distance to the nearest place in metres, ``l`` position of that place's name in
+#: ``NAMES`` (escaped, replaced by :func:`_commune_tooltip`); same French formats as
+#: :func:`territoires.french.number` and :func:`territoires.french.distance` (HTML spacing).
 _COMMUNE_TOOLTIP = r"""function (p, id) {
+    var names = NAMES;
     function integer(v) {
         return v === null ? "n.d." : String(v).replace(/\B(?=(\d{3})+(?!\d))/g, "\u202f");
     }
@@ -727,9 +783,16 @@ _COMMUNE_TOOLTIP = r"""function (p, id) {
         return (m / 1000).toFixed(1).replace(".", ",") + "\u00a0km";
     }
     var state = p.c === null ? "couverture inconnue" : (p.c ? "couverte" : "non couverte");
+    var nearest = p.d === null ? "aucun dans ce territoire"
+        : (p.l === null ? distance(p.d) : "<b>" + names[p.l] + "</b>, à " + distance(p.d));
     return "<b>" + p.n + "</b> (" + id + ")<br>Population : " + integer(p.p)
-        + "<br>Commune " + state + "<br>Lieu le plus proche : " + distance(p.d);
+        + "<br>Commune " + state + "<br>Lieu le plus proche : " + nearest;
 }"""
+
+
+def _commune_tooltip(names: list[str]) -> str:
+    """The commune tooltip function with the (escaped) names of the nearest places."""
+    return _COMMUNE_TOOLTIP.replace("NAMES", str(htmlsafe_json_dumps([_esc(n) for n in names])))
 
 
 def _commune_coverage_layer(
@@ -739,6 +802,12 @@ def _commune_coverage_layer(
     shapes = _display_polygons(commune_cov, 0, tolerances)
     population = pd.to_numeric(shapes["population"], errors="coerce").round().astype("Int64")
     distance = pd.to_numeric(shapes["distance_lieu_m"], errors="coerce").round().astype("Int64")
+    nearest = (
+        shapes["lieu_proche"].astype("string")
+        if "lieu_proche" in shapes.columns
+        else pd.Series(pd.NA, index=shapes.index, dtype="string")
+    )
+    codes, names = pd.factorize(nearest)
     PackedPolygons(
         shapes,
         shapes["code_insee"].map(_esc),
@@ -747,9 +816,10 @@ def _commune_coverage_layer(
             "p": population,
             "c": shapes["couvert"].astype("boolean"),
             "d": distance,
+            "l": pd.Series(codes, index=shapes.index).astype("Int64").where(codes >= 0),
         },
         name="Communes couvertes ou non",
-        tooltip=_COMMUNE_TOOLTIP,
+        tooltip=_commune_tooltip(list(names)),
         style_key="c",
         styles={
             "true": {**_COMMUNE_STYLE, "fillColor": _COVERED_COLOUR},
@@ -759,6 +829,41 @@ def _commune_coverage_layer(
         decimals=_COMMUNE_DECIMALS,
         show=False,
     ).add_to(fmap)
+
+
+def _coverage_places_layer(
+    fmap: folium.Map, places: gpd.GeoDataFrame, name_column: str | None
+) -> int:
+    """Add the places analysed as small dots named in their tooltip; return how many."""
+    labels = place_labels(places, name_column)
+    placed = (places.geometry.notna() & ~places.geometry.is_empty).to_numpy(dtype=bool)
+    if "verdict" in places.columns:
+        placed = placed & places["verdict"].ne("invalide").fillna(True).to_numpy(dtype=bool)
+    shown = places[placed].to_crs(GEOGRAPHIC)
+    group = folium.FeatureGroup(name=f"Tiers-lieux ({french.number(len(shown))})").add_to(fmap)
+    for point, label in zip(shown.geometry, labels[placed], strict=True):
+        folium.CircleMarker(
+            location=[round(point.y, _DECIMALS), round(point.x, _DECIMALS)],
+            radius=5,
+            color="#222",
+            weight=1,
+            fill=True,
+            fill_color=_PLACE_COLOUR,
+            fill_opacity=0.9,
+            tooltip=_esc(label),
+        ).add_to(group)
+    return len(shown)
+
+
+def _nearest_text(shapes: pd.DataFrame) -> pd.Series:
+    """« Lieu le plus proche : Fabrique X, à 1,2 km » (the distance alone when unnamed)."""
+    distance = shapes["distance_lieu_m"].map(partial(french.distance, space=NO_BREAK_SPACE))
+    if "lieu_proche" not in shapes.columns:
+        return "Lieu le plus proche : " + distance
+    name = shapes["lieu_proche"].astype("string")
+    named = ("<b>" + name.map(_esc) + "</b>, à " + distance).where(name.notna(), distance)
+    known = shapes["distance_lieu_m"].notna()
+    return "Lieu le plus proche : " + named.where(known, "aucun dans ce territoire")
 
 
 def _qpv_coverage_layers(fmap: folium.Map, qpv_cov: gpd.GeoDataFrame, simplify_m: float) -> None:
@@ -773,8 +878,7 @@ def _qpv_coverage_layers(fmap: folium.Map, qpv_cov: gpd.GeoDataFrame, simplify_m
         + "QPV "
         + _coverage_text(covered)
         + "<br>"
-        + "Lieu le plus proche : "
-        + shapes["distance_lieu_m"].map(partial(french.distance, space=NO_BREAK_SPACE))
+        + _nearest_text(shapes)
     )
     for name, rows, style in (
         ("QPV couverts", covered.fillna(False), {"color": "#444", "weight": 1}),
