@@ -15,9 +15,11 @@ thousands, shares as percentages, booleans as oui/non, distances to the metre, a
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -360,6 +362,8 @@ _TITLE_FONT = Font(bold=True, size=12)
 _WRAP = Alignment(wrap_text=True, vertical="top")
 _TOP = Alignment(vertical="top")
 _MIN_WIDTH, _MAX_WIDTH, _TEXT_WIDTH = 6, 45, 70
+#: Height of one line of text (points), and most lines a row is made tall for.
+_LINE_HEIGHT, _MAX_LINES = 15, 12
 
 
 def readable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -451,15 +455,32 @@ def _write_workbook(path: Path, sheets: Mapping[str, Sheet]) -> None:
         sheet = workbook.create_sheet(name)
         tables = [(title, _excel_text(table)) for title, table in blocks]
         widths = _layout(sheet, tables)
+        rows = itertools.count(1)  # line of the next row appended
         for position, (title, table) in enumerate(tables):
             if position:
                 sheet.append([])
+                next(rows)
             if title is not None:
                 cell = WriteOnlyCell(sheet, title)
                 cell.font = _TITLE_FONT
                 sheet.append([cell])
-            _append_table(sheet, table, widths)
+                next(rows)
+            _append_table(sheet, table, widths, rows)
     workbook.save(path)
+
+
+def _fit_height(sheet: Any, line: int, texts: list[Any], widths: list[float]) -> None:
+    """Give a row the height of its tallest wrapped text (spreadsheets do not always)."""
+    lines = max(
+        (
+            math.ceil(len(text) / max(width - 1, 1))
+            for text, width in zip(texts, widths, strict=False)
+            if isinstance(text, str)
+        ),
+        default=1,
+    )
+    if lines > 1:
+        sheet.row_dimensions[line].height = _LINE_HEIGHT * min(lines, _MAX_LINES)
 
 
 def _layout(sheet: Any, tables: list[tuple[str | None, pd.DataFrame]]) -> list[float]:
@@ -482,14 +503,22 @@ def _layout(sheet: Any, tables: list[tuple[str | None, pd.DataFrame]]) -> list[f
     title, first = tables[0]
     header_row = 2 if title is not None else 1
     sheet.freeze_panes = f"A{header_row + 1}"
+    # printed in landscape, as wide as the page, the header repeated on every page
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_title_rows = f"{header_row}:{header_row}"
     if len(first.columns):
         last = get_column_letter(len(first.columns))
         sheet.auto_filter.ref = f"A{header_row}:{last}{header_row + len(first)}"
     return widths
 
 
-def _append_table(sheet: Any, table: pd.DataFrame, widths: list[float]) -> None:
-    """Append a header and the rows of one table; text longer than its column wraps."""
+def _append_table(
+    sheet: Any, table: pd.DataFrame, widths: list[float], rows: Iterator[int]
+) -> None:
+    """Append a header and the rows of one table; text longer than its column wraps,
+    and its row is made tall enough to show it."""
     header = []
     for column in table.columns:
         cell = WriteOnlyCell(sheet, str(column))
@@ -497,6 +526,7 @@ def _append_table(sheet: Any, table: pd.DataFrame, widths: list[float]) -> None:
             cell.data_type = "s"
         cell.font, cell.fill, cell.alignment = _HEADER_FONT, _HEADER_FILL, _WRAP
         header.append(cell)
+    _fit_height(sheet, next(rows), [str(column) for column in table.columns], widths)
     sheet.append(header)
     formats = [_number_format(str(column), table[column]) for column in table.columns]
     wraps = [
@@ -504,7 +534,9 @@ def _append_table(sheet: Any, table: pd.DataFrame, widths: list[float]) -> None:
         for column, number_format, width in zip(table.columns, formats, widths, strict=False)
     ]
     cells = table.astype(object).where(table.notna(), None)
+    wrapped = [width if wrap else math.inf for wrap, width in zip(wraps, widths, strict=False)]
     for row in cells.itertuples(index=False, name=None):
+        _fit_height(sheet, next(rows), list(row), wrapped)
         sheet.append(
             [
                 _cell(sheet, value, number_format, wrap)
