@@ -298,14 +298,10 @@ class Reference:
         for column in codes:
             for row, code in enumerate(column.astype(str)):
                 self.commune_rows.setdefault(code, row)
-        self.qpv_polygons = np.full(len(self.qpv), None, dtype=object)
-        for layer in self.qpv_layers.values():
-            self.qpv_polygons[layer.rows] = layer.metric.geometries
         self.commune_territory = np.full(len(communes), "", dtype=object)
-        self.commune_polygons = np.full(len(communes), None, dtype=object)
         for name, layer in self.commune_layers.items():
             self.commune_territory[layer.rows] = name
-            self.commune_polygons[layer.rows] = layer.metric.geometries
+        self._gather_polygons()
         self.reach = (
             None
             if self.hosts is None
@@ -328,6 +324,27 @@ class Reference:
                 ("cateaav2020", "cateaav2020", "Int64"),
             )
         }
+
+    def _gather_polygons(self) -> None:
+        """Metric polygons of every QPV and commune, by reference row."""
+        self.qpv_polygons = np.full(len(self.qpv), None, dtype=object)
+        for layer in self.qpv_layers.values():
+            self.qpv_polygons[layer.rows] = layer.metric_geometries
+        self.commune_polygons = np.full(len(self.communes), None, dtype=object)
+        for layer in self.commune_layers.values():
+            self.commune_polygons[layer.rows] = layer.metric_geometries
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the polygons by row, which pickle would write one by one."""
+        state = dict(self.__dict__)
+        state.pop("qpv_polygons", None)
+        state.pop("commune_polygons", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled reference; the polygons by row come from its layers."""
+        self.__dict__.update(state)
+        self._gather_polygons()
 
     @classmethod
     def build(
