@@ -27,7 +27,7 @@ from conftest import start_chromium
 from geocoder_stub import GeocoderStub
 from webserver import free_port, running
 
-from territoires import check, preset, settings
+from territoires import check, classify, preset, settings
 from territoires.rules import VERDICTS
 from territoires.web import ServeConfig
 from territoires.web.app import RateLimiter
@@ -159,6 +159,17 @@ def test_check_by_address_matches_the_library(base, geocoder, data_dir):
     assert (body["lon"], body["lat"]) == (pytest.approx(1.44337), pytest.approx(43.604468))
     assert_error(get(base, "/api/v1/eligibilite", adresse="zzz rue de nulle part"), 422)
     assert_error(get(base, "/api/v1/eligibilite", adresse="  "), 422, "vide")
+
+
+def test_check_by_commune_code_matches_the_library(base, data_dir):
+    answer = get(base, "/api/v1/eligibilite", code_insee="31555")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    expected = classify(pd.DataFrame({"code_insee": ["31555"]}), preset(), data_dir=data_dir)
+    assert body["verdict"] == expected["verdict"].iloc[0]
+    assert body["motif"] == expected["motif"].iloc[0]
+    assert body["commune"] == "Toulouse" and body["lon"] is None
+    assert_error(get(base, "/api/v1/eligibilite", code_insee="99999"), 422, "99999")
 
 
 def test_repeated_parameter_is_refused(base):
