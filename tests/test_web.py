@@ -492,7 +492,12 @@ def test_access_log_has_no_uploaded_content(base, caplog):
     with caplog.at_level(logging.INFO, logger="territoires.web.acces"):
         post_file(base, "lieux.csv", places_csv([secret]))
         get(base, "/api/v1/eligibilite", lon=REYNERIE[0], lat=REYNERIE[1])
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("acces")]
+        deadline = time.monotonic() + 10  # a line is written once the answer has been sent
+        while time.monotonic() < deadline:
+            lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("acces")]
+            if {"/api/v1/classement", "/api/v1/eligibilite"} <= {x["chemin"] for x in lines}:
+                break
+            time.sleep(0.05)
     assert {line["chemin"] for line in lines} >= {"/api/v1/classement", "/api/v1/eligibilite"}
     upload = next(line for line in lines if line["chemin"] == "/api/v1/classement")
     assert upload["statut"] == 200 and upload["octets_recus"] > 0
