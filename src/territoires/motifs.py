@@ -190,6 +190,15 @@ def compose(
     def metres(name: str, rows: np.ndarray) -> pa.Array:
         return french.distances(parts[name][rows])
 
+    def inside(taken: pa.Array) -> pa.Array:
+        return join(
+            "dans le QPV ",
+            parts["qpv_code"].take(taken),
+            " « ",
+            parts["qpv_nom"].take(taken),
+            " »",
+        )
+
     def source(rows: np.ndarray) -> pa.Array:
         return pc.if_else(
             pa.array(parts["listed"][rows]),
@@ -241,13 +250,7 @@ def compose(
             texts.commune_dep.take(pa.array(parts["commune"][rows])),
             f" absent de la couche QPV {rules.qpv_vintage} chargée (extrait régional)",
         ),
-        INSIDE: lambda rows, taken: join(
-            "dans le QPV ",
-            parts["qpv_code"].take(taken),
-            " « ",
-            parts["qpv_nom"].take(taken),
-            f" » ({geography})",
-        ),
+        INSIDE: lambda rows, taken: join(inside(taken), f" ({geography})"),
         NO_QPV: lambda rows, taken: pa.array(
             [f"aucun QPV {rules.qpv_vintage} dans ce territoire"] * len(rows)
         ),
@@ -270,11 +273,8 @@ def compose(
             f" ; {geography})",
         ),
         UNSURE_IN: lambda rows, taken: join(
-            "dans le QPV ",
-            parts["qpv_code"].take(taken),
-            " « ",
-            parts["qpv_nom"].take(taken),
-            " » mais à ",
+            inside(taken),
+            " mais à ",
             metres("boundary", rows),
             " de sa limite",
             precision(rows),
