@@ -98,7 +98,10 @@ def test_commune_name_with_departement_and_unknown_code(data_dir) -> None:
     out = _classify(rows, P2024, data_dir)
     assert out["nom"].tolist() == ["A", "B", "C"]
     assert out["code_insee"].tolist()[:2] == ["81004", "31555"]
-    assert out["verdict"].tolist() == ["incertain", "incertain", "invalide"]
+    # Albi hosts QPV but lies outside large urban centres: eligible wherever the place
+    # is in the commune, with the QPV to check still named; Toulouse is a large centre
+    assert out["verdict"].tolist() == ["hors_grands_centres_urbains", "incertain", "invalide"]
+    assert "QN" in out["qpv_a_verifier"][0]
     assert "ligne 3 : code commune '99999' inconnu (colonne 'code_insee')" in out["motif"][2]
 
 

@@ -387,8 +387,9 @@ def test_decide_precedence_table() -> None:
     assert set(verdicts) == set(VERDICTS) - {"incertain"}
 
 
-def test_incertain_comes_after_certain_qpv_answers_and_before_urban() -> None:
-    # an uncertain place has its QPV answers unknown (NA); a certain answer still wins
+def test_incertain_comes_after_every_certain_eligibility() -> None:
+    # an uncertain place has its QPV answers unknown (NA); a certain answer still wins,
+    # and a place surely outside large urban centres is eligible wherever it lies
     valid = np.array([True, True, True, True, False])
     in_qpv = pd.Series(pd.array([NA, NA, T, NA, NA], dtype="boolean"))
     near = pd.Series(pd.array([NA, NA, T, NA, NA], dtype="boolean"))
@@ -397,7 +398,13 @@ def test_incertain_comes_after_certain_qpv_answers_and_before_urban() -> None:
 
     verdicts = decide(valid, in_qpv, near, outside, uncertain)
 
-    assert list(verdicts) == ["incertain", "incertain", "qpv", "incertain", "invalide"]
+    assert list(verdicts) == [
+        "hors_grands_centres_urbains",
+        "incertain",
+        "qpv",
+        "incertain",
+        "invalide",
+    ]
     assert list(decide(valid, in_qpv, near, outside)) == [
         "hors_grands_centres_urbains",
         "indetermine",
@@ -418,8 +425,8 @@ def test_verdict_labels_are_french_and_ordered() -> None:
         "invalide",
         "qpv",
         "proximite_qpv",
-        "incertain",
         "hors_grands_centres_urbains",
+        "incertain",
         "non_eligible",
         "indetermine",
     ]

@@ -58,8 +58,8 @@ VERDICTS: dict[str, str] = {
     "invalide": "Entrée invalide",
     "qpv": "Dans un quartier prioritaire (QPV)",
     "proximite_qpv": "À proximité immédiate d'un QPV",
-    "incertain": "Incertain (la réponse dépend de la position exacte du lieu)",
     "hors_grands_centres_urbains": "Hors grands centres urbains",
+    "incertain": "Incertain (la réponse dépend de la position exacte du lieu)",
     "non_eligible": "Non éligible",
     "indetermine": "Indéterminé (données de référence manquantes)",
 }
@@ -517,13 +517,16 @@ def decide(
     """Combine the criteria into one verdict per place, by precedence.
 
     ``invalide`` for invalid input; ``qpv`` inside a QPV; ``proximite_qpv`` within the
-    proximity distance; ``incertain`` when the QPV answer could flip within the
-    precision of the place's location (a point closer to a QPV boundary, or to the
-    proximity threshold, than its precision; a place known only by a commune that hosts
-    a QPV or lies near one): it comes before ``hors_grands_centres_urbains`` so that the
-    QPV question is checked; ``hors_grands_centres_urbains`` when the urban rule says so;
-    ``non_eligible`` when every criterion is known and false; ``indetermine`` when a
-    criterion that could still make the place eligible is unknown (NA).
+    proximity distance; ``hors_grands_centres_urbains`` when the urban rule says so;
+    ``incertain`` when the answer could flip within the precision of the place's
+    location (a point closer to a QPV boundary, or to the proximity threshold, than its
+    precision; a place known only by a commune that hosts a QPV or lies near one) —
+    like ``indetermine``, only when no certain criterion already makes the place
+    eligible: a place surely outside large urban centres is eligible wherever it lies
+    within its precision, and its motif and ``qpv_a_verifier`` still name the QPV to
+    check for the QPV envelope; ``non_eligible`` when every criterion is known and false;
+    ``indetermine`` when a criterion that could still make the place eligible is
+    unknown (NA).
 
     Parameters
     ----------
@@ -544,13 +547,13 @@ def decide(
         uncertain = np.zeros(len(valid), dtype=bool)
     unknown = (in_qpv == None) | (near_qpv == None) | (outside == None)  # noqa: E711
     return np.select(
-        [~valid, in_qpv == True, near_qpv == True, uncertain, outside == True, unknown],  # noqa: E712
+        [~valid, in_qpv == True, near_qpv == True, outside == True, uncertain, unknown],  # noqa: E712
         [
             "invalide",
             "qpv",
             "proximite_qpv",
-            "incertain",
             "hors_grands_centres_urbains",
+            "incertain",
             "indetermine",
         ],
         default="non_eligible",
