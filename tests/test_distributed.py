@@ -232,11 +232,22 @@ def test_errors_in_french(tmp_path, data_dir):
         classify_file_in_partitions(tmp_path / "absent.csv", tmp_path / "o.xlsx")
 
 
+def _graph_values(result: dask_geopandas.GeoDataFrame) -> list:
+    return [getattr(task, "value", task) for task in result.__dask_graph__().values()]
+
+
 def test_reference_shared_once(cluster, places, data_dir):
-    """One graph key gives the reference to every partition, locally or on the cluster."""
+    """One graph key gives the reference to every partition, locally or on the cluster.
+
+    Locally the key holds a small handle, never the Reference (a ``processes``
+    scheduler would pickle it with every task): it gives back the process's own
+    prepared Reference, the very object ``classify`` uses.
+    """
     with dask.config.set(scheduler="threads"):
         local = classify_dask(_dask_frame(places.iloc[:1000]), data_dir=data_dir)
+    handles = [value for value in _graph_values(local) if hasattr(value, "reference")]
+    assert len(handles) == 1
+    assert handles[0].reference() is eligibility.reference(data_dir=data_dir)
+    assert not any(isinstance(value, eligibility.Reference) for value in _graph_values(local))
     remote = classify_dask(_dask_frame(places.iloc[:1000]), data_dir=data_dir)
-    for result, kind in ((local, eligibility.Reference), (remote, Future)):
-        values = [getattr(task, "value", task) for task in result.__dask_graph__().values()]
-        assert sum(isinstance(value, kind) for value in values) == 1
+    assert sum(isinstance(value, Future) for value in _graph_values(remote)) == 1

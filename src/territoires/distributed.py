@@ -7,8 +7,9 @@ a ``distributed`` cluster; :func:`classify_file_in_partitions` streams a large C
 Parquet file through it to a Parquet or CSV output with bounded memory.
 
 The reference is prepared once and shared by every partition through a single graph
-key, never re-read per partition: on the local scheduler, the prepared
-:class:`~territoires.engine.Reference` itself (threads share it); when a
+key, never re-read per partition: on the local scheduler, the rules and mirror folder
+only, each thread using the process's prepared :class:`~territoires.engine.Reference`
+(each process of the ``processes`` scheduler reads it once from the user cache); when a
 ``distributed.Client`` is active, the loaded QPV and commune layers (about 12 MB),
 scattered to every worker, each worker process then preparing its Reference once.
 
@@ -43,7 +44,7 @@ from dask.diagnostics import ProgressBar
 from distributed import Client
 from distributed import progress as distributed_progress
 
-from . import _csv, engine, outputs, places
+from . import _csv, catalogue, engine, outputs, places
 from ._errors import InputError, OutputError
 from .rules import Rules, preset
 
@@ -164,6 +165,28 @@ class _Layers:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Layers) and other.token == self.token
 
+    def reference(self) -> engine.Reference:
+        """The Reference of these layers, built once per worker process."""
+        return _built(self)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Rules and mirror folder of the Reference, shared on the local scheduler.
+
+    A few hundred bytes in the graph instead of the Reference itself: a thread gets the
+    process's Reference back from :func:`territoires.engine.reference`'s cache at once,
+    and a process of dask's ``processes`` scheduler reads the prepared reference
+    persisted in the user cache once, never a copy pickled with each task.
+    """
+
+    rules: Rules
+    folder: Path | None
+
+    def reference(self) -> engine.Reference:
+        """The prepared Reference, cached in this process."""
+        return engine.reference(self.rules, self.folder)
+
 
 @lru_cache(maxsize=4)
 def _built(layers: _Layers) -> engine.Reference:
@@ -175,13 +198,15 @@ def _shared_reference(rules: Rules | None, data_dir: Path | None) -> tuple[Any, 
     """The Reference for the caller, and one graph key giving it to every partition.
 
     With a ``distributed`` client, the loaded layers are scattered to every worker and
-    the Reference rebuilt there once; on the local scheduler, the Reference itself is the
-    graph key's value (threads share it, nothing is copied).
+    the Reference rebuilt there once; on the local scheduler, the graph key holds only
+    the rules and the mirror folder (:class:`_Prepared`).
     """
     ref = engine.reference(rules, data_dir)
     client = _client()
     if client is None:
-        return ref, dask.delayed(ref, traverse=False)
+        return ref, dask.delayed(
+            _Prepared(ref.rules, catalogue.mirror_folder(data_dir)), traverse=False
+        )
     layers = _loaded(ref.rules, Path(data_dir) if data_dir else None)
     return ref, dask.delayed(client.scatter(layers, broadcast=True, hash=False))
 
@@ -312,7 +337,7 @@ def _global_lines(
 
 def _classify_partition(
     part: pd.DataFrame,
-    shared: engine.Reference | _Layers,
+    shared: _Prepared | _Layers,
     positions: _Positions,
     reader: _Reader,
     partition_info: dict[str, Any] | None = None,
@@ -320,7 +345,7 @@ def _classify_partition(
     """Second pass: read, renumber and classify one partition."""
     offset = int(positions.offsets[partition_info["number"]])
     frame = _global_lines(reader.read(part), reader, positions, offset)
-    ref = _built(shared) if isinstance(shared, _Layers) else shared
+    ref = shared.reference()
     lines = offset + np.arange(len(frame)) + reader.first_line  # as _global_lines numbers
     out = engine.classify_frame(frame, ref, lines)
     out.attrs = {"regles": ref.rules.describe(), "sources": ref.sources}
@@ -400,7 +425,7 @@ def classify_dask(
     The local scheduler is used unless a ``distributed.Client`` is dask's current
     scheduler; ``dask.config.set(scheduler="threads")`` forces it.
     """
-    read = partial(places.read_places, lon=lon, lat=lat, crs=input_crs)
+    read = partial(places.read_places, lon=lon, lat=lat, crs=input_crs, geometry=False)
     reader = _reader(ddf, read, lon, lat)
     return _classify(ddf, _rules(rules), data_dir, reader, progress=False)[0]
 
@@ -519,7 +544,7 @@ def classify_file_in_partitions(
             f"le dossier de sortie {output} existe et n'est pas vide : choisissez-en un autre"
         )
     ddf, first_line = _read_table(path, blocksize)
-    reader = _reader(ddf, places.read_places, None, None)
+    reader = _reader(ddf, partial(places.read_places, geometry=False), None, None)
     reader = _Reader(reader.read, reader.ignored, first_line=first_line, renumber=True)
     result, ref = _classify(ddf, _rules(rules), data_dir, reader, progress=progress)
     parts = result.to_delayed()

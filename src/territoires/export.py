@@ -20,17 +20,13 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import openpyxl
 import pandas as pd
 import pyogrio
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 
 from . import coverage, crs, french, outputs
 from ._errors import OutputError
@@ -69,6 +65,8 @@ def _is_text(values: pd.Series) -> bool:
 
 def _excel_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Drop the control characters a worksheet cannot hold (openpyxl refuses them)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     out = frame.copy()
     for column in out.columns:
         if _is_text(out[column]):
@@ -356,11 +354,6 @@ _COUNT = re.compile(r"^(nb_|population|lieux$|cible$|ecart$|dont_)")
 _SHARE = re.compile(r"^(part_|taux$|part des)")
 #: Columns of long text, wrapped at a fixed width.
 _LONG_TEXT = {"motif", "valeur", "titre", "description", "reference", "probleme"}
-_HEADER_FONT = Font(bold=True, color="FFFFFF")
-_HEADER_FILL = PatternFill("solid", fgColor="305496")
-_TITLE_FONT = Font(bold=True, size=12)
-_WRAP = Alignment(wrap_text=True, vertical="top")
-_TOP = Alignment(vertical="top")
 _MIN_WIDTH, _MAX_WIDTH, _TEXT_WIDTH = 6, 45, 70
 #: Height of one line of text (points), and most lines a row is made tall for.
 _LINE_HEIGHT, _MAX_LINES = 15, 12
@@ -427,16 +420,36 @@ def _width(name: str, values: pd.Series, number_format: str | None) -> float:
     return float(min(max(_MIN_WIDTH, header, longest), _MAX_WIDTH))
 
 
+@cache
+def _styles() -> dict[str, Any]:
+    """Fonts, fill and alignments of the workbooks.
+
+    openpyxl is imported here, on the first workbook written, and not with the module:
+    a ``territoires check`` never pays for it.
+    """
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    return {
+        "header_font": Font(bold=True, color="FFFFFF"),
+        "header_fill": PatternFill("solid", fgColor="305496"),
+        "title_font": Font(bold=True, size=12),
+        "wrap": Alignment(wrap_text=True, vertical="top"),
+        "top": Alignment(vertical="top"),
+    }
+
+
 def _cell(sheet: Any, value: Any, number_format: str | None, wrap: bool) -> Any:
     """A write-only cell: text starting with ``=`` stays text, never a live formula."""
     if value is None and number_format is None:
         return None
+    from openpyxl.cell import WriteOnlyCell
+
     cell = WriteOnlyCell(sheet, value)
     if isinstance(value, str) and value.startswith("="):
         cell.data_type = "s"
     if number_format is not None and value is not None:
         cell.number_format = number_format
-    cell.alignment = _WRAP if wrap else _TOP
+    cell.alignment = _styles()["wrap" if wrap else "top"]
     return cell
 
 
@@ -450,6 +463,9 @@ def _write_workbook(path: Path, sheets: Mapping[str, Sheet]) -> None:
     name from the user's file) stays text. Rows are streamed (openpyxl write-only mode).
     An interrupted write (Ctrl-C) is not saved.
     """
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+
     workbook = openpyxl.Workbook(write_only=True)
     for name, blocks in sheets.items():
         sheet = workbook.create_sheet(name)
@@ -462,7 +478,7 @@ def _write_workbook(path: Path, sheets: Mapping[str, Sheet]) -> None:
                 next(rows)
             if title is not None:
                 cell = WriteOnlyCell(sheet, title)
-                cell.font = _TITLE_FONT
+                cell.font = _styles()["title_font"]
                 sheet.append([cell])
                 next(rows)
             _append_table(sheet, table, widths, rows)
@@ -488,6 +504,8 @@ def _layout(sheet: Any, tables: list[tuple[str | None, pd.DataFrame]]) -> list[f
 
     Returns the width of each column, shared by the tables of the sheet.
     """
+    from openpyxl.utils import get_column_letter
+
     widths: list[float] = []
     for _, table in tables:
         for index, column in enumerate(table.columns):
@@ -519,12 +537,16 @@ def _append_table(
 ) -> None:
     """Append a header and the rows of one table; text longer than its column wraps,
     and its row is made tall enough to show it."""
+    from openpyxl.cell import WriteOnlyCell
+
+    styles = _styles()
     header = []
     for column in table.columns:
         cell = WriteOnlyCell(sheet, str(column))
         if str(column).startswith("="):
             cell.data_type = "s"
-        cell.font, cell.fill, cell.alignment = _HEADER_FONT, _HEADER_FILL, _WRAP
+        cell.font, cell.fill = styles["header_font"], styles["header_fill"]
+        cell.alignment = styles["wrap"]
         header.append(cell)
     _fit_height(sheet, next(rows), [str(column) for column in table.columns], widths)
     sheet.append(header)
