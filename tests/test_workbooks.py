@@ -175,3 +175,26 @@ def test_coverage_map_names_places_and_states_its_limits(covered, names) -> None
 def test_eligibility_map_states_its_limits(classified) -> None:
     page = classified["carte"].read_text(encoding="utf-8")
     assert "QPV connus : r" in page and "imperial: false" in page
+
+
+def test_result_explore_works_out_of_the_box(data_dir: Path, tmp_path: Path) -> None:
+    """``GeoDataFrame.explore`` on a result: its dependencies are declared and installed."""
+    import folium
+    import geopandas as gpd
+
+    import territoires
+
+    table = pd.read_csv(EXAMPLE, sep=";", dtype=str)
+    lon = pd.to_numeric(table["longitude"].str.replace(",", "."), errors="coerce")
+    lat = pd.to_numeric(table["latitude"].str.replace(",", "."), errors="coerce")
+    mainland = lon.between(-5, 10) & lat.between(41, 52)
+    lambert = gpd.GeoDataFrame(
+        table[mainland].drop(columns=["longitude", "latitude"]),
+        geometry=gpd.points_from_xy(lon[mainland], lat[mainland], crs="EPSG:4326"),
+    ).to_crs(2154)
+    result = territoires.classify(lambert)
+    assert result.crs.to_epsg() == 4326  # said in the docstring: results are in WGS84
+    fmap = result.explore(column="verdict")
+    assert isinstance(fmap, folium.Map)
+    fmap.save(tmp_path / "explore.html")
+    assert "qpv" in (tmp_path / "explore.html").read_text(encoding="utf-8")

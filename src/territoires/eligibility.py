@@ -123,7 +123,10 @@ def classify(
     geopandas.GeoDataFrame
         Every input row, in input order and with the input index and columns (an input
         column named like an output column gets the suffix :data:`INPUT_SUFFIX`), plus
-        :data:`OUTPUT_COLUMNS`; point geometry in EPSG:4326 (``None`` when invalid).
+        :data:`OUTPUT_COLUMNS`; point geometry in EPSG:4326 (``None`` when invalid),
+        **whatever the CRS of the input**: a layer in Lambert-93 comes back in WGS84
+        degrees (``lon``/``lat``); use ``result.to_crs(source.crs)`` to go back. The
+        result can be drawn at once with ``result.explore(column="verdict")``.
         ``attrs["regles"]`` describes the rules, ``attrs["sources"]`` the data files
         and vintages, ``attrs["verdicts"]`` the count per verdict and, when addresses
         were geocoded, ``attrs["geocodage"]`` the geocoder, the dates of its answers and
