@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import territoires
 from territoires import _http, catalogue, coverage, crs, export, maps, settings
-from territoires.cli import TerritoiresGroup, app
+from territoires.cli import TerritoiresGroup, app, cli_message
 from territoires.rules import preset
 
 PAYLOAD = b"contenu servi"
@@ -175,7 +175,8 @@ def test_cli_prints_every_error_of_the_family(error: Exception) -> None:
 
     result = CliRunner().invoke(demo, ["fail"])
     assert result.exit_code == 1
-    assert result.stderr == f"Erreur : {error.args[0]}\n"
+    # worded for the command line: « colonne lon='x' » names the option « --lon 'x' »
+    assert result.stderr == f"Erreur : {cli_message(error.args[0])}\n"
 
 
 def test_cli_bad_rules_are_usage_errors_quoted_once() -> None:

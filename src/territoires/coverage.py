@@ -178,7 +178,7 @@ def _qpv_scope(departements: list[str] | None) -> str:
         return "couche QPV nationale : couverture des QPV évaluée dans tous les départements"
     return (
         f"couche QPV limitée aux départements {', '.join(departements)} : la couverture des "
-        "QPV n'est évaluée que pour eux ; ailleurs les chiffres QPV sont inconnus (NA)"
+        "QPV n'est évaluée que pour eux ; ailleurs les chiffres QPV sont laissés vides (inconnus)"
     )
 
 
