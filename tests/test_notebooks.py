@@ -149,4 +149,4 @@ def test_coverage_notebook_shows_underserved_areas_uncovered_qpv_and_map(execute
     assert "non couvert par la couche QPV" in _text(_cell(nb, "regions"))
     html = _cell(nb, "carte").outputs[0].data["text/html"]
     assert "<iframe" in html and "leaflet" in html.lower()
-    assert "lisez-moi" in _text(_cell(nb, "rapport"))
+    assert "Synthèse" in _text(_cell(nb, "rapport"))

@@ -15,6 +15,7 @@ thousands, shares as percentages, booleans as oui/non, distances to the metre, a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -467,6 +468,19 @@ def _write_workbook(path: Path, sheets: Mapping[str, Sheet]) -> None:
     from openpyxl.cell import WriteOnlyCell
 
     workbook = openpyxl.Workbook(write_only=True)
+    try:
+        _fill_workbook(workbook, sheets)
+    except BaseException:
+        # interrupted (Ctrl-C) or failed: close the streamed sheets without saving
+        for sheet in workbook.worksheets:
+            with contextlib.suppress(Exception):
+                sheet.close()
+        raise
+    workbook.save(path)
+
+
+def _fill_workbook(workbook: Any, sheets: Mapping[str, Sheet]) -> None:
+    """Stream the sheets into a write-only workbook (see :func:`_write_workbook`)."""
     for name, blocks in sheets.items():
         sheet = workbook.create_sheet(name)
         tables = [(title, _excel_text(table)) for title, table in blocks]
@@ -482,7 +496,6 @@ def _write_workbook(path: Path, sheets: Mapping[str, Sheet]) -> None:
                 sheet.append([cell])
                 next(rows)
             _append_table(sheet, table, widths, rows)
-    workbook.save(path)
 
 
 def _fit_height(sheet: Any, line: int, texts: list[Any], widths: list[float]) -> None:
