@@ -465,7 +465,6 @@ def _write_workbook(path: Path, sheets: Mapping[str, Sheet]) -> None:
     An interrupted write (Ctrl-C) is not saved.
     """
     import openpyxl
-    from openpyxl.cell import WriteOnlyCell
 
     workbook = openpyxl.Workbook(write_only=True)
     try:
@@ -481,6 +480,8 @@ def _write_workbook(path: Path, sheets: Mapping[str, Sheet]) -> None:
 
 def _fill_workbook(workbook: Any, sheets: Mapping[str, Sheet]) -> None:
     """Stream the sheets into a write-only workbook (see :func:`_write_workbook`)."""
+    from openpyxl.cell import WriteOnlyCell
+
     for name, blocks in sheets.items():
         sheet = workbook.create_sheet(name)
         tables = [(title, _excel_text(table)) for title, table in blocks]
