@@ -22,19 +22,20 @@ import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import urlparse
 
-import requests
 from tqdm.auto import tqdm
 
 from territoires import french, settings
 from territoires._errors import ChecksumError, DownloadError
 
+if TYPE_CHECKING:  # requests is imported on the first request: `territoires check` starts sooner
+    import requests
+
 T = TypeVar("T")
 
 _CHUNK_SIZE = 1 << 16
-_session = requests.Session()
 
 
 class _TransientError(Exception):
@@ -63,12 +64,12 @@ _last_start: dict[str, float] = {}
 _throttle_lock = threading.Lock()
 
 
-_RETRYABLE = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    _TransientError,
-)
+@lru_cache(maxsize=1)
+def _session() -> requests.Session:
+    """The HTTP session of the process, created (and requests imported) on first use."""
+    import requests
+
+    return requests.Session()
 
 
 #: Found near the start of an HTML page (a portal, login or error page sent with status
@@ -159,6 +160,14 @@ def request(
             f"accès au réseau interdit ({settings.OFFLINE_ENV} est défini) : impossible "
             f"de télécharger {url}. {_mirror_hint(url)}"
         )
+    import requests
+
+    retryable = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        _TransientError,
+    )
     host = urlparse(url).netloc or url
     attempts = max(1, settings.retries)
     wait = 0.0
@@ -167,7 +176,7 @@ def request(
             time.sleep(max(wait, settings.backoff * 2 ** (attempt - 1)))
         _throttle(host, rate)
         try:
-            with _session.request(
+            with _session().request(
                 method,
                 url,
                 params=params,
@@ -187,7 +196,7 @@ def request(
                         f"réponse HTTP {status} {response.reason} pour {url}. {_mirror_hint(url)}"
                     )
                 return consume(response)
-        except _RETRYABLE as exc:
+        except retryable as exc:
             last_error = exc
             wait = getattr(exc, "retry_after", 0.0)
     if isinstance(last_error, requests.Timeout):

@@ -34,15 +34,18 @@ import warnings
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
-import requests
 from tqdm.auto import tqdm
 
 from . import _http, catalogue, french, settings
 from ._errors import DownloadError, InputError
+
+if TYPE_CHECKING:  # imported by _http on the first request
+    import requests
 
 #: Result types of the address index, from the most to the least precise.
 TYPES: tuple[str, ...] = ("housenumber", "street", "locality", "municipality")
@@ -499,6 +502,8 @@ def _read_json_answer(response: requests.Response) -> Answer:
 
 def _failure(error: DownloadError, url: str) -> str:
     """French reason given to the addresses of a failed request."""
+    import requests
+
     cause = error.__cause__
     host = urlparse(url).netloc or url
     if isinstance(cause, requests.Timeout):
