@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import mmap
 import os
 import pickle
 import tempfile
@@ -119,27 +120,36 @@ def read(path: Path) -> Any | None:
     been checked against the header.
     """
     try:
-        with path.open("rb") as fh:
-            if fh.read(len(MAGIC)) != MAGIC:
-                return None
-            header = json.loads(fh.readline())
-            payload = fh.read()
-    except (OSError, ValueError):
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            ref = _checked_load(mapped)  # mapped, not copied: a new process reads it once
+    except (OSError, ValueError):  # unreadable, or an empty file (nothing to map)
         return None
-    if not isinstance(header, dict) or _digest(payload) != header.get("crc32"):
-        return None
-    for source in header.get("sources", []):
-        try:
-            if _http.sha256sum(Path(source["fichier"])) != source["sha256"]:
-                return None
-        except (OSError, KeyError, TypeError):
-            return None
-    try:
-        ref = pickle.loads(payload)  # checked against the header's digest first
-    except Exception:  # a corrupt payload may raise anything
-        return None
-    os.utime(path)  # most recently used
+    if ref is not None:
+        os.utime(path)  # most recently used
     return ref
+
+
+def _checked_load(mapped: mmap.mmap) -> Any | None:
+    """Unpickle the payload of a reference file once its header's checks pass."""
+    if mapped[: len(MAGIC)] != MAGIC:
+        return None
+    end = mapped.find(b"\n", len(MAGIC))
+    if end < 0:
+        return None
+    header = json.loads(mapped[len(MAGIC) : end])
+    with memoryview(mapped)[end + 1 :] as payload:
+        if not isinstance(header, dict) or _digest(payload) != header.get("crc32"):
+            return None
+        for source in header.get("sources", []):
+            try:
+                if _http.sha256sum(Path(source["fichier"])) != source["sha256"]:
+                    return None
+            except (OSError, KeyError, TypeError):
+                return None
+        try:
+            return pickle.loads(payload)  # checked against the header's digest first
+        except Exception:  # a corrupt payload may raise anything
+            return None
 
 
 def write(path: Path, ref: Any) -> Path:
@@ -174,7 +184,7 @@ def write(path: Path, ref: Any) -> Path:
     return path
 
 
-def _digest(payload: bytes) -> int:
+def _digest(payload: bytes | memoryview) -> int:
     """CRC-32 of a payload, to detect a truncated or damaged file.
 
     Several times faster than SHA-256 on the tens of megabytes every new process reads.
