@@ -94,7 +94,7 @@ def test_check_400_m_from_a_qpv_default_and_500_m_preset(data_dir: Path) -> None
     assert "Toulouse (31555)" in motif
     first, motif = _verdict(*AT_400_M, "--regles", "fabriques-2019-npnru-500m")
     assert first == "À proximité immédiate d'un QPV"
-    assert "à 400 m du QPV le plus proche QP031010 « Empalot », à moins de 500 m" in motif
+    assert "à 400 m du QPV le plus proche QP031010 « Empalot », à 500 m ou moins" in motif
     assert (
         "500 m : distance fixée par le Code général des impôts, art. 278 sexies, pour les QPV "
         "en renouvellement urbain (NPNRU), appliquée ici à tous les QPV"
@@ -105,7 +105,7 @@ def test_check_distance_changes_the_verdict(data_dir: Path) -> None:
     """Montpellier, Figuerolles: 425 m from QP034010."""
     first, motif = _verdict("3.8767", "43.6108", "--distance", "450")
     assert first == "À proximité immédiate d'un QPV"
-    assert "425 m" in motif and "QP034010" in motif and "moins de 450 m" in motif
+    assert "425 m" in motif and "QP034010" in motif and "à 450 m ou moins" in motif
     assert "distance choisie par l'utilisateur" in motif  # not passed off as the legal one
     first, motif = _verdict("3.8767", "43.6108", "--distance", "10")
     assert first == "Non éligible"

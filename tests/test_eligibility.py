@@ -239,7 +239,7 @@ def test_point_200_m_outside_a_qpv_is_proximite(real, outside_200) -> None:
         assert motif.startswith("À proximité immédiate d'un QPV : à 200 m du QPV le plus proche ")
         assert f" {code} « " in motif
         assert (
-            "à moins de 300 m : proximité immédiate (300 m : Code général des impôts, "
+            "à 300 m ou moins : proximité immédiate (300 m : Code général des impôts, "
             "art. 278 sexies ; géographie prioritaire 2015)"
         ) in motif
 
@@ -1138,7 +1138,7 @@ def test_npnru_qpv_farther_than_the_nearest_makes_the_place_near(real) -> None:
     motif = row["motif"]
     assert motif.startswith(
         "À proximité immédiate d'un QPV : à 457 m du QPV QP031006 « Pradettes », en "
-        "renouvellement urbain (NPNRU), à moins de 500 m : proximité immédiate (500 m : QPV en "
+        "renouvellement urbain (NPNRU), à 500 m ou moins : proximité immédiate (500 m : QPV en "
         "renouvellement urbain (NPNRU), Code général des impôts, art. 278 sexies ; géographie "
         "prioritaire 2015) ; à 348 m du QPV le plus proche QP031007 « Grand Mirail »"
     )

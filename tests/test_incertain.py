@@ -62,7 +62,7 @@ def test_rural_commune_is_neither_in_nor_near_a_qpv(data_dir) -> None:
         row = out.iloc[0]
         assert row["verdict"] == "hors_grands_centres_urbains", rules.name
         assert row["in_qpv"] == False and row["near_qpv"] == False  # noqa: E712
-        assert "aucun QPV" in row["motif"] and "ni à moins de 300 m de ses limites" in row["motif"]
+        assert "aucun QPV" in row["motif"] and "ni à 300 m ou moins de ses limites" in row["motif"]
         assert "Agassac (31001)" in row["motif"]
 
 
@@ -73,7 +73,7 @@ def test_commune_without_qpv_next_to_a_hosting_one(data_dir) -> None:
     out = _classify({"code_insee": ["31044"]}, P2024, data_dir)
     row = out.iloc[0]
     assert row["verdict"] == "incertain"
-    assert "aucun QPV 2024 dans la commune, mais à moins de 300 m de ses limites" in row["motif"]
+    assert "aucun QPV 2024 dans la commune, mais à 300 m ou moins de ses limites" in row["motif"]
     assert "QN03113M « Soupetard »" in row["qpv_a_verifier"]
 
 
@@ -120,7 +120,7 @@ def test_points_without_2024_contours(data_dir) -> None:
     assert campagne["verdict"] == "hors_grands_centres_urbains"
     assert campagne["in_qpv"] == False and campagne["near_qpv"] == False  # noqa: E712
     assert (
-        "aucun QPV 2024 dans la commune ni dans les communes à moins de 300 m"
+        "aucun QPV 2024 dans la commune ni dans les communes à 300 m ou moins"
         in (campagne["motif"])
     )
 

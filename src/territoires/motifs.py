@@ -178,17 +178,23 @@ def compose(
     """
     geography = f"géographie prioritaire {rules.qpv_vintage}"
     labels = pa.array(list(VERDICTS.values()))
-    npnru_distance = french.number(rules.npnru_distance_m, None)
     npnru_rule = (
-        f", et à plus de {npnru_distance} m de tout QPV de la liste NPNRU" if rules.npnru else ""
+        f", et à plus de {french.threshold(rules.npnru_distance_m)} de tout QPV de la liste NPNRU"
+        if rules.npnru
+        else ""
     )
-    reach = f"{french.number(qpv_reach.distance(rules), None)} m"
+    within_reach = french.within(qpv_reach.distance(rules))
     listed = f"liste nationale ANCT des QPV {rules.qpv_vintage} par commune, sans contours"
     contours = f"contours des QPV {rules.qpv_vintage}"
     by_commune = "lieu localisé par sa commune seulement : "
 
     def metres(name: str, rows: np.ndarray) -> pa.Array:
         return french.distances(parts[name][rows])
+
+    def within(thresholds: np.ndarray) -> pa.Array:
+        """``à 300 m ou moins`` per row, worded once per distinct threshold."""
+        values, index = np.unique(thresholds, return_inverse=True)
+        return pa.array([french.within(value) for value in values]).take(pa.array(index))
 
     def inside(taken: pa.Array) -> pa.Array:
         return join(
@@ -235,7 +241,7 @@ def compose(
             texts.qpv_code.take(taken),
             " « ",
             texts.qpv_nom.take(taken),
-            f" », en renouvellement urbain (NPNRU), à moins de {npnru_distance} m : "
+            f" », en renouvellement urbain (NPNRU), {french.within(rules.npnru_distance_m)} : "
             f"proximité immédiate ({rules.basis(npnru=True)} ; {geography})",
         )
         other = parts["npnru"][rows] != parts["nearest"][rows]
@@ -256,8 +262,8 @@ def compose(
         ),
         NEAR: lambda rows, taken: join(
             nearest(rows),
-            ", à moins de ",
-            french.distances(parts["threshold"][rows]),
+            ", ",
+            within(parts["threshold"][rows]),
             " : proximité immédiate (",
             basis(rows),
             f" ; {geography})",
@@ -294,33 +300,33 @@ def compose(
         ),
         LIST_CLEAR: lambda rows, taken: pa.array(
             [
-                f"aucun QPV {rules.qpv_vintage} dans la commune ni dans les communes à moins "
-                f"de {reach} du lieu : ni dans un QPV ni à proximité immédiate ({listed} ; "
+                f"aucun QPV {rules.qpv_vintage} dans la commune ni dans les communes "
+                f"{within_reach} du lieu : ni dans un QPV ni à proximité immédiate ({listed} ; "
                 f"{rules.basis()})"
             ]
             * len(rows)
         ),
         LIST_CHECK: lambda rows, taken: join(
             f"QPV non vérifiable sans leurs contours ; QPV {rules.qpv_vintage} de la commune "
-            f"ou des communes à moins de {reach}, à vérifier à l'adresse : ",
+            f"ou des communes {within_reach}, à vérifier à l'adresse : ",
             parts["to_check"].take(taken),
             f" ({listed})",
         ),
         COMMUNE_CLEAR: lambda rows, taken: join(
-            f"{by_commune}aucun QPV {rules.qpv_vintage} dans la commune ni à moins de "
-            f"{reach} de ses limites : ni dans un QPV ni à proximité immédiate, où que soit "
+            f"{by_commune}aucun QPV {rules.qpv_vintage} dans la commune ni "
+            f"{within_reach} de ses limites : ni dans un QPV ni à proximité immédiate, où que soit "
             "le lieu dans la commune",
             source(rows),
         ),
         COMMUNE_HOSTS: lambda rows, taken: join(
             f"{by_commune}la commune compte des QPV {rules.qpv_vintage} ; QPV dans la commune "
-            f"ou à moins de {reach} de ses limites, à vérifier à l'adresse : ",
+            f"ou {within_reach} de ses limites, à vérifier à l'adresse : ",
             parts["to_check"].take(taken),
             source(rows),
         ),
         COMMUNE_NEAR: lambda rows, taken: join(
-            f"{by_commune}aucun QPV {rules.qpv_vintage} dans la commune, mais à moins de "
-            f"{reach} de ses limites : ",
+            f"{by_commune}aucun QPV {rules.qpv_vintage} dans la commune, mais "
+            f"{within_reach} de ses limites : ",
             parts["to_check"].take(taken),
             " ; proximité immédiate à vérifier à l'adresse",
             source(rows),
