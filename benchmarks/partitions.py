@@ -59,7 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000, help="rows of the CSV")
     parser.add_argument("--folder", type=Path, default=Path("/tmp"), help="where files go")
-    parser.add_argument("--blocksize", default="16MB", help="bytes per partition")
+    parser.add_argument(
+        "--blocksize", default=None, help="bytes per partition (default: the library's)"
+    )
     args = parser.parse_args()
 
     source = args.folder / f"lieux_{args.n}.csv"
@@ -83,14 +85,15 @@ def main() -> None:
     before = process.memory_info().rss
     threading.Thread(target=watch, daemon=True).start()
     started = time.perf_counter()
-    summary = classify_file_in_partitions(source, output, blocksize=args.blocksize, progress=False)
+    options = {"blocksize": args.blocksize} if args.blocksize else {}
+    summary = classify_file_in_partitions(source, output, progress=False, **options)
     elapsed = time.perf_counter() - started
     done.set()
     rate = summary["lignes"] / elapsed
     print(f"machine    : {os.cpu_count()} cœurs, charge {os.getloadavg()}")
     print(
         f"partitions : {summary['lignes']:,} lieux, {summary['partitions']} partitions de "
-        f"{args.blocksize}, en {elapsed:.0f} s = {rate:,.0f} lieux/s"
+        f"{args.blocksize or 'taille par défaut'}, en {elapsed:.0f} s = {rate:,.0f} lieux/s"
     )
     print(
         f"mémoire    : pic {peak[0] / 2**30:.2f} Gio (dont {before / 2**30:.2f} Gio avant "

@@ -865,7 +865,7 @@ def classify(
         typer.Option(
             "--bloc", help="Taille des blocs avec --partitions, ex. 16MB.", metavar="TAILLE"
         ),
-    ] = "16MB",
+    ] = "4MB",
     score_min: MinScore = None,
     offline: Annotated[
         bool,

@@ -482,7 +482,7 @@ def classify_file_in_partitions(
     path: str | Path,
     output: str | Path,
     *,
-    blocksize: str | int = "16MB",
+    blocksize: str | int = "4MB",
     rules: Rules | str | None = None,
     progress: bool = True,
     data_dir: Path | None = None,
@@ -506,10 +506,11 @@ def classify_file_in_partitions(
         ``.csv``: one UTF-8 file without the geometry column (``lon`` and ``lat`` give
         the point). On a multi-machine cluster, the output must be on a file system
         shared by the workers.
-    blocksize : str or int, default ``"16MB"``
-        Bytes of the file per partition. Measured on 10 million places: about 60 MiB
-        of memory per MB of block and per worker thread (1 GiB for 16 MB); larger
-        blocks cost memory without speeding anything up.
+    blocksize : str or int, default ``"4MB"``
+        Bytes of the file per partition. About 60 MiB of memory per MB of block and per
+        worker thread (see ``docs/performance.md``); larger blocks cost memory without
+        speeding anything up (2 million places: 0.9 GiB at peak with 4 MB blocks, 2.2
+        GiB with 16 MB, in the same time).
     rules : Rules or str, optional
         Rule set or preset name.
     progress : bool, default True
