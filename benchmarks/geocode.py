@@ -4,7 +4,7 @@ Run on demand (not part of the test suite)::
 
     python benchmarks/geocode.py [--n 10000] [--rate 0]
 
-The local imitation of the geocoder (``tests/geocoder_stub.py``, synthetic answers for
+The local imitation of the geocoder (``territoires.testing``, synthetic answers for
 any address) runs on 127.0.0.1 in this process, so the figures measure the client
 (building the files, parsing the answers, the cache) and the HTTP round trips, not the
 real service. Three runs of the same ``n`` distinct addresses, each with an empty cache
@@ -22,16 +22,12 @@ request per address would take at the real limit is printed beside it.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from geocoder_stub import GeocoderStub
-
 from territoires import geocode, settings
+from territoires.testing import GeocoderStub
 
 
 def _addresses(n: int) -> list[str]:

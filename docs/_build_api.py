@@ -45,6 +45,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("territoires.qpv_reach", "QPV à portée d'un lieu imprécis ou d'une commune"),
     ("territoires.loaders", "Chargement des données de référence"),
     ("territoires.catalogue", "Catalogue des sources"),
+    ("territoires.examples", "Lieux d'exemple livrés avec le paquet"),
     ("territoires.coverage", "Analyse de couverture"),
     ("territoires.bilan", "Bilan des enveloppes de l'appel"),
     ("territoires.maps", "Cartes"),

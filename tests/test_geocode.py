@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from geocoder_stub import KNOWN, GeocoderStub
 from typer.testing import CliRunner
 
 import territoires
 from territoires import catalogue, export, geocode, places, settings
 from territoires._errors import InputError
 from territoires.cli import app
+from territoires.testing import KNOWN, GeocoderStub
 
 CAPITOLE = "1 place du Capitole 31000 Toulouse"
 LAMARTINE = "2 rue Lamartine 31300 Toulouse"

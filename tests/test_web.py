@@ -24,11 +24,11 @@ import psutil
 import pytest
 import requests
 from conftest import start_chromium
-from geocoder_stub import GeocoderStub
 from webserver import free_port, running
 
 from territoires import check, classify, preset, settings
 from territoires.rules import VERDICTS
+from territoires.testing import GeocoderStub
 from territoires.web import ServeConfig
 from territoires.web.app import RateLimiter
 from territoires.web.page import parse_query

@@ -69,7 +69,7 @@ __version__ = "0.1.0"
 
 #: Sub-modules imported on first access (``territoires.maps``…), so that ``import
 #: territoires`` stays fast for the CLI while every module is one attribute away.
-_LAZY_MODULES = frozenset({"coverage", "export", "maps", "outputs"})
+_LAZY_MODULES = frozenset({"coverage", "examples", "export", "maps", "outputs"})
 
 
 def __getattr__(name: str) -> ModuleType:

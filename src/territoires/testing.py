@@ -1,4 +1,4 @@
-"""A local imitation of the national geocoder, for tests, benchmarks and demos.
+"""A local imitation of the national geocoder, for tests, benchmarks, notebooks and demos.
 
 It answers on 127.0.0.1 like the IGN Géoplateforme (and the former API Adresse):
 
@@ -21,14 +21,14 @@ Faults are scripted per request with :meth:`GeocoderStub.fail_next`: ``"429"``,
 
 In a test::
 
-    from geocoder_stub import GeocoderStub
+    from territoires.testing import GeocoderStub
     with GeocoderStub() as stub:
         settings.geocoder_url = stub.url   # http://127.0.0.1:<port>/geocodage
         ...
 
 From a shell (e.g. for a browser test of ``territoires serve``)::
 
-    python tests/geocoder_stub.py --port 8765 [--synthetic]
+    python -m territoires.testing --port 8765 [--synthetic]
     export TERRITOIRES_GEOCODER_URL=http://127.0.0.1:8765/geocodage
     territoires check "1 place du Capitole 31000 Toulouse"
 """
