@@ -19,6 +19,7 @@ import pytest
 import shapely
 from distributed import Client, Future, LocalCluster
 
+import territoires.distributed as territoires_distributed
 from territoires import InputError, OutputError, classify, eligibility, load_communes, load_qpv
 from territoires.distributed import classify_dask, classify_file_in_partitions
 from territoires.rules import VERDICTS
@@ -214,6 +215,35 @@ def test_parquet_file_in_partitions(places, tmp_path, data_dir):
     assert summary["verdicts"] == expected.attrs["verdicts"]
     written = pd.read_csv(tmp_path / "sortie.csv", dtype=str, keep_default_na=False)
     assert written["motif"].tolist() == expected["motif"].tolist()
+
+
+def test_interrupted_partitions_leave_the_previous_output(places, tmp_path, data_dir, monkeypatch):
+    source = tmp_path / "lieux.csv"
+    places.iloc[:5_000].to_csv(source, sep=";", index=False, encoding="utf-8-sig")
+    previous = tmp_path / "sortie.csv"
+    previous.write_text("ancien résultat\n", encoding="utf-8")
+    (tmp_path / "vide.parquet").mkdir()
+    written = []
+    real_write = territoires_distributed._write_csv
+
+    def failing_write(frame, path, before):
+        if before is not None:  # the second partition fails, after the first is written
+            raise OSError("disque plein")
+        written.append(path)
+        return real_write(frame, path, before)
+
+    monkeypatch.setattr(territoires_distributed, "_write_csv", failing_write)
+    with dask.config.set(scheduler="threads"), pytest.raises(OSError, match="disque plein"):
+        classify_file_in_partitions(source, previous, blocksize=50_000, progress=False)
+    assert written and written[0] != previous  # partitions went to a temporary file
+    assert previous.read_text(encoding="utf-8") == "ancien résultat\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lieux.csv", "sortie.csv", "vide.parquet"]
+
+    with dask.config.set(scheduler="threads"):  # an empty folder is replaced, complete
+        classify_file_in_partitions(
+            source, tmp_path / "vide.parquet", blocksize=50_000, progress=False
+        )
+    assert len(gpd.read_parquet(tmp_path / "vide.parquet")) == 5_000
 
 
 def test_errors_in_french(tmp_path, data_dir):

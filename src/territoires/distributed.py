@@ -504,8 +504,9 @@ def classify_file_in_partitions(
         ``.parquet``: a new GeoParquet folder, one file per partition
         (``part.00000.parquet``…), the row's position in the input as index;
         ``.csv``: one UTF-8 file without the geometry column (``lon`` and ``lat`` give
-        the point). On a multi-machine cluster, the output must be on a file system
-        shared by the workers.
+        the point). Written beside the target and renamed when the last partition is
+        written: an interrupted run leaves the previous file or nothing. On a
+        multi-machine cluster, the output must be on a file system shared by the workers.
     blocksize : str or int, default ``"4MB"``
         Bytes of the file per partition. About 60 MiB of memory per MB of block and per
         worker thread (see ``docs/performance.md``); larger blocks cost memory without
@@ -549,17 +550,22 @@ def classify_file_in_partitions(
     reader = _Reader(reader.read, reader.ignored, first_line=first_line, renumber=True)
     result, ref = _classify(ddf, _rules(rules), data_dir, reader, progress=progress)
     parts = result.to_delayed()
-    if suffix == ".parquet":
-        output.mkdir(parents=True, exist_ok=True)
-        writes = [
-            dask.delayed(_write_parquet)(part, output / f"part.{number:05d}.parquet")
-            for number, part in enumerate(parts)
-        ]
-    else:
-        writes = [dask.delayed(_write_csv)(parts[0], output, None)]
-        for part in parts[1:]:  # appended in order, each write after the previous one
-            writes.append(dask.delayed(_write_csv)(part, output, writes[-1]))
-    counts = pd.concat(_compute(*writes, progress=progress)).groupby(level=0).sum()
+    if suffix == ".parquet" and output.is_dir():
+        output.rmdir()  # empty (checked above): replaced by the complete folder at the end
+    # Written beside the target and renamed only once every partition is written: an
+    # interrupted run leaves the previous file (or nothing), never a partial output.
+    with outputs.replacing(output) as (target,):
+        if suffix == ".parquet":
+            target.mkdir()
+            writes = [
+                dask.delayed(_write_parquet)(part, target / f"part.{number:05d}.parquet")
+                for number, part in enumerate(parts)
+            ]
+        else:
+            writes = [dask.delayed(_write_csv)(parts[0], target, None)]
+            for part in parts[1:]:  # appended in order, each write after the previous one
+                writes.append(dask.delayed(_write_csv)(part, target, writes[-1]))
+        counts = pd.concat(_compute(*writes, progress=progress)).groupby(level=0).sum()
     return {
         "lignes": int(counts.sum()),
         "partitions": result.npartitions,
