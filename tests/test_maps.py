@@ -850,3 +850,48 @@ def test_real_department_outlines_keep_the_map_readable_offline(real, data_dir, 
     assert drawn.geometry.is_valid.all()
     path = maps.save(fmap, tmp_path / "carte.html", self_contained=True)
     assert path.stat().st_size < 2_000_000
+
+
+def test_commune_level_places_have_their_own_layer(tmp_path):
+    classified = _classified(3)
+    by_commune = gpd.GeoDataFrame(
+        {
+            "nom": ["Mairie <b>", "Ferme"],
+            "verdict": ["incertain", "hors_grands_centres_urbains"],
+            "motif": ["QPV à vérifier : QN03101M « Reynerie »", "commune rurale"],
+            "localisation": "commune",
+            "code_insee": ["31555", "31069"],
+            "commune": ["Toulouse", "Blagnac"],
+        },
+        geometry=[None, None],
+        crs="EPSG:4326",
+    )
+    classified = pd.concat([classified.assign(localisation="point"), by_commune], ignore_index=True)
+    classified.attrs = {"regles": dict(RULES)}
+    fmap = maps.eligibility_map(classified, _qpv(), place_communes=_communes())
+    layers = _layers(fmap)
+    assert "Lieux localisés par leur commune (2)" in layers
+    markers = [
+        g
+        for g in _walk(layers["Lieux localisés par leur commune (2)"])
+        if isinstance(g, folium.GeoJson)
+    ]
+    assert [m.marker.options["dashArray"] for m in markers] == ["4 3", "4 3"]
+    drawn = {
+        f["properties"]["titre"]: Point(f["geometry"]["coordinates"])
+        for m in markers
+        for f in m.data["features"]
+    }
+    assert drawn["Mairie &lt;b&gt; (ligne 5) (commune)"].within(_communes().geometry[0])
+    assert drawn["Ferme (ligne 6) (commune)"].within(_communes().geometry[1])
+    page = _page(fmap, tmp_path)
+    assert _points(page) == 3 + 2
+    assert _in_page("localisé par sa commune seulement") in page
+    assert _in_page("Mairie &lt;b&gt;") in page and "Mairie <b>" not in page
+    legend = _legend(page)
+    assert "Lieux localisés par leur commune (2)" in legend
+    assert "dashed" in legend
+    assert "1 lieu(x) sans coordonnées valides" in legend  # the invalid row only
+    # without commune boundaries they are not drawn, and counted as not placed
+    unplaced = _legend(_page(maps.eligibility_map(classified, _qpv()), tmp_path))
+    assert "3 lieu(x) sans coordonnées valides" in unplaced

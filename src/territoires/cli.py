@@ -807,10 +807,13 @@ def _write_eligibility_map(
     """Draw the eligibility map of classified places into one HTML file."""
     from . import maps  # imported here: `territoires check` starts faster
 
+    by_commune = bool(result["localisation"].eq("commune").any())
+    boundaries = loaders.load_communes() if communes or by_commune else None
     fmap = maps.eligibility_map(
         result,
         loaders.load_qpv(rules.qpv_vintage),
-        communes=loaders.load_communes() if communes else None,
+        communes=boundaries if communes else None,
+        place_communes=boundaries,
         outlines=loaders.load_admin("departements"),
         name_column=nom,
         self_contained=offline,

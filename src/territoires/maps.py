@@ -86,6 +86,10 @@ _MAX_SIMPLIFY_M = 500.0
 #: Smallest half-extent of the initial view, in degrees (about 2 km).
 _MIN_HALF_EXTENT = 0.02
 _TILE_NAME = "Fond OpenStreetMap (en ligne)"
+#: Name of the layer of places located by their commune only (no point).
+_COMMUNE_PLACES = "Lieux localisés par leur commune"
+#: Colour of the clusters of places located by their commune.
+_COMMUNE_CLUSTER_COLOUR = "#555555"
 #: Cluster icons in the colour of their verdict (COLOUR is replaced).
 _CLUSTER_ICON = """
 function (cluster) {
@@ -439,6 +443,97 @@ def _places_layers(
     return drawn
 
 
+def _commune_points(
+    classified: gpd.GeoDataFrame, by_commune: pd.Series, communes: gpd.GeoDataFrame | None
+) -> gpd.GeoSeries:
+    """A point inside the commune of each commune-level row (``None`` when not found).
+
+    Codes are looked up in ``communes["code_insee"]``, then in ``code_actuel`` (communes
+    merged since the boundaries' COG, whose parts are then joined).
+    """
+    if not by_commune.any():
+        return gpd.GeoSeries([], index=classified.index[:0], crs=GEOGRAPHIC)
+    codes = classified["code_insee"][by_commune].astype("string").fillna("")
+    polygons = pd.Series([None] * len(codes), dtype=object)
+    if communes is not None and len(codes):
+        current = communes["code_actuel"].isin(codes) if "code_actuel" in communes else False
+        shapes = communes[communes["code_insee"].isin(codes) | current].to_crs(GEOGRAPHIC)
+        direct = shapes["code_insee"].isin(codes)
+        found = shapes[direct].drop_duplicates("code_insee").set_index("code_insee").geometry
+        if "code_actuel" in shapes:
+            found = pd.concat([found, shapes[~direct].dissolve("code_actuel").geometry])
+        polygons = found[~found.index.duplicated()].reindex(codes.to_numpy())
+    return gpd.GeoSeries(
+        shapely.point_on_surface(polygons.to_numpy()), index=codes.index, crs=GEOGRAPHIC
+    )
+
+
+def _commune_places_layer(fmap: folium.Map, places: gpd.GeoDataFrame, names: pd.Series) -> None:
+    """Add the layer of places located by their commune only.
+
+    Each place is a hollow dashed circle, in the colour of its verdict, at a point inside
+    its commune; places of the same commune stack in a cluster that opens on click.
+    """
+    popup = (
+        "<b>"
+        + names.map(_esc)
+        + "</b><br><i>localisé par sa commune seulement</i> ("
+        + places["commune"].map(_esc)
+        + ", "
+        + places["code_insee"].map(_esc)
+        + ")<br>"
+        + places["verdict"].map(VERDICTS).map(_esc)
+        + "<br><small>"
+        + places["motif"].map(_esc)
+        + "</small>"
+    )
+    group = folium.FeatureGroup(
+        name=html.escape(f"{_COMMUNE_PLACES} ({french.number(len(places))})")
+    ).add_to(fmap)
+    cluster = folium.plugins.MarkerCluster(
+        control=False,
+        icon_create_function=_CLUSTER_ICON.replace("COLOUR", _COMMUNE_CLUSTER_COLOUR),
+    ).add_to(group)
+    for verdict in VERDICTS:
+        rows = places["verdict"] == verdict
+        if not rows.any():
+            continue
+        subset = places[rows]
+        folium.GeoJson(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [x, y]},
+                        "properties": {"popup": text, "titre": title},
+                    }
+                    for x, y, text, title in zip(
+                        subset.geometry.x,
+                        subset.geometry.y,
+                        popup[rows],
+                        names[rows].map(_esc) + " (commune)",
+                        strict=True,
+                    )
+                ],
+            },
+            marker=folium.CircleMarker(
+                radius=9,
+                color=VERDICT_COLOURS[verdict],
+                weight=3,
+                dash_array="4 3",
+                fill=True,
+                fill_color="#ffffff",
+                fill_opacity=0.3,
+            ),
+            popup=folium.GeoJsonPopup(
+                fields=["popup"], labels=False, localize=False, max_width=320
+            ),
+            tooltip=folium.GeoJsonTooltip(fields=["titre"], labels=False),
+            control=False,
+        ).add_to(cluster)
+
+
 def _outlines_layer(fmap: folium.Map, outlines: gpd.GeoDataFrame) -> None:
     """Thin grey administrative outlines, not interactive."""
     drawn = _display_polygons(outlines, 0, _scale_tolerances(outlines, floor_m=100))
@@ -455,6 +550,7 @@ def eligibility_map(
     qpv: gpd.GeoDataFrame,
     *,
     communes: gpd.GeoDataFrame | None = None,
+    place_communes: gpd.GeoDataFrame | None = None,
     outlines: gpd.GeoDataFrame | None = None,
     near_distance_m: float | None = None,
     name_column: str | None = None,
@@ -474,6 +570,13 @@ def eligibility_map(
     communes : geopandas.GeoDataFrame, optional
         Output of :func:`territoires.load_communes`; adds a layer, hidden at opening, of
         the communes around the view coloured by density level.
+    place_communes : geopandas.GeoDataFrame, optional
+        Commune boundaries (``code_insee``, optionally ``code_actuel``, polygons), e.g.
+        :func:`territoires.load_communes`, used to draw the places located by their
+        commune only (``localisation == "commune"``): each at a point inside its commune
+        (``point_on_surface``), as a hollow dashed circle in the colour of its verdict,
+        in a layer of their own; places of one commune stack in a cluster. Defaults to
+        ``communes``; with neither, those places are counted as not placed.
     outlines : geopandas.GeoDataFrame, optional
         Administrative outlines (e.g. :func:`territoires.load_admin`), drawn as thin grey
         lines simplified to the scale of their territory: the map stays readable where
@@ -498,8 +601,9 @@ def eligibility_map(
     -------
     folium.Map
         Layers: OSM base, proximity band, QPV, communes by density, one layer per
-        verdict; a legend and a layer control. The view fits the places of the
-        territory holding most of them (the QPV when no place has coordinates).
+        verdict, places located by their commune; a legend and a layer control. The
+        view fits the places of the territory holding most of them (their communes when no
+        place has coordinates, else the QPV).
 
     Raises
     ------
@@ -522,12 +626,27 @@ def eligibility_map(
     vintage = _qpv_vintage(classified, qpv)
     qpv_name = f"Quartiers prioritaires (QPV {vintage})" if vintage else "Quartiers prioritaires"
     placed = classified.geometry.notna() & ~classified.geometry.is_empty
+    commune_level = ~placed & (
+        classified["localisation"].eq("commune").fillna(False)
+        if {"localisation", "code_insee"} <= set(classified.columns)
+        else False
+    )
+    at_commune = _commune_points(
+        classified, commune_level, place_communes if place_communes is not None else communes
+    )
+    by_commune = commune_level.copy()
+    by_commune[commune_level] = at_commune.notna().to_numpy()
+    commune_places = classified[by_commune].set_geometry(
+        _rounded(at_commune[at_commune.notna()]).to_numpy(), crs=GEOGRAPHIC
+    )
     places = classified[placed].to_crs(GEOGRAPHIC)
     places = places.set_geometry(_rounded(places.geometry))
     labels = place_labels(classified, name_column)
     lines = place_lines(classified)
-    names = labels.where(labels == lines, labels + " (" + lines + ")")[placed]
-    bounds = _main_bounds(places) if len(places) else _main_bounds(qpv)
+    all_names = labels.where(labels == lines, labels + " (" + lines + ")")
+    names = all_names[placed]
+    shown = places if len(places) else commune_places if len(commune_places) else qpv
+    bounds = _main_bounds(shown)
 
     title = "Éligibilité des tiers-lieux"
     if rules.get("nom"):
@@ -563,6 +682,8 @@ def eligibility_map(
     if communes is not None:
         _communes_layer(fmap, communes, bounds, simplify_m)
     drawn = _places_layers(fmap, places, names, cluster=len(places) > cluster_above)
+    if len(commune_places):
+        _commune_places_layer(fmap, commune_places, all_names[by_commune])
 
     items = [
         f"<div>{_swatch(VERDICT_COLOURS[v], round_=True)}{_esc(VERDICTS[v])} "
@@ -570,6 +691,12 @@ def eligibility_map(
         for v in VERDICTS
         if v != "invalide" or drawn.get(v)
     ]
+    if len(commune_places):
+        items.append(
+            f"<div>{_swatch('#ffffff', outline='#333333', round_=True, dash=True)}"
+            f"{_esc(_COMMUNE_PLACES)} ({french.number(len(commune_places))}) : "
+            "cercle pointillé de la couleur du verdict, en un point de la commune</div>"
+        )
     items.append(f"<div>{_swatch(_QPV_COLOUR + '59', outline=_QPV_COLOUR)}{_esc(qpv_name)}</div>")
     if distance > 0:
         items.append(
@@ -582,7 +709,7 @@ def eligibility_map(
             f"<div>{_swatch(DENSITE7_COLOURS[k])}{k} – {_esc(label)}</div>"
             for k, label in DENSITE7.items()
         ]
-    missing = int((~placed).sum())
+    missing = int((~placed & ~by_commune).sum())
     if missing:
         items.append(
             f"<p>{french.number(missing)} lieu(x) sans coordonnées valides, non placé(s).</p>"
