@@ -376,6 +376,33 @@ def _communes_layer(
     ).add_to(fmap)
 
 
+def _markers(
+    parent: Any,
+    points: gpd.GeoSeries,
+    popups: pd.Series,
+    titles: pd.Series,
+    marker: folium.CircleMarker,
+) -> None:
+    """Add one GeoJSON layer of ``marker`` at ``points`` with popups and tooltips (HTML)."""
+    folium.GeoJson(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [x, y]},
+                    "properties": {"popup": text, "titre": title},
+                }
+                for x, y, text, title in zip(points.x, points.y, popups, titles, strict=True)
+            ],
+        },
+        marker=marker,
+        popup=folium.GeoJsonPopup(fields=["popup"], labels=False, localize=False, max_width=320),
+        tooltip=folium.GeoJsonTooltip(fields=["titre"], labels=False),
+        control=False,
+    ).add_to(parent)
+
+
 def _places_layers(
     fmap: folium.Map, places: gpd.GeoDataFrame, names: pd.Series, cluster: bool
 ) -> dict[str, int]:
@@ -406,27 +433,12 @@ def _places_layers(
             if cluster
             else group
         )
-        subset = places[rows]
-        data = {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "geometry": {"type": "Point", "coordinates": [x, y]},
-                    "properties": {"popup": text, "titre": title},
-                }
-                for x, y, text, title in zip(
-                    subset.geometry.x,
-                    subset.geometry.y,
-                    popup[rows],
-                    names[rows].map(_esc),
-                    strict=True,
-                )
-            ],
-        }
-        folium.GeoJson(
-            data,
-            marker=folium.CircleMarker(
+        _markers(
+            parent,
+            places.geometry[rows],
+            popup[rows],
+            names[rows].map(_esc),
+            folium.CircleMarker(
                 radius=6,
                 color="#333333",
                 weight=1,
@@ -434,12 +446,7 @@ def _places_layers(
                 fill_color=VERDICT_COLOURS[verdict],
                 fill_opacity=0.9,
             ),
-            popup=folium.GeoJsonPopup(
-                fields=["popup"], labels=False, localize=False, max_width=320
-            ),
-            tooltip=folium.GeoJsonTooltip(fields=["titre"], labels=False),
-            control=False,
-        ).add_to(parent)
+        )
     return drawn
 
 
@@ -498,26 +505,12 @@ def _commune_places_layer(fmap: folium.Map, places: gpd.GeoDataFrame, names: pd.
         rows = places["verdict"] == verdict
         if not rows.any():
             continue
-        subset = places[rows]
-        folium.GeoJson(
-            {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "geometry": {"type": "Point", "coordinates": [x, y]},
-                        "properties": {"popup": text, "titre": title},
-                    }
-                    for x, y, text, title in zip(
-                        subset.geometry.x,
-                        subset.geometry.y,
-                        popup[rows],
-                        names[rows].map(_esc) + " (commune)",
-                        strict=True,
-                    )
-                ],
-            },
-            marker=folium.CircleMarker(
+        _markers(
+            cluster,
+            places.geometry[rows],
+            popup[rows],
+            names[rows].map(_esc) + " (commune)",
+            folium.CircleMarker(
                 radius=9,
                 color=VERDICT_COLOURS[verdict],
                 weight=3,
@@ -526,12 +519,7 @@ def _commune_places_layer(fmap: folium.Map, places: gpd.GeoDataFrame, names: pd.
                 fill_color="#ffffff",
                 fill_opacity=0.3,
             ),
-            popup=folium.GeoJsonPopup(
-                fields=["popup"], labels=False, localize=False, max_width=320
-            ),
-            tooltip=folium.GeoJsonTooltip(fields=["titre"], labels=False),
-            control=False,
-        ).add_to(cluster)
+        )
 
 
 def _outlines_layer(fmap: folium.Map, outlines: gpd.GeoDataFrame) -> None:
