@@ -215,17 +215,21 @@ def compose(
     def precision(rows: np.ndarray) -> pa.Array:
         return join(", moins que la précision de la position (", metres("precision", rows), ")")
 
-    def nearest(rows: np.ndarray) -> pa.Array:
-        taken = pa.array(parts["nearest"][rows])
+    def qpv_at(rows: np.ndarray, distance: str, qpv: str, words: str) -> pa.Array:
+        """« à D<words>CODE « NOM » » for the QPV rows ``parts[qpv]`` at ``parts[distance]``."""
+        taken = pa.array(parts[qpv][rows])
         return join(
             "à ",
-            french.distances(parts["distance"][rows]),
-            " du QPV le plus proche ",
+            french.distances(parts[distance][rows]),
+            words,
             texts.qpv_code.take(taken),
             " « ",
             texts.qpv_nom.take(taken),
             " »",
         )
+
+    def nearest(rows: np.ndarray) -> pa.Array:
+        return qpv_at(rows, "distance", "nearest", " du QPV le plus proche ")
 
     def basis(rows: np.ndarray) -> pa.Array:
         """The text each row's distance comes from: NPNRU when its nearest QPV is listed."""
@@ -233,15 +237,9 @@ def compose(
         return pc.if_else(pa.array(listed), rules.basis(npnru=True), rules.basis())
 
     def near_npnru(rows: np.ndarray) -> pa.Array:
-        taken = pa.array(parts["npnru"][rows])
         sentence = join(
-            "à ",
-            french.distances(parts["npnru_distance"][rows]),
-            " du QPV ",
-            texts.qpv_code.take(taken),
-            " « ",
-            texts.qpv_nom.take(taken),
-            f" », en renouvellement urbain (NPNRU), {french.within(rules.npnru_distance_m)} : "
+            qpv_at(rows, "npnru_distance", "npnru", " du QPV "),
+            f", en renouvellement urbain (NPNRU), {french.within(rules.npnru_distance_m)} : "
             f"proximité immédiate ({rules.basis(npnru=True)} ; {geography})",
         )
         other = parts["npnru"][rows] != parts["nearest"][rows]
