@@ -208,3 +208,39 @@ def test_csv_neutralises_spreadsheet_formulas(tmp_path: Path) -> None:
         "'\rx",
         "-2e-3",
     ]
+
+
+def _summary_rows(path: Path, heading: str) -> pd.DataFrame:
+    """The block of the « Synthèse » sheet under ``heading``, with its own header."""
+    sheet = pd.read_excel(path, sheet_name="Synthèse", header=None)
+    start = sheet.index[sheet[0] == heading][0] + 1
+    block = sheet.iloc[start + 1 :].copy()
+    block.columns = sheet.iloc[start]
+    return block.iloc[: block.iloc[:, 0].isna().argmax()]
+
+
+def test_xlsx_summary_names_departements_and_regions(classified, tmp_path):
+    """Staff read « Haute-Garonne » and « Occitanie » beside the codes (mirror outlines)."""
+    classified["dep"] = pd.array(["31", "31", None, "974", None], dtype="string")
+    classified["reg"] = pd.array(["76", "76", None, "04", None], dtype="string")
+    path = export.write_results(classified, tmp_path / "out.xlsx")
+    deps = _summary_rows(path, "Lieux par département et par verdict")
+    assert deps["département"].tolist() == ["31", "974", "aucun"]
+    assert deps["nom"].fillna("").tolist() == ["Haute-Garonne", "La Réunion", ""]
+    assert deps["lieux"].tolist() == [2, 1, 2]
+    regs = _summary_rows(path, "Lieux par région et par verdict")
+    assert dict(zip(regs["région"], regs["nom"], strict=True))["76"] == "Occitanie"
+
+
+def test_xlsx_summary_keeps_codes_without_outlines(classified, tmp_path, monkeypatch):
+    """Without the outlines (not in the mirror nor the cache) the codes stay, unnamed."""
+    from territoires import settings
+
+    monkeypatch.setattr(settings, "data_dir", tmp_path / "vide")
+    monkeypatch.setattr(settings, "cache_dir", tmp_path / "cache")
+    monkeypatch.setattr(settings, "offline", True)
+    classified["dep"] = pd.array(["31", "31", None, "974", None], dtype="string")
+    path = export.write_results(classified, tmp_path / "out.xlsx")
+    deps = _summary_rows(path, "Lieux par département et par verdict")
+    assert "nom" not in deps.columns
+    assert deps["département"].tolist() == ["31", "974", "aucun"]

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import catalogue, eligibility, french, loaders
-from ._errors import DataNotFoundError, InputError
+from ._errors import InputError
 from .rules import Rules
 
 #: Envelope file used when none is named (``data/enveloppes/fabriques-2019.json``).
@@ -446,15 +446,6 @@ def _by_region(
     return table
 
 
-def region_names(data_dir: Path | None = None) -> dict[str, str]:
-    """Région code → name, from the catalogued région outlines ({} when unavailable)."""
-    try:
-        regions = loaders.load_admin("regions", data_dir=data_dir)
-    except DataNotFoundError:
-        return {}
-    return dict(zip(regions["reg"].astype(str), regions["nom"].astype(str), strict=True))
-
-
 def bilan(
     source: Any,
     rules: Rules | str | None = None,
@@ -492,4 +483,9 @@ def bilan(
     """
     chosen = envelopes if isinstance(envelopes, Envelopes) else load_envelopes(envelopes)
     classified = eligibility.classify(source, rules, data_dir=data_dir, **kwargs)
-    return assess(classified, chosen, numerique=numerique, regions=region_names(data_dir))
+    return assess(
+        classified,
+        chosen,
+        numerique=numerique,
+        regions=loaders.admin_names("regions", data_dir=data_dir),
+    )

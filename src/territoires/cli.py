@@ -1227,7 +1227,9 @@ def bilan_command(
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
     chosen = bilan.load_envelopes(enveloppes)
     result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
-    report = bilan.assess(result, chosen, numerique=numerique, regions=bilan.region_names())
+    report = bilan.assess(
+        result, chosen, numerique=numerique, regions=loaders.admin_names("regions")
+    )
     typer.echo(report.resume())
     if output is not None:
         export.write_bilan(report, output)

@@ -29,7 +29,7 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 
-from . import coverage, crs, french, outputs
+from . import coverage, crs, french, loaders, outputs
 from ._errors import OutputError
 from .coverage import EXCLUSION_REASONS, LEVELS
 from .rules import VERDICTS
@@ -121,7 +121,8 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
         ``.csv`` (semicolon separated, decimal comma, UTF-8 with BOM: opens as is in a
         French Excel; text that a spreadsheet would run as a formula, such as a name
         starting with ``=``, gets a leading ``'``), ``.xlsx`` (a « Synthèse » sheet:
-        places per verdict, per département and région, rules and sources in words;
+        places per verdict, per département and région (code and name), rules and
+        sources in words;
         then ``resultats``, every row), ``.gpkg`` or ``.geojson`` (point geometry,
         empty for invalid rows). CSV and XLSX get :func:`readable` values.
 
@@ -597,18 +598,25 @@ def _summary_blocks(result: pd.DataFrame) -> Sheet:
     blocks: list[tuple[str | None, pd.DataFrame]] = [(None, by_verdict)]
     for column, label in (("dep", "département"), ("reg", "région")):
         if column in result.columns:
-            blocks.append((f"Lieux par {label} et par verdict", _pivot(result, column, label)))
+            names = loaders.admin_names(LEVELS[column])
+            pivot = _pivot(result, column, label, names)
+            blocks.append((f"Lieux par {label} et par verdict", pivot))
     blocks.append(("Règles appliquées", _rules_in_words(result.attrs)))
     blocks.append(("Sources des données de référence", _sources_in_words(result.attrs)))
     return blocks
 
 
-def _pivot(result: pd.DataFrame, column: str, label: str) -> pd.DataFrame:
-    """Places per département (or région) and verdict; places without one as « aucun »."""
+def _pivot(result: pd.DataFrame, column: str, label: str, names: Mapping[str, str]) -> pd.DataFrame:
+    """Places per département (or région) and verdict; places without one as « aucun ».
+
+    The name follows the code when ``names`` has it (empty when the outlines are absent).
+    """
     keys = result[column].astype("string").fillna("aucun")
     table = pd.crosstab(keys, result["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
     table = table.loc[:, table.sum() > 0].rename(columns=VERDICTS)
     table.insert(0, "lieux", table.sum(axis=1))
+    if names:
+        table.insert(0, "nom", [names.get(code, "") for code in table.index])
     table.index.name = label
     return table.reset_index()
 

@@ -882,6 +882,30 @@ def load_admin(level: str = "departements", *, data_dir: Path | None = None) -> 
     return out
 
 
+def admin_names(level: str = "departements", *, data_dir: Path | None = None) -> dict[str, str]:
+    """Code → name of the départements or régions, from their catalogued outlines.
+
+    Parameters
+    ----------
+    level : {"departements", "regions"}
+        Which names.
+    data_dir : pathlib.Path, optional
+        Mirror folder.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"31": "Haute-Garonne", …}`` or ``{"76": "Occitanie", …}``; empty when the
+        outlines are neither in the mirror nor in the cache (reports then show codes).
+    """
+    try:
+        frame = load_admin(level, data_dir=data_dir)
+    except DataNotFoundError:
+        return {}
+    code = "dep" if level == "departements" else "reg"
+    return dict(zip(frame[code].astype(str), frame["nom"].astype(str), strict=True))
+
+
 #: Header names recognised for the column of QPV codes in a NPNRU list (lower case).
 NPNRU_CODE_COLUMNS = ("code_qp", "code_qpv", "code_quartier", "qp", "code")
 
