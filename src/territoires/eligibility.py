@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from . import places
 from ._errors import InputError
+from ._gc import paused
 from .engine import (
     COMMUNE_TOLERANCE_M,
     INPUT_SUFFIX,
@@ -192,6 +193,7 @@ def classify(
         for start in range(0, len(frame), chunk_size)
     ]
     with (
+        paused(),  # see territoires._gc: a geometry per place
         ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
         tqdm(total=len(frame), disable=not progress, unit=" lieux", desc="classement") as bar,
     ):

@@ -30,6 +30,7 @@ from shapely.ops import substring
 from . import catalogue, crs, french, loaders, motifs, places, prepared, qpv_reach
 from ._arrow import series, text
 from ._errors import DataNotFoundError, DownloadError
+from ._gc import paused
 from .grid import CELL_DEGREES, Grid
 from .rules import VERDICTS, Rules, decide, preset
 
@@ -1331,4 +1332,5 @@ def classify_frame(
     geopandas.GeoDataFrame
         ``frame`` with :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``).
     """
-    return assemble(frame, locate(frame, ref), ref, lines)
+    with paused():  # see territoires._gc: a geometry per place
+        return assemble(frame, locate(frame, ref), ref, lines)
