@@ -4,8 +4,12 @@ Typer draws help pages with rich and checks the command line with its own copy o
 click, whose strings are English literals (« Usage: », « Show this message and exit. »,
 « Missing argument 'FICHIER'. », « Invalid value for '--distance': … »). This module
 gives their French text: :func:`install` sets typer's panel titles and markers,
-:class:`FrenchCommand` (mixed into the command classes of the CLI) rewrites the usage
+:class:`FrenchHelp` (mixed into the command classes of the CLI) rewrites the usage
 line and the help option, and :func:`translate_error` rewrites a usage error message.
+
+Typer's rich help machinery (``typer.rich_utils``, rich's markdown and syntax
+highlighting) takes a tenth of a second to import: it is imported by :func:`install`
+only when a help page or a usage error is drawn, never by a command that succeeds.
 """
 
 from __future__ import annotations
@@ -157,7 +161,9 @@ def usage(line: str) -> str:
 def install() -> None:
     """Set typer's help panel titles and markers in French (idempotent).
 
-    Typer reads these module constants each time it draws a help page or an error.
+    Typer reads these module constants each time it draws a help page or an error:
+    call this before either is drawn (:meth:`FrenchHelp.format_help` does for help
+    pages, the command group of the CLI for errors).
     """
     rich_utils = importlib.import_module("typer.rich_utils")
     for name, value in _RICH_CONSTANTS.items():
@@ -178,6 +184,11 @@ class FrenchHelp:
             if param.param_type_name == "argument":
                 param.display_type_rich = _no_type
         return params
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """Help page, with typer's panel titles and markers in French."""
+        install()
+        super().format_help(ctx, formatter)  # type: ignore[misc]
 
     def get_usage(self, ctx: Any) -> str:
         """Usage line, in French."""

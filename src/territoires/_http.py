@@ -25,8 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import urlparse
 
-from tqdm.auto import tqdm
-
 from territoires import french, settings
 from territoires._errors import ChecksumError, DownloadError
 
@@ -268,6 +266,8 @@ def _write_body(response: requests.Response, *, fh: BinaryIO, desc: str, progres
     digest = hashlib.sha256()
     announced = response.headers.get("Content-Length", "")
     total = int(announced) if announced.isdigit() else None
+    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
+
     with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
         for chunk in response.iter_content(_CHUNK_SIZE):
             fh.write(chunk)

@@ -16,12 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from typer._click.exceptions import UsageError
+from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from . import (
@@ -87,6 +83,11 @@ def cli_message(message: str) -> str:
     ).replace("  ", " ")
 
 
+#: Exceptions that typer reports with its rich help machinery, in French once
+#: :func:`territoires._cli_french.install` has run (imported only when one occurs).
+_TYPER_REPORTS = (ClickException, typer.Abort, EOFError)
+
+
 class TerritoiresGroup(_cli_french.FrenchHelp, TyperGroup):
     """Command group that speaks French and turns every :class:`TerritoiresError` into a
     clear failure.
@@ -98,19 +99,18 @@ class TerritoiresGroup(_cli_french.FrenchHelp, TyperGroup):
     declare commands with ``cls=TerritoiresCommand`` so that their help is French too.
     """
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the command line, in French."""
-        _cli_french.install()
-        return super().main(*args, **kwargs)
-
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         """Parse the global options, reporting usage errors in French."""
         try:
             return super().make_context(*args, **kwargs)
         except UsageError as error:
+            _cli_french.install()
             raise _french_usage_error(error) from error
+        except _TYPER_REPORTS:
+            _cli_french.install()
+            raise
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         """Run the command, reporting library errors instead of raising them."""
         try:
             return super().invoke(ctx)
@@ -118,11 +118,15 @@ class TerritoiresGroup(_cli_french.FrenchHelp, TyperGroup):
             print_error(cli_message(str(error)))
             raise typer.Exit(code=1) from error
         except UsageError as error:
+            _cli_french.install()
             raise _french_usage_error(error) from error
         except OSError as error:  # a file the system refuses: permission, full disk…
             where = f"{error.filename} : " if error.filename else ""
             print_error(f"{where}{error.strerror or error} (erreur système)")
             raise typer.Exit(code=1) from error
+        except _TYPER_REPORTS:
+            _cli_french.install()
+            raise
 
 
 class TerritoiresCommand(_cli_french.FrenchHelp, TyperCommand):
@@ -246,6 +250,10 @@ def _short_coverage(dataset: Dataset) -> str:
 @data_app.command("list", cls=TerritoiresCommand)
 def list_datasets() -> None:
     """Liste les jeux de données du catalogue, leur couverture et s'ils sont sur le disque."""
+    from rich.console import Console  # imported here: `territoires check` starts faster
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(
         title="Catalogue des sources officielles",
         box=None,

@@ -25,7 +25,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from tqdm.auto import tqdm
 
 from . import crs, french, loaders
 from ._errors import ColumnError, DataNotFoundError, DownloadError, InputError, UnknownNameError
@@ -586,6 +585,8 @@ def analyse(
         ``"qpv"``, ``"communes"``, ``"dep"`` and ``"reg"``, ready for
         ``export.write_report(path, r["qpv"], r["communes"], {"dep": r["dep"], "reg": r["reg"]})``.
     """
+    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
+
     rules = rules or preset()
     stages = iter(
         [

@@ -18,7 +18,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import places
 from ._errors import InputError
@@ -185,6 +184,33 @@ def classify(
     if ref is None:
         ref = reference(chosen, data_dir)
     numbers = places.lines(frame)
+    if len(frame) <= chunk_size and not progress:  # one chunk (a check): no thread, no bar
+        parts = [classify_frame(frame, ref, numbers)]
+    else:
+        parts = _classify_chunks(frame, ref, numbers, chunk_size, workers, progress)
+    out = pd.concat(parts) if len(parts) > 1 else parts[0]
+    out.attrs = {
+        **({"lignes": frame.attrs["lignes"]} if "lignes" in frame.attrs else {}),
+        "regles": ref.rules.describe(),
+        "sources": ref.sources,
+        "verdicts": {key: int(value) for key, value in out["verdict"].value_counts().items()},
+    }
+    if "geocodage" in frame.attrs:
+        out.attrs["geocodage"] = frame.attrs["geocodage"]
+    return out
+
+
+def _classify_chunks(
+    frame: pd.DataFrame,
+    ref: Reference,
+    numbers: np.ndarray | None,
+    chunk_size: int,
+    workers: int | None,
+    progress: bool,
+) -> list[gpd.GeoDataFrame]:
+    """Classify ``frame`` by chunks of ``chunk_size`` rows in parallel threads, in order."""
+    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
+
     chunks = [
         (
             frame.iloc[start : start + chunk_size],
@@ -203,17 +229,7 @@ def classify(
             bar.update(len(chunk[0]))
             return done
 
-        parts = list(pool.map(run, chunks)) or [classify_frame(frame, ref, numbers)]
-    out = pd.concat(parts) if len(parts) > 1 else parts[0]
-    out.attrs = {
-        **({"lignes": frame.attrs["lignes"]} if "lignes" in frame.attrs else {}),
-        "regles": ref.rules.describe(),
-        "sources": ref.sources,
-        "verdicts": {key: int(value) for key, value in out["verdict"].value_counts().items()},
-    }
-    if "geocodage" in frame.attrs:
-        out.attrs["geocodage"] = frame.attrs["geocodage"]
-    return out
+        return list(pool.map(run, chunks)) or [classify_frame(frame, ref, numbers)]
 
 
 #: Output columns that depend on the QPV geography (``qpv_code`` … ``qpv_a_verifier``,

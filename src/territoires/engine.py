@@ -302,7 +302,6 @@ class Reference:
         self.commune_territory = np.full(len(communes), "", dtype=object)
         for name, layer in self.commune_layers.items():
             self.commune_territory[layer.rows] = name
-        self._gather_polygons()
         self.reach = (
             None
             if self.hosts is None
@@ -326,14 +325,19 @@ class Reference:
             )
         }
 
-    def _gather_polygons(self) -> None:
-        """Metric polygons of every QPV and commune, by reference row."""
-        self.qpv_polygons = np.full(len(self.qpv), None, dtype=object)
-        for layer in self.qpv_layers.values():
-            self.qpv_polygons[layer.rows] = layer.metric_geometries
-        self.commune_polygons = np.full(len(self.communes), None, dtype=object)
-        for layer in self.commune_layers.values():
-            self.commune_polygons[layer.rows] = layer.metric_geometries
+    @cached_property
+    def qpv_polygons(self) -> np.ndarray:
+        """Metric polygon of every QPV, by reference row (gathered on first use)."""
+        return _by_row(len(self.qpv), self.qpv_layers)
+
+    @cached_property
+    def commune_polygons(self) -> np.ndarray:
+        """Metric polygon of every commune, by reference row (gathered on first use).
+
+        A single check rarely needs them: a persisted reference is read without decoding
+        the polygons of every commune.
+        """
+        return _by_row(len(self.communes), self.commune_layers)
 
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the polygons by row, which pickle would write one by one."""
@@ -341,11 +345,6 @@ class Reference:
         state.pop("qpv_polygons", None)
         state.pop("commune_polygons", None)
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restore a pickled reference; the polygons by row come from its layers."""
-        self.__dict__.update(state)
-        self._gather_polygons()
 
     @classmethod
     def build(
@@ -420,6 +419,14 @@ class Reference:
         for layer in [*self.qpv_layers.values(), *self.npnru_layers.values()]:
             layer.centres  # noqa: B018
         return self
+
+
+def _by_row(rows: int, layers: dict[str, Layer]) -> np.ndarray:
+    """The metric polygons of ``layers`` at their reference rows (None elsewhere)."""
+    polygons = np.full(rows, None, dtype=object)
+    for layer in layers.values():
+        polygons[layer.rows] = layer.metric_geometries
+    return polygons
 
 
 def _index_layers(frame: gpd.GeoDataFrame, positions: np.ndarray | None = None) -> dict[str, Layer]:
@@ -636,6 +643,8 @@ def _containing(layer: Layer, points: np.ndarray) -> np.ndarray:
     testing every point against unprepared polygons. A point on a shared boundary
     belongs to the polygon listed first in the reference.
     """
+    if not len(points):  # e.g. every point answered by the grid: no polygon decoded
+        return np.full(0, -1)
     hit_poly, hit_point = shapely.STRtree(points).query(layer.geometries, predicate="intersects")
     return _first_hit(len(points), hit_point, layer.rows[hit_poly])
 

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
-import pyogrio
 
 from . import coverage, crs, french, loaders, outputs
 from ._errors import OutputError
@@ -327,6 +326,8 @@ def write_report(
                 sheets[sheet] = [(None, readable(frame))]
             _write_workbook(target, sheets)
         else:
+            import pyogrio  # imported here: `territoires check` starts faster
+
             pyogrio.write_dataframe(readme, target, layer="lisez-moi")
             for layer, frame in tables.items():
                 if isinstance(frame, gpd.GeoDataFrame):

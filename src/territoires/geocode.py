@@ -39,7 +39,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import _http, catalogue, french, settings
 from ._errors import DownloadError, InputError
@@ -388,6 +387,8 @@ def _fetch_files(
     answers: dict[str, Answer] = {}
     failures: dict[str, str] = {}
     url = f"{service}/search/csv"
+    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
+
     for chunk in tqdm(chunks, disable=not progress, unit=" fichier", desc="géocodage"):
         ids = [str(position) for position in range(len(chunk))]
         body = io.StringIO()
@@ -458,6 +459,8 @@ def _fetch_each(
     answers: dict[str, Answer] = {}
     failures: dict[str, str] = {}
     url = f"{service}/search"
+    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
+
     for key, text in tqdm(missing.items(), disable=not progress, unit=" adresse", desc="géocodage"):
         try:
             answers[key] = _http.request(

@@ -25,7 +25,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 
 from . import _csv, _http, catalogue, settings
@@ -139,6 +138,8 @@ def read_raw(dataset: Dataset, path: Path) -> pd.DataFrame | gpd.GeoDataFrame:
     """
     if dataset.format in {"geojson", "gpkg"}:
         prefix = "/vsigzip/" if path.suffix == ".gz" else ""
+        import pyogrio  # imported here: `territoires check` starts faster
+
         frame = pyogrio.read_dataframe(f"{prefix}{path}", use_arrow=True)
         if frame.crs is None and dataset.crs:
             frame = frame.set_crs(dataset.crs)
