@@ -22,6 +22,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from . import (
     _cli_french,
+    _gc,
     bilan,
     catalogue,
     eligibility,
@@ -1252,4 +1253,7 @@ def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
 def main() -> None:
     """Run the ``territoires`` command."""
     warnings.showwarning = _show_warning
-    app()
+    try:
+        app()
+    finally:  # the process exits (typer ends with SystemExit)
+        _gc.freeze_for_exit()
