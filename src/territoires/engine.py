@@ -12,6 +12,7 @@ distance; :func:`assemble` turns these positions into the output columns, the ve
 
 from __future__ import annotations
 
+import itertools
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -101,8 +102,9 @@ class Layer:
     above, so exact distances are computed only for the few polygons that can still be
     the nearest (see :func:`nearest_polygons`).
 
-    Indexes are built on first use. A pickled layer keeps its polygons as WKB (decoded
-    on first use) and its grid when built, so that a persisted reference loads fast.
+    Indexes are built on first use. A pickled layer keeps its polygons as WKB, packed
+    in one buffer per CRS (decoded on first use: a single check answered by the grid
+    decodes none), and its grid when built, so that a persisted reference loads fast.
 
     Parameters
     ----------
@@ -142,12 +144,12 @@ class Layer:
     @cached_property
     def geometries(self) -> np.ndarray:
         """The polygons in EPSG:4326 (decoded from WKB after unpickling)."""
-        return shapely.from_wkb(self._wkb[0])
+        return _unpack_wkb(*self._wkb[0])
 
     @cached_property
     def metric_geometries(self) -> np.ndarray:
         """The polygons in the metric CRS (decoded from WKB after unpickling)."""
-        return shapely.from_wkb(self._wkb[1])
+        return _unpack_wkb(*self._wkb[1])
 
     @cached_property
     def tree(self) -> shapely.STRtree:
@@ -213,10 +215,10 @@ class Layer:
         return "_grid" in self.__dict__
 
     def __getstate__(self) -> dict[str, Any]:
-        """Polygons as WKB, rows, grid and land border if built; the rest is rebuilt on use."""
+        """Polygons (packed WKB), rows, grid and land border if built; the rest is rebuilt."""
         wkb = self.__dict__.get("_wkb") or (
-            shapely.to_wkb(self.geometries),
-            shapely.to_wkb(self.metric_geometries),
+            _pack_wkb(self.geometries),
+            _pack_wkb(self.metric_geometries),
         )
         state = {"rows": self.rows, "territory": self.territory, "_wkb": wkb}
         for prepared_index in ("_grid", "land_border"):
@@ -228,6 +230,25 @@ class Layer:
         """Restore a pickled layer (see :meth:`__getstate__`)."""
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+def _pack_wkb(geometries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Geometries as their WKB end to end in one byte array, and where each one ends.
+
+    Two arrays pickle (and unpickle) as two blocks of memory, where an array of WKB
+    strings is one object per polygon. A missing geometry takes no byte.
+    """
+    wkb = [b"" if item is None else item for item in shapely.to_wkb(geometries)]
+    ends = np.cumsum([len(item) for item in wkb], dtype=np.int64)
+    return np.frombuffer(b"".join(wkb), dtype=np.uint8), ends
+
+
+def _unpack_wkb(packed: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The geometries of :func:`_pack_wkb`, decoded."""
+    data, bounds = packed.tobytes(), [0, *ends.tolist()]
+    wkb = np.empty(len(ends), dtype=object)
+    wkb[:] = [data[start:end] or None for start, end in itertools.pairwise(bounds)]
+    return shapely.from_wkb(wkb)
 
 
 @dataclass
