@@ -62,6 +62,9 @@ def main() -> None:
     parser.add_argument(
         "--blocksize", default=None, help="bytes per partition (default: the library's)"
     )
+    parser.add_argument(
+        "--scheduler", default=None, help="dask scheduler: threads, processes (default: dask's)"
+    )
     args = parser.parse_args()
 
     source = args.folder / f"lieux_{args.n}.csv"
@@ -82,18 +85,29 @@ def main() -> None:
             peak[0] = max(peak[0], rss)
             time.sleep(0.05)
 
+    def cpu() -> float:
+        times = process.cpu_times()
+        return times.user + times.system + times.children_user + times.children_system
+
     before = process.memory_info().rss
     threading.Thread(target=watch, daemon=True).start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu()
     options = {"blocksize": args.blocksize} if args.blocksize else {}
-    summary = classify_file_in_partitions(source, output, progress=False, **options)
-    elapsed = time.perf_counter() - started
+    summary = classify_file_in_partitions(
+        source, output, progress=False, scheduler=args.scheduler, **options
+    )
+    elapsed, cpu_time = time.perf_counter() - started, cpu() - cpu_started
     done.set()
     rate = summary["lignes"] / elapsed
     print(f"machine    : {os.cpu_count()} cœurs, charge {os.getloadavg()}")
     print(
         f"partitions : {summary['lignes']:,} lieux, {summary['partitions']} partitions de "
-        f"{args.blocksize or 'taille par défaut'}, en {elapsed:.0f} s = {rate:,.0f} lieux/s"
+        f"{args.blocksize or 'taille par défaut'} ({args.scheduler or 'threads'}), "
+        f"en {elapsed:.1f} s = {rate:,.0f} lieux/s"
+    )
+    print(
+        f"temps CPU  : {cpu_time:.1f} s = {cpu_time / summary['lignes'] * 1e6:.2f} µs par lieu "
+        "(processus et ses fils)"
     )
     print(
         f"mémoire    : pic {peak[0] / 2**30:.2f} Gio (dont {before / 2**30:.2f} Gio avant "

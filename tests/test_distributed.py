@@ -9,6 +9,8 @@ partition into Parquet and CSV.
 
 from __future__ import annotations
 
+import csv
+
 import dask
 import dask.dataframe as dd
 import dask_geopandas
@@ -281,3 +283,79 @@ def test_reference_shared_once(cluster, places, data_dir):
     assert not any(isinstance(value, eligibility.Reference) for value in _graph_values(local))
     remote = classify_dask(_dask_frame(places.iloc[:1000]), data_dir=data_dir)
     assert sum(isinstance(value, Future) for value in _graph_values(remote)) == 1
+
+
+def _csv_text(frame: pd.DataFrame) -> str:
+    """A classified frame as ``classify_file_in_partitions`` writes it to CSV."""
+    return pd.DataFrame(frame.drop(columns="geometry")).to_csv(index=False)
+
+
+def _written_like_people(places: pd.DataFrame) -> pd.DataFrame:
+    """400 places, accented names, duplicates far from their first occurrence."""
+    table = places.iloc[:400].reset_index(drop=True).copy()
+    table["nom"] = table["nom"].str.replace("lieu", "Hôtel de ville n°", regex=False)
+    table.iloc[[350, 351, 390]] = table.iloc[[3, 40, 351]].to_numpy()
+    table.loc[390, "lon"] = table.loc[390, "lon"].replace(".", ",")
+    return table
+
+
+@pytest.mark.parametrize(
+    "variant", ["bom_crlf", "excel_sep_line_cp1252", "quoted_commas", "blank_lines", "no_last_eol"]
+)
+def test_csv_blocks_read_like_the_whole_file(variant, places, tmp_path, data_dir):
+    """Byte blocks give the rows, cells, lines and doublons of the whole file, whatever its form."""
+    table = _written_like_people(places)
+    source = tmp_path / "lieux.csv"
+    if variant == "bom_crlf":
+        table.to_csv(source, sep=";", index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    elif variant == "excel_sep_line_cp1252":
+        text = "sep=;\n" + table.to_csv(sep=";", index=False)
+        source.write_bytes(text.encode("cp1252"))
+    elif variant == "quoted_commas":
+        table.to_csv(source, sep=",", index=False, quoting=csv.QUOTE_ALL)
+    else:
+        lines = table.to_csv(sep=";", index=False).splitlines()
+        lines[120:120] = [""]
+        lines[260:260] = ["", ""]
+        ending = "\n\n\n" if variant == "blank_lines" else ""
+        source.write_text("\n".join(lines) + ending, encoding="utf-8")
+    expected = classify(source, data_dir=data_dir)
+    assert expected["motif"].str.contains("doublon de la ligne").sum() >= 3
+
+    summary = classify_file_in_partitions(
+        source, tmp_path / "sortie.csv", blocksize=2_000, progress=False, scheduler="threads"
+    )
+    assert summary["partitions"] > 8
+    assert summary["verdicts"] == expected.attrs["verdicts"]
+    assert (tmp_path / "sortie.csv").read_text(encoding="utf-8") == _csv_text(expected)
+
+
+def test_processes_scheduler_gives_the_same_file(places, tmp_path, data_dir):
+    source = tmp_path / "lieux.csv"
+    _written_like_people(places).to_csv(source, sep=";", index=False)
+    expected = classify(source, data_dir=data_dir)
+    classify_file_in_partitions(
+        source, tmp_path / "sortie.csv", blocksize=4_000, progress=False, scheduler="processes"
+    )
+    assert (tmp_path / "sortie.csv").read_text(encoding="utf-8") == _csv_text(expected)
+
+
+def test_irregular_csv_refused_in_partitions(tmp_path):
+    """What blocks cannot read is refused in French, naming the line and the way out."""
+    header = "nom;lon;lat\n"
+    rows = "".join(f"lieu {i};1.44;43.6{i}\n" for i in range(50))
+    cases = {
+        "ragged.csv": (header + rows + "lieu;1.44;43.6;en trop\n" + rows, "ligne 52 : 4 champs"),
+        "multiline.csv": (header + rows + '"lieu\nsur deux lignes";1.44;43.6\n', "ligne 52"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match=message) as error:
+            classify_file_in_partitions(
+                tmp_path / name, tmp_path / "o.csv", blocksize=100, progress=False
+            )
+        assert "sans --partitions" in str(error.value)
+    (tmp_path / "utf16.csv").write_text(header + rows, encoding="utf-16")
+    with pytest.raises(InputError, match=r"UTF-16.*sans --partitions"):
+        classify_file_in_partitions(tmp_path / "utf16.csv", tmp_path / "o.csv")
+    assert not (tmp_path / "o.csv").exists()

@@ -3,15 +3,27 @@
 French files come as UTF-8 (with or without BOM), Windows-1252 or UTF-16 (Excel's
 « Texte Unicode »), separated by ``;`` (with decimal commas), tabs or commas, sometimes
 with Excel's ``sep=;`` first line.
+
+A large file is also read here in byte blocks (:func:`layout`, :func:`read_block`), each
+block giving the rows, cells and column names that :func:`territoires.places.read_places`
+gives for the same lines of the whole file.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from ._errors import InputError
 
@@ -94,3 +106,212 @@ def excel_separator(text: str) -> str | None:
     first = next(iter(io.StringIO(text, newline="")), "")
     match = _EXCEL_SEPARATOR.match(first)
     return match.group(1) if match else None
+
+
+def header_names(cells: list[Any]) -> list[str]:
+    """Column names from header cells: blanks named ``colonne_N``, repeats ``name.1``.
+
+    Repeated names are numbered as pandas does, so that ``lon="longitude.1"`` chooses
+    the second of two ``longitude`` columns.
+    """
+    names: list[str] = []
+    for position, cell in enumerate(cells, start=1):
+        text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell)
+        name = text if text.strip() else f"colonne_{position}"
+        base, count = name, 0
+        while name in names:
+            count += 1
+            name = f"{base}.{count}"
+        names.append(name)
+    return names
+
+
+#: What a block reader cannot read, and what to do instead.
+_WHOLE_FILE = "classez ce fichier sans --partitions, qui le lit en entier"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a CSV file is written and where its records lie, to read it in byte blocks.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    encoding : str
+        ``utf-8-sig`` or ``cp1252``, as :func:`decode` guesses it on the first megabyte.
+    separator : str
+        As :func:`sniff_separator` chooses it.
+    names : tuple of str
+        Column names, as :func:`header_names` gives them.
+    first_line : int
+        Line of the file holding the first record (2, or 3 after Excel's ``sep=;``).
+    start, end : int
+        Bytes of the records: from the first one to the last one, blank lines at the end
+        of the file left out (``read_places`` drops them).
+    """
+
+    path: Path
+    encoding: str
+    separator: str
+    names: tuple[str, ...]
+    first_line: int
+    start: int
+    end: int
+
+
+def layout(path: Path) -> Layout:
+    """Read the header and find the records of a CSV file, as ``read_places`` does.
+
+    Raises
+    ------
+    InputError
+        An empty file, a file without header, or a UTF-16 file (whose lines cannot be
+        found by their bytes): the message says to classify it whole.
+    """
+    text, encoding = sample(path)
+    if not text.strip():
+        raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
+    if encoding.startswith("utf-16"):
+        raise InputError(
+            f"{path} est en UTF-16 (« Texte Unicode » d'Excel), illisible par blocs : "
+            f"enregistrez-le en « CSV UTF-8 », ou {_WHOLE_FILE}"
+        )
+    separator = sniff_separator(text)
+    skipped = 1 if excel_separator(text) is not None else 0
+    lines = io.StringIO(text, newline="")
+    reader = csv.reader(lines, delimiter=separator)
+    for _ in range(skipped):
+        next(reader, None)
+    header = next(reader, [])
+    if not header:
+        raise InputError(f"fichier vide : {path} n'a pas de ligne d'en-tête")
+    read = text[: lines.tell()]
+    with open(path, "rb") as handle:
+        bom = len(codecs.BOM_UTF8) if handle.read(3) == codecs.BOM_UTF8 else 0
+        handle.seek(0, io.SEEK_END)
+        end = handle.tell()
+        while end > 0:  # blank lines at the end of the file are no rows
+            handle.seek(max(end - (1 << 16), 0))
+            tail = handle.read(end - handle.tell())
+            kept = tail.rstrip(b"\r\n")
+            end -= len(tail) - len(kept)
+            if kept:
+                break
+    start = bom + len(read.encode("utf-8" if encoding == "utf-8-sig" else encoding))
+    return Layout(
+        path=path,
+        encoding=encoding,
+        separator=separator,
+        names=tuple(header_names(header)),
+        first_line=reader.line_num + 1,
+        start=start,
+        end=max(end, start),
+    )
+
+
+def blocks(where: Layout, blocksize: int) -> list[tuple[int, int]]:
+    """Byte ranges ``(offset, length)`` of about ``blocksize`` bytes covering the records.
+
+    Each range is cut by :func:`read_block` at line starts: every record falls in one.
+    """
+    size = max(int(blocksize), 1)
+    return [
+        (offset, min(size, where.end - offset)) for offset in range(where.start, where.end, size)
+    ] or [(where.start, 0)]
+
+
+def _line_start(handle: Any, position: int, where: Layout) -> int:
+    """The first position at or after ``position`` that starts a line (or ``where.end``)."""
+    if position <= where.start:
+        return where.start
+    handle.seek(position - 1)
+    while True:
+        chunk = handle.read(1 << 16)
+        found = chunk.find(b"\n")
+        if found >= 0:
+            return min(handle.tell() - len(chunk) + found + 1, where.end)
+        if not chunk:
+            return where.end
+
+
+def read_block(where: Layout, offset: int, length: int) -> pd.DataFrame:
+    """The records of one byte range, with the cells ``read_places`` reads for them.
+
+    The records are those whose line starts in ``[offset, offset + length)`` (see
+    :func:`blocks`); cells are text (pandas ``str``), empty ones missing, columns named
+    as in the whole file.
+
+    Raises
+    ------
+    InputError
+        A record with more or fewer fields than the header, a quoted cell spanning
+        several lines, or bytes that are not in the file's encoding: the message names
+        the line and says to classify the file whole (which reports ragged lines row by
+        row).
+    """
+    with open(where.path, "rb") as handle:
+        begin = _line_start(handle, offset, where)
+        stop = _line_start(handle, offset + length, where)
+        handle.seek(begin)
+        data = handle.read(stop - begin)
+    names = list(where.names)
+    try:
+        data.decode(where.encoding)
+    except UnicodeDecodeError as error:
+        raise _irregular(where, begin, data[: error.start], None) from error
+    if not data:
+        return pd.DataFrame({name: pd.Series([], dtype="str") for name in names})
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(data),
+            read_options=pa_csv.ReadOptions(
+                column_names=[str(position) for position in range(len(names))],
+                encoding="utf8" if where.encoding == "utf-8-sig" else where.encoding,
+            ),
+            parse_options=pa_csv.ParseOptions(delimiter=where.separator, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(map(str, range(len(names))), pa.string()),
+                strings_can_be_null=True,
+                null_values=[""],
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise _irregular(where, begin, data, str(error)) from error
+    records = data.count(b"\n") + (not data.endswith(b"\n"))
+    records += data.count(b"\r") - data.count(b"\r\n")  # a lone CR ends a line too
+    if table.num_rows != records:
+        raise _irregular(where, begin, data, "cellule sur plusieurs lignes")
+    frame = table.to_pandas()
+    frame.columns = names
+    return frame
+
+
+def _irregular(where: Layout, begin: int, data: bytes, reason: str | None) -> InputError:
+    """The error for a block that cannot be read line by line, naming the first bad line.
+
+    ``reason`` None means that ``data`` stops where its bytes leave the encoding.
+    """
+    with open(where.path, "rb") as handle:
+        before = handle.read(begin).count(b"\n")
+    text = data.decode(where.encoding, errors="replace")
+    width = len(where.names)
+    number, problem = before + 1, reason or "ligne illisible"
+    if reason is None:
+        number = before + text.count("\n") + 1
+        problem = f"octets hors de l'encodage {where.encoding} (deviné sur le premier mégaoctet)"
+    for line_number, line in enumerate(io.StringIO(text, newline=""), start=before + 1):
+        if reason is None:
+            break
+        fields = next(csv.reader([line], delimiter=where.separator), [])
+        if line.count('"') % 2:
+            number, problem = line_number, "guillemet ouvert, cellule sur plusieurs lignes ?"
+            break
+        if fields and len(fields) != width:
+            number, problem = line_number, f"{len(fields)} champs au lieu de {width}"
+            break
+    return InputError(
+        f"{where.path}, ligne {number} : {problem} ; les lignes irrégulières et les "
+        f"encodages mêlés ne se lisent pas par blocs : {_WHOLE_FILE}, qui signale chaque "
+        "ligne irrégulière"
+    )

@@ -16,18 +16,23 @@ scattered to every worker, each worker process then preparing its Reference once
 The result is the one :func:`territoires.classify` gives on the whole table, row for
 row: line numbers in ``probleme``/``motif`` are global, and a row identical to an
 earlier row of another partition is a ``doublon`` too. This needs the partition lengths
-and a fingerprint of every usable row before classifying, so a first, cheaper pass over
-the input (reading and validating only) runs when :func:`classify_dask` is called; the
-classification itself stays lazy. Fingerprints are two independent 64-bit row hashes
-(16 bytes, plus 8 for the position, per usable row, gathered on the client): two
-different rows are taken for duplicates only if both hashes collide (odds about
-n² / 2¹²⁹ for n rows: below 10⁻²⁰ for a billion).
+and a fingerprint of every row before classifying, so a first, cheaper pass over the
+input (reading only, and hashing the values ``read_places`` compares, see
+:func:`territoires.places.duplicate_keys`) runs first; the classification itself is
+lazy in :func:`classify_dask`, and done, with the writing, by one task per block in
+:func:`classify_file_in_partitions` (nothing big comes back to the client).
+Fingerprints are two independent 64-bit row hashes (16 bytes per row, gathered on the
+client): two different rows are taken for duplicates only if both hashes collide (odds
+about n² / 2¹²⁹ for n rows: below 10⁻²⁰ for a billion).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable
+import dataclasses
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -35,12 +40,15 @@ from typing import Any
 
 import dask
 import dask.dataframe as dd
+import dask.multiprocessing
 import dask_geopandas
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from dask.base import get_scheduler, tokenize
 from dask.diagnostics import ProgressBar
+from dask.system import CPU_COUNT
+from dask.utils import parse_bytes
 from distributed import Client
 from distributed import progress as distributed_progress
 
@@ -50,8 +58,23 @@ from .rules import Rules, preset
 
 #: Output formats of :func:`classify_file_in_partitions`, by extension.
 PARTITION_FORMATS = {".parquet": "Parquet, un dossier d'un fichier par bloc", ".csv": "CSV"}
-#: Columns added by ``read_places`` (never part of a row's fingerprint).
-_ADDED = ("probleme", "territoire", "geometry")
+#: Output columns taking few distinct values, dictionary-encoded in Parquet (the others,
+#: motifs and numbers, are written plain: a dictionary of unique values only costs time).
+_FEW_VALUES = (
+    "localisation",
+    "territoire",
+    "qpv_code",
+    "qpv_nom",
+    "nearest_qpv_code",
+    "qpv_a_verifier",
+    "code_insee",
+    "commune",
+    "dep",
+    "reg",
+    "densite7",
+    "cateaav2020",
+    "verdict",
+)
 #: Second hash key (16 bytes), independent of pandas' default one.
 _SECOND_HASH_KEY = "territoires-2nd!"
 #: Start value of :func:`_second_hash`.
@@ -62,35 +85,48 @@ _PANDAS_STRINGS = partial(dask.config.set, {"dataframe.convert-string": False})
 
 @dataclass(frozen=True)
 class _Reader:
-    """How to read one partition, and which of its columns identify a row.
+    """How to read one partition, and how its rows are numbered.
 
     Attributes
     ----------
     read : callable
         ``read_places`` with the coordinate options bound.
-    ignored : tuple
-        Columns left out of a row's fingerprint: the added ones and the input columns
-        holding the coordinates (compared through their parsed ``lon``/``lat`` values,
-        as ``read_places`` does).
+    lon, lat : str or None
+        Coordinate columns given by the user (the fingerprints read them as
+        ``read_places`` does).
     first_line : int
-        Line number of the first row: 2 for a CSV file (line 1 is the header), else 1.
+        Line number of the first row: that of the first record for a CSV file (2, or 3
+        after Excel's ``sep=;`` line), else 1.
     renumber : bool
         Give the rows a global ``RangeIndex`` (files), instead of keeping the input index.
     """
 
     read: Callable[[pd.DataFrame], gpd.GeoDataFrame]
-    ignored: tuple[Hashable, ...]
+    lon: str | None
+    lat: str | None
     first_line: int
     renumber: bool
 
-    def keys(self, frame: gpd.GeoDataFrame) -> pd.DataFrame:
-        """The columns that identify a row of ``frame`` (read places)."""
-        return pd.DataFrame(frame.drop(columns=list(self.ignored)))
+
+@dataclass(frozen=True)
+class _Block:
+    """One byte range of a CSV file, read by the task that uses it (no data travels)."""
+
+    layout: _csv.Layout
+    offset: int
+    length: int
+
+
+def _rows(part: pd.DataFrame | _Block) -> pd.DataFrame:
+    """The input rows of a partition: a partition of a dask DataFrame, or a CSV block."""
+    if isinstance(part, _Block):
+        return _csv.read_block(part.layout, part.offset, part.length)
+    return part
 
 
 def _first_hash(keys: pd.DataFrame) -> np.ndarray:
     """pandas' 64-bit row hash."""
-    return pd.util.hash_pandas_object(keys, index=False).to_numpy()
+    return pd.util.hash_pandas_object(keys, index=False, categorize=False).to_numpy()
 
 
 def _second_hash(keys: pd.DataFrame) -> np.ndarray:
@@ -104,7 +140,7 @@ def _second_hash(keys: pd.DataFrame) -> np.ndarray:
         chained = np.full(len(keys), _SEED, dtype=np.uint64)
         for position in range(keys.shape[1]):
             column = pd.util.hash_pandas_object(
-                keys.iloc[:, position], index=False, hash_key=_SECOND_HASH_KEY
+                keys.iloc[:, position], index=False, hash_key=_SECOND_HASH_KEY, categorize=False
             ).to_numpy()
             chained = _mix(chained ^ column)
     return chained
@@ -119,19 +155,19 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Positions:
-    """Global position of every partition and of the first occurrence of repeated rows.
+    """Global position of every partition, and of the earlier occurrence of its rows.
 
     Attributes
     ----------
     offsets : numpy.ndarray
         Global position of the first row of each partition.
-    first : pandas.Series
-        Global position of the first occurrence, indexed by the two hashes, of the
-        usable rows found in several partitions.
+    repeats : list of tuple
+        For each partition, the local positions of its rows repeating an earlier row of
+        the input, and the global position of that row's first occurrence.
     """
 
     offsets: np.ndarray
-    first: pd.Series
+    repeats: list[tuple[np.ndarray, np.ndarray]]
 
 
 def _client() -> Client | None:
@@ -224,6 +260,31 @@ def _loaded(rules: Rules, data_dir: Path | None) -> _Layers:
     )
 
 
+@contextlib.contextmanager
+def _scheduler(scheduler: str | None) -> Iterator[None]:
+    """Run on ``scheduler`` (else the active one); with processes, one pool for all passes.
+
+    dask's ``processes`` scheduler starts a pool per computation otherwise, each
+    process importing the library and loading the prepared reference again; blocks are
+    handed out one at a time (dask batches six by default: two workers, 16 blocks, one
+    worker would do ten).
+    """
+    with dask.config.set(scheduler=scheduler) if scheduler else contextlib.nullcontext():
+        if _client() is not None or get_scheduler() is not dask.multiprocessing.get:
+            yield
+            return
+        if dask.config.get("pool", None) is not None:
+            yield
+            return
+        context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+        workers = dask.config.get("num_workers", None) or CPU_COUNT
+        with (
+            ProcessPoolExecutor(workers, mp_context=context) as pool,
+            dask.config.set(pool=pool, chunksize=1),
+        ):
+            yield
+
+
 def _compute(*collections: Any, progress: bool) -> tuple[Any, ...]:
     """Compute on the active scheduler, with its progress bar when asked."""
     client = _client()
@@ -236,52 +297,64 @@ def _compute(*collections: Any, progress: bool) -> tuple[Any, ...]:
     return tuple(client.gather(futures))
 
 
-def _reader(ddf: dd.DataFrame, read: Callable, lon: str | None, lat: str | None) -> _Reader:
-    """Check the coordinate columns on the empty ``_meta`` and describe the reading."""
-    meta = ddf._meta
-    renamed = read(meta).attrs["colonnes_entree"]  # raises InputError now, not on a worker
-    ignored: list[Hashable] = list(_ADDED)
-    if not (isinstance(meta, gpd.GeoDataFrame) and meta.active_geometry_name is not None):
-        found = places.coordinate_columns(meta.columns, lon, lat, optional=True)
-        columns = found[:2] if found else ()  # a table of places located by their commune
-        # the user's coordinate cells (``lon`` kept as ``lon_entree``) are compared
-        # through their parsed values, as read_places does
-        ignored += [renamed.get(str(column), column) for column in columns]
-    return _Reader(read=read, ignored=tuple(ignored), first_line=1, renumber=False)
+def _reader(
+    meta: pd.DataFrame, read: Callable, lon: str | None, lat: str | None, first_line: int = 1
+) -> _Reader:
+    """Check the coordinate columns on the empty ``meta`` and describe the reading."""
+    read(meta)  # raises InputError now, not on a worker
+    return _Reader(read=read, lon=lon, lat=lat, first_line=first_line, renumber=first_line > 1)
 
 
-def _fingerprint(part: pd.DataFrame, reader: _Reader) -> tuple[int, pd.DataFrame]:
-    """Length of a partition, hashes and local positions of its usable rows."""
-    frame = reader.read(part)
-    usable = frame["probleme"].isna().to_numpy()
-    keys = reader.keys(frame)[usable]
-    hashes = pd.DataFrame(
-        {"h1": _first_hash(keys), "h2": _second_hash(keys), "position": np.flatnonzero(usable)}
-    )
-    return len(frame), hashes
+def _fingerprint(part: pd.DataFrame | _Block, reader: _Reader) -> tuple[np.ndarray, np.ndarray]:
+    """The two hashes of every row of a partition, on what ``read_places`` compares."""
+    keys = places.duplicate_keys(_rows(part), reader.lon, reader.lat)
+    return _first_hash(keys), _second_hash(keys)
 
 
-def _positions(ddf: dd.DataFrame, reader: _Reader, progress: bool) -> _Positions:
-    """First pass: partition lengths, and rows repeated across partitions."""
-    tasks = [dask.delayed(_fingerprint)(part, reader) for part in ddf.to_delayed()]
-    results = _compute(*tasks, progress=progress)
-    lengths = np.array([length for length, _ in results], dtype=np.int64)
+def _positions(parts: list[Any], reader: _Reader, progress: bool) -> _Positions:
+    """First pass: partition lengths, and the rows repeating an earlier one.
+
+    Only the first hash of every row is sorted; the rows sharing it with another (a few)
+    are then grouped on both hashes, the first of each group being the occurrence the
+    others repeat.
+    """
+    tasks = [dask.delayed(_fingerprint)(part, reader) for part in parts]
+    hashes = _compute(*tasks, progress=progress)
+    lengths = np.array([len(first) for first, _ in hashes], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    keys = pd.concat(
-        [
-            part.assign(position=part["position"] + offset)
-            for (_, part), offset in zip(results, offsets, strict=True)
-        ],
-        ignore_index=True,
+    repeats = [(np.empty(0, np.int64), np.empty(0, np.int64)) for _ in hashes]
+    first = np.concatenate([first for first, _ in hashes]) if hashes else np.empty(0, np.uint64)
+    ordered = np.sort(first)
+    shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    del ordered
+    if not len(shared):
+        return _Positions(offsets=offsets, repeats=repeats)
+    spot = np.minimum(np.searchsorted(shared, first), len(shared) - 1)
+    candidates = np.flatnonzero(shared[spot] == first)
+    part = np.searchsorted(offsets, candidates, side="right") - 1
+    second = np.concatenate(
+        [hashes[k][1][candidates[part == k] - offsets[k]] for k in range(len(hashes))]
     )
-    del results
-    repeated = keys[keys.duplicated(["h1", "h2"], keep=False)]
-    first = repeated.groupby(["h1", "h2"])["position"].min()
-    return _Positions(offsets=offsets, first=first)
+    group = (
+        pd.DataFrame({"h1": first[candidates], "h2": second})
+        .groupby(["h1", "h2"], sort=False)
+        .ngroup()
+        .to_numpy()
+    )
+    _, first_of_group = np.unique(group, return_index=True)
+    origin = candidates[first_of_group[group]]
+    later = origin < candidates
+    for k in np.unique(part[later]):
+        mine = later & (part == k)
+        repeats[k] = (candidates[mine] - offsets[k], origin[mine])
+    return _Positions(offsets=offsets, repeats=repeats)
 
 
 def _global_lines(
-    frame: gpd.GeoDataFrame, reader: _Reader, positions: _Positions, offset: int
+    frame: gpd.GeoDataFrame,
+    reader: _Reader,
+    repeats: tuple[np.ndarray, np.ndarray],
+    offset: int,
 ) -> gpd.GeoDataFrame:
     """Give a partition read alone the line numbers and doublons of the whole input.
 
@@ -293,14 +366,7 @@ def _global_lines(
     own = offset + np.arange(len(frame))
     usable = frame["probleme"].isna().to_numpy()
     first = own.copy()
-    if len(positions.first):
-        keys = reader.keys(frame)[usable]
-        h1 = _first_hash(keys)
-        candidate = np.isin(h1, positions.first.index.get_level_values(0))
-        h2 = _second_hash(keys[candidate])
-        found = positions.first.reindex(pd.MultiIndex.from_arrays([h1[candidate], h2])).to_numpy()
-        known = ~np.isnan(found)
-        first[np.flatnonzero(usable)[candidate][known]] = found[known]
+    first[repeats[0]] = repeats[1]
     repeated = usable & (first < own)
     line = reader.first_line
     problems = frame["probleme"].copy()
@@ -335,16 +401,15 @@ def _global_lines(
     return out
 
 
-def _classify_partition(
-    part: pd.DataFrame,
+def _classified(
+    part: pd.DataFrame | _Block,
     shared: _Prepared | _Layers,
-    positions: _Positions,
+    repeats: tuple[np.ndarray, np.ndarray],
+    offset: int,
     reader: _Reader,
-    partition_info: dict[str, Any] | None = None,
 ) -> gpd.GeoDataFrame:
-    """Second pass: read, renumber and classify one partition."""
-    offset = int(positions.offsets[partition_info["number"]])
-    frame = _global_lines(reader.read(part), reader, positions, offset)
+    """Second pass: read, renumber and classify one partition starting at ``offset``."""
+    frame = _global_lines(reader.read(_rows(part)), reader, repeats, offset)
     ref = shared.reference()
     lines = offset + np.arange(len(frame)) + reader.first_line  # as _global_lines numbers
     out = engine.classify_frame(frame, ref, lines)
@@ -352,28 +417,36 @@ def _classify_partition(
     return out
 
 
+def _classify_partition(
+    part: pd.DataFrame,
+    shared: _Prepared | _Layers,
+    positions: _Positions,
+    reader: _Reader,
+    partition_info: dict[str, Any] | None = None,
+) -> gpd.GeoDataFrame:
+    """:func:`_classified` for one partition of a dask DataFrame."""
+    number = partition_info["number"]
+    offset = int(positions.offsets[number])
+    return _classified(part, shared, positions.repeats[number], offset, reader)
+
+
 def _classify(
     ddf: dd.DataFrame,
     rules: Rules | None,
     data_dir: Path | None,
     reader: _Reader,
-    progress: bool,
-) -> tuple[dask_geopandas.GeoDataFrame, engine.Reference]:
-    """Both passes over ``ddf`` (the first computed now, the second lazy), and the rules."""
-    positions = _positions(ddf, reader, progress)
+) -> dask_geopandas.GeoDataFrame:
+    """Both passes over ``ddf``, the first computed now, the second lazy."""
+    positions = _positions(ddf.to_delayed(), reader, progress=False)
     ref, shared = _shared_reference(rules, data_dir)
     meta = engine.classify_frame(reader.read(ddf._meta), ref)
-    if reader.renumber:
-        meta.index = pd.RangeIndex(0)
-    result = ddf.map_partitions(
+    return ddf.map_partitions(
         _classify_partition,
         shared,
         dask.delayed(positions, traverse=False),
         reader,
         meta=meta,
-        clear_divisions=reader.renumber,
     )
-    return result, ref
 
 
 def _rules(rules: Rules | str | None) -> Rules | None:
@@ -420,62 +493,76 @@ def classify_dask(
 
     Notes
     -----
-    The input is read and validated once at call time (first pass, see the module
-    docstring), then again when the result is computed: persist a costly input first.
+    The input is read and hashed once at call time (first pass, see the module
+    docstring), then read again when the result is computed: persist a costly input
+    first.
     The local scheduler is used unless a ``distributed.Client`` is dask's current
     scheduler; ``dask.config.set(scheduler="threads")`` forces it.
     """
     read = partial(places.read_places, lon=lon, lat=lat, crs=input_crs, geometry=False)
-    reader = _reader(ddf, read, lon, lat)
-    return _classify(ddf, _rules(rules), data_dir, reader, progress=False)[0]
+    reader = _reader(ddf._meta, read, lon, lat)
+    return _classify(ddf, _rules(rules), data_dir, reader)
 
 
-def _read_table(path: Path, blocksize: str | int) -> tuple[dd.DataFrame, int]:
-    """Open a CSV (as text, like ``read_places``) or Parquet file in partitions."""
+def _parts(path: Path, blocksize: str | int) -> tuple[list[Any], pd.DataFrame, int]:
+    """The partitions of a CSV (byte blocks) or Parquet file, their columns, first line."""
     if not path.exists():
         raise InputError(f"fichier introuvable : {path}")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         with _PANDAS_STRINGS():
-            return dd.read_parquet(path, blocksize=blocksize), 1
+            ddf = dd.read_parquet(path, blocksize=blocksize)
+        return ddf.to_delayed(), ddf._meta, 1
     if suffix not in (".csv", ".tsv", ".txt"):
         raise InputError(
             f"format non reconnu pour {path} (extension {suffix or 'absente'}) ; "
             "formats acceptés en partitions : .csv, .tsv, .txt, .parquet"
         )
-    text, encoding = _csv.sample(path)
-    if not text.strip():
-        raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
-    with _PANDAS_STRINGS():
-        ddf = dd.read_csv(
-            path,
-            blocksize=blocksize,
-            sep=_csv.sniff_separator(text.rstrip()),
-            encoding=encoding,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-        )
-    return ddf, 2
+    layout = _csv.layout(path)
+    blocks = _csv.blocks(layout, parse_bytes(blocksize))
+    meta = _csv.read_block(layout, layout.start, 0)
+    return [_Block(layout, *block) for block in blocks], meta, layout.first_line
 
 
-def _write_parquet(frame: gpd.GeoDataFrame, path: Path) -> pd.Series:
-    """Write one classified partition as GeoParquet; return its verdict counts."""
-    frame.to_parquet(path, index=True)
+def _to_parquet(
+    part: pd.DataFrame | _Block,
+    shared: _Prepared | _Layers,
+    repeats: tuple[np.ndarray, np.ndarray],
+    offset: int,
+    reader: _Reader,
+    path: Path,
+) -> pd.Series:
+    """Classify one partition and write it as GeoParquet; return its verdict counts."""
+    frame = _classified(part, shared, repeats, offset, reader)
+    few = [column for column in _FEW_VALUES if column in frame.columns]
+    frame.to_parquet(path, index=True, use_dictionary=few)
     return frame["verdict"].value_counts()
 
 
-def _write_csv(frame: gpd.GeoDataFrame, path: Path, previous: pd.Series | None) -> pd.Series:
+def _to_csv(
+    part: pd.DataFrame | _Block,
+    shared: _Prepared | _Layers,
+    repeats: tuple[np.ndarray, np.ndarray],
+    offset: int,
+    reader: _Reader,
+    header: bool,
+) -> tuple[pd.Series, bytes]:
+    """Classify one partition; return its verdict counts and its CSV text (UTF-8)."""
+    frame = _classified(part, shared, repeats, offset, reader)
+    text = pd.DataFrame(frame.drop(columns="geometry")).to_csv(header=header, index=False)
+    return frame["verdict"].value_counts(), text.encode("utf-8")
+
+
+def _write_csv(block: tuple[pd.Series, bytes], path: Path, previous: pd.Series | None) -> pd.Series:
     """Write (first partition) or append one classified partition; return its counts.
 
     ``previous`` is the result of the preceding partition's write, so that the writes
     run in order.
     """
-    pd.DataFrame(frame.drop(columns="geometry")).to_csv(
-        path, mode="w" if previous is None else "a", header=previous is None, index=False
-    )
-    return frame["verdict"].value_counts()
+    counts, text = block
+    with open(path, "wb" if previous is None else "ab") as handle:
+        handle.write(text)
+    return counts
 
 
 def classify_file_in_partitions(
@@ -486,20 +573,23 @@ def classify_file_in_partitions(
     rules: Rules | str | None = None,
     progress: bool = True,
     data_dir: Path | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Classify a large CSV or Parquet file into Parquet or CSV, with bounded memory.
 
-    The file is read in blocks of ``blocksize`` bytes, each block classified and
-    written before the next ones are read: memory grows with the block size and the
-    number of workers, not with the file (only 24 bytes per usable row are gathered, see
-    the module docstring). The file is read twice (first pass, then classification).
+    The file is read in blocks of ``blocksize`` bytes, twice: a first pass hashes every
+    row (line numbers and duplicates are those of the whole file), then one task per
+    block reads, validates, classifies and writes it, returning only its verdict counts.
+    Memory grows with the block size and the number of workers, not with the file, but
+    for the 16 bytes per row of the fingerprints (see the module docstring).
 
     Parameters
     ----------
     path : str or path-like
-        ``.csv``/``.tsv``/``.txt`` (separator and encoding detected as
-        :func:`territoires.places.read_places` does, on the first megabyte; values read
-        as text, decimal commas accepted) or ``.parquet`` (file or folder).
+        ``.csv``/``.tsv``/``.txt`` (encoding, separator and Excel's ``sep=;`` line
+        detected as :func:`territoires.places.read_places` does, on the first megabyte;
+        cells read as text, decimal commas accepted; UTF-8 or Windows-1252, every record
+        on one line with as many fields as the header) or ``.parquet`` (file or folder).
     output : str or path-like
         ``.parquet``: a new GeoParquet folder, one file per partition
         (``part.00000.parquet``…), the row's position in the input as index;
@@ -509,9 +599,8 @@ def classify_file_in_partitions(
         multi-machine cluster, the output must be on a file system shared by the workers.
     blocksize : str or int, default ``"4MB"``
         Bytes of the file per partition. About 60 MiB of memory per MB of block and per
-        worker thread (see ``docs/performance.md``); larger blocks cost memory without
-        speeding anything up (2 million places: 0.9 GiB at peak with 4 MB blocks, 2.2
-        GiB with 16 MB, in the same time).
+        worker (see ``docs/performance.md``); larger blocks cost memory without
+        speeding anything up.
     rules : Rules or str, optional
         Rule set or preset name.
     progress : bool, default True
@@ -519,6 +608,13 @@ def classify_file_in_partitions(
         scheduler, ``distributed.progress`` when a ``distributed.Client`` is active.
     data_dir : pathlib.Path, optional
         Mirror folder; defaults to :data:`territoires.settings.data_dir`.
+    scheduler : str, optional
+        dask scheduler for this call (``"threads"``, ``"processes"``, ``"sync"``);
+        the active one when omitted (a ``distributed.Client``, else dask's threads).
+        ``"processes"`` starts one pool of worker processes for both passes, each
+        loading the prepared reference once: no thread waits for the GIL, for twice the
+        memory; like any ``spawn`` pool, a script calling it needs an
+        ``if __name__ == "__main__":`` guard.
 
     Returns
     -------
@@ -529,15 +625,18 @@ def classify_file_in_partitions(
     Raises
     ------
     InputError
-        Missing, empty or unreadable file, unknown format, no coordinate column.
+        Missing, empty or unreadable file, unknown format, no coordinate column; a CSV
+        that cannot be read by blocks (UTF-16, a ragged line, a quoted cell spanning
+        lines, bytes out of the encoding guessed): the message names the line and says
+        to classify the file whole, which reports such lines row by row.
     OutputError
         Output neither ``.parquet`` nor ``.csv``, or a Parquet folder that is not empty.
 
     Notes
     -----
-    Rows are numbered as in the file (header = line 1) for a CSV, from 1 for Parquet,
-    exactly as ``territoires.classify`` numbers them; a CSV record spanning several
-    lines (quoted line break) shifts the numbers of the following rows, in both.
+    Rows are numbered as in the file for a CSV (the header is line 1, or 2 after
+    Excel's ``sep=;`` line; a blank line is a row of empty cells, blank lines at the
+    end none), from 1 for Parquet, exactly as ``territoires.classify`` numbers them.
     """
     path, output = Path(path), outputs.check_path(output, PARTITION_FORMATS)
     suffix = output.suffix.lower()
@@ -545,30 +644,38 @@ def classify_file_in_partitions(
         raise OutputError(
             f"le dossier de sortie {output} existe et n'est pas vide : choisissez-en un autre"
         )
-    ddf, first_line = _read_table(path, blocksize)
-    reader = _reader(ddf, partial(places.read_places, geometry=False), None, None)
-    reader = _Reader(reader.read, reader.ignored, first_line=first_line, renumber=True)
-    result, ref = _classify(ddf, _rules(rules), data_dir, reader, progress=progress)
-    parts = result.to_delayed()
-    if suffix == ".parquet" and output.is_dir():
-        output.rmdir()  # empty (checked above): replaced by the complete folder at the end
-    # Written beside the target and renamed only once every partition is written: an
-    # interrupted run leaves the previous file (or nothing), never a partial output.
-    with outputs.replacing(output) as (target,):
-        if suffix == ".parquet":
-            target.mkdir()
-            writes = [
-                dask.delayed(_write_parquet)(part, target / f"part.{number:05d}.parquet")
-                for number, part in enumerate(parts)
-            ]
-        else:
-            writes = [dask.delayed(_write_csv)(parts[0], target, None)]
-            for part in parts[1:]:  # appended in order, each write after the previous one
-                writes.append(dask.delayed(_write_csv)(part, target, writes[-1]))
-        counts = pd.concat(_compute(*writes, progress=progress)).groupby(level=0).sum()
+    parts, meta, first_line = _parts(path, blocksize)
+    reader = _reader(meta, partial(places.read_places, geometry=False), None, None, first_line)
+    reader = dataclasses.replace(reader, renumber=True)
+    with _scheduler(scheduler):
+        positions = _positions(parts, reader, progress)
+        ref, shared = _shared_reference(_rules(rules), data_dir)
+        work = [
+            (part, shared, positions.repeats[number], int(positions.offsets[number]), reader)
+            for number, part in enumerate(parts)
+        ]
+        if suffix == ".parquet" and output.is_dir():
+            output.rmdir()  # empty (checked above): replaced by the complete folder at the end
+        # Written beside the target and renamed only once every partition is written: an
+        # interrupted run leaves the previous file (or nothing), never a partial output.
+        with outputs.replacing(output) as (target,):
+            if suffix == ".parquet":
+                target.mkdir()
+                writes = [
+                    dask.delayed(_to_parquet)(*task, target / f"part.{number:05d}.parquet")
+                    for number, task in enumerate(work)
+                ]
+            else:
+                writes = []
+                for number, task in enumerate(work):  # appended in order, each after the previous
+                    block = dask.delayed(_to_csv)(*task, header=number == 0)
+                    writes.append(
+                        dask.delayed(_write_csv)(block, target, writes[-1] if writes else None)
+                    )
+            counts = pd.concat(_compute(*writes, progress=progress)).groupby(level=0).sum()
     return {
         "lignes": int(counts.sum()),
-        "partitions": result.npartitions,
+        "partitions": len(parts),
         "verdicts": {str(key): int(value) for key, value in counts.items()},
         "sortie": str(output),
         "regles": ref.rules.describe(),

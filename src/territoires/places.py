@@ -59,7 +59,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -435,7 +434,7 @@ def _read_csv(path: Path) -> _Table:
         records.pop()
         starts.pop()
         ends.pop()
-    names = _header_names(header)
+    names = _csv.header_names(header)
     width = len(names)
     if not width:
         raise InputError(f"fichier vide : {path} n'a pas de ligne d'en-tête")
@@ -507,27 +506,9 @@ def _read_regular_csv(text: str, separator: str, skipped: int) -> _Table | None:
         skip_blank_lines=False,
         quoting=csv.QUOTE_NONE,
     ).astype(object)  # as the general path: text cells, NaN for an empty one
-    frame.columns = _header_names(lines[0].split(separator))
+    frame.columns = _csv.header_names(lines[0].split(separator))
     first = skipped + 2
     return _Table(frame, np.arange(first, first + len(frame), dtype=np.int64))
-
-
-def _header_names(cells: list[Any]) -> list[str]:
-    """Column names from header cells: blanks named ``colonne_N``, repeats ``name.1``.
-
-    Repeated names are numbered as pandas does, so that ``lon="longitude.1"`` chooses
-    the second of two ``longitude`` columns.
-    """
-    names: list[str] = []
-    for position, cell in enumerate(cells, start=1):
-        text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell)
-        name = text if text.strip() else f"colonne_{position}"
-        base, count = name, 0
-        while name in names:
-            count += 1
-            name = f"{base}.{count}"
-        names.append(name)
-    return names
 
 
 def _free_name(columns: pd.Index, name: str) -> str:
@@ -587,7 +568,7 @@ def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
     if len(raw) == 0:
         return _Table(pd.DataFrame(), np.arange(0), others=others, part="feuille")
     frame = raw.iloc[header + 1 :].reset_index(drop=True)
-    frame.columns = _header_names(list(raw.iloc[header]))
+    frame.columns = _csv.header_names(list(raw.iloc[header]))
     unnamed = [
         name
         for position, name in enumerate(frame.columns, start=1)
@@ -1007,10 +988,7 @@ def _first_occurrences(frame: pd.DataFrame, coordinates: _Coordinates) -> np.nda
     ``2,35`` and ``2.350`` are equal. Row hashes find the candidates quickly; rows are
     then compared exactly among the candidates only.
     """
-    keys = pd.DataFrame(frame.drop(columns=list(coordinates.columns.values())))
-    keys.columns = range(keys.shape[1])
-    keys[keys.shape[1]] = coordinates.x
-    keys[keys.shape[1]] = coordinates.y
+    keys = _keys(frame, coordinates)
     first = np.full(len(keys), -1)
     candidates = np.flatnonzero(
         pd.util.hash_pandas_object(keys, index=False).duplicated(keep=False).to_numpy()
@@ -1022,6 +1000,40 @@ def _first_occurrences(frame: pd.DataFrame, coordinates: _Coordinates) -> np.nda
         _, first_of_group = np.unique(groups, return_index=True)
         first[candidates[later]] = candidates[first_of_group[groups[later]]]
     return first
+
+
+def _keys(frame: pd.DataFrame, coordinates: _Coordinates) -> pd.DataFrame:
+    """What identifies a row: its cells, the coordinates by their parsed value."""
+    keys = pd.DataFrame(frame.drop(columns=list(coordinates.columns.values())))
+    keys.columns = range(keys.shape[1])
+    keys[keys.shape[1]] = coordinates.x
+    keys[keys.shape[1]] = coordinates.y
+    return keys
+
+
+def duplicate_keys(
+    frame: pd.DataFrame, lon: str | None = None, lat: str | None = None
+) -> pd.DataFrame:
+    """The values that :func:`read_places` compares to find a ``doublon``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame or geopandas.GeoDataFrame
+        Places as given to ``read_places`` (a table, or a layer with its geometry).
+    lon, lat : str, optional
+        Coordinate columns, when they cannot be detected.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per row of ``frame``, columns numbered: every cell except the
+        coordinates, then the x and y read from them (floats, NaN when unreadable).
+        Two rows are duplicates for ``read_places`` when their keys are equal; read
+        places in parts this way to find duplicates across the parts.
+    """
+    if isinstance(frame, gpd.GeoDataFrame) and frame.active_geometry_name is not None:
+        return _keys(frame, _from_geometry(frame, lon, lat, None))
+    return _keys(frame, _from_columns(frame, lon, lat, None, elsewhere=True))
 
 
 def _describe(
