@@ -58,23 +58,9 @@ from .rules import Rules, preset
 
 #: Output formats of :func:`classify_file_in_partitions`, by extension.
 PARTITION_FORMATS = {".parquet": "Parquet, un dossier d'un fichier par bloc", ".csv": "CSV"}
-#: Output columns taking few distinct values, dictionary-encoded in Parquet (the others,
-#: motifs and numbers, are written plain: a dictionary of unique values only costs time).
-_FEW_VALUES = (
-    "localisation",
-    "territoire",
-    "qpv_code",
-    "qpv_nom",
-    "nearest_qpv_code",
-    "qpv_a_verifier",
-    "code_insee",
-    "commune",
-    "dep",
-    "reg",
-    "densite7",
-    "cateaav2020",
-    "verdict",
-)
+#: Output columns with mostly distinct values, written plain in Parquet (the others,
+#: codes and names, are dictionary-encoded; a dictionary of unique values only costs time).
+_PLAIN = ("lon", "lat", "precision_m", "distance_qpv_m", "motif")
 #: Second hash key (16 bytes), independent of pandas' default one.
 _SECOND_HASH_KEY = "territoires-2nd!"
 #: Start value of :func:`_second_hash`.
@@ -401,20 +387,40 @@ def _global_lines(
     return out
 
 
-def _classified(
-    part: pd.DataFrame | _Block,
-    shared: _Prepared | _Layers,
-    repeats: tuple[np.ndarray, np.ndarray],
-    offset: int,
-    reader: _Reader,
-) -> gpd.GeoDataFrame:
-    """Second pass: read, renumber and classify one partition starting at ``offset``."""
-    frame = _global_lines(reader.read(_rows(part)), reader, repeats, offset)
-    ref = shared.reference()
-    lines = offset + np.arange(len(frame)) + reader.first_line  # as _global_lines numbers
-    out = engine.classify_frame(frame, ref, lines)
-    out.attrs = {"regles": ref.rules.describe(), "sources": ref.sources}
-    return out
+@dataclass(frozen=True)
+class _Work:
+    """One partition to classify in the second pass.
+
+    Attributes
+    ----------
+    part : pandas.DataFrame or _Block
+        Its input rows (see :func:`_rows`).
+    shared : _Prepared or _Layers
+        Gives the Reference.
+    repeats : tuple of numpy.ndarray
+        Its rows repeating an earlier row, and where that row first occurs (see
+        :class:`_Positions`).
+    offset : int
+        Global position of its first row.
+    reader : _Reader
+        How it is read and numbered.
+    """
+
+    part: pd.DataFrame | _Block
+    shared: _Prepared | _Layers
+    repeats: tuple[np.ndarray, np.ndarray]
+    offset: int
+    reader: _Reader
+
+    def classified(self) -> gpd.GeoDataFrame:
+        """Read, renumber and classify the partition."""
+        reader = self.reader
+        frame = _global_lines(reader.read(_rows(self.part)), reader, self.repeats, self.offset)
+        ref = self.shared.reference()
+        lines = self.offset + np.arange(len(frame)) + reader.first_line  # as _global_lines
+        out = engine.classify_frame(frame, ref, lines)
+        out.attrs = {"regles": ref.rules.describe(), "sources": ref.sources}
+        return out
 
 
 def _classify_partition(
@@ -424,10 +430,10 @@ def _classify_partition(
     reader: _Reader,
     partition_info: dict[str, Any] | None = None,
 ) -> gpd.GeoDataFrame:
-    """:func:`_classified` for one partition of a dask DataFrame."""
+    """Second pass over one partition of a dask DataFrame."""
     number = partition_info["number"]
     offset = int(positions.offsets[number])
-    return _classified(part, shared, positions.repeats[number], offset, reader)
+    return _Work(part, shared, positions.repeats[number], offset, reader).classified()
 
 
 def _classify(
@@ -524,31 +530,17 @@ def _parts(path: Path, blocksize: str | int) -> tuple[list[Any], pd.DataFrame, i
     return [_Block(layout, *block) for block in blocks], meta, layout.first_line
 
 
-def _to_parquet(
-    part: pd.DataFrame | _Block,
-    shared: _Prepared | _Layers,
-    repeats: tuple[np.ndarray, np.ndarray],
-    offset: int,
-    reader: _Reader,
-    path: Path,
-) -> pd.Series:
+def _to_parquet(work: _Work, path: Path) -> pd.Series:
     """Classify one partition and write it as GeoParquet; return its verdict counts."""
-    frame = _classified(part, shared, repeats, offset, reader)
-    few = [column for column in _FEW_VALUES if column in frame.columns]
-    frame.to_parquet(path, index=True, use_dictionary=few)
+    frame = work.classified()
+    encoded = [column for column in frame.columns if column not in (*_PLAIN, "geometry")]
+    frame.to_parquet(path, index=True, use_dictionary=encoded)
     return frame["verdict"].value_counts()
 
 
-def _to_csv(
-    part: pd.DataFrame | _Block,
-    shared: _Prepared | _Layers,
-    repeats: tuple[np.ndarray, np.ndarray],
-    offset: int,
-    reader: _Reader,
-    header: bool,
-) -> tuple[pd.Series, bytes]:
+def _to_csv(work: _Work, header: bool) -> tuple[pd.Series, bytes]:
     """Classify one partition; return its verdict counts and its CSV text (UTF-8)."""
-    frame = _classified(part, shared, repeats, offset, reader)
+    frame = work.classified()
     text = pd.DataFrame(frame.drop(columns="geometry")).to_csv(header=header, index=False)
     return frame["verdict"].value_counts(), text.encode("utf-8")
 
@@ -651,7 +643,7 @@ def classify_file_in_partitions(
         positions = _positions(parts, reader, progress)
         ref, shared = _shared_reference(_rules(rules), data_dir)
         work = [
-            (part, shared, positions.repeats[number], int(positions.offsets[number]), reader)
+            _Work(part, shared, positions.repeats[number], int(positions.offsets[number]), reader)
             for number, part in enumerate(parts)
         ]
         if suffix == ".parquet" and output.is_dir():
@@ -662,13 +654,13 @@ def classify_file_in_partitions(
             if suffix == ".parquet":
                 target.mkdir()
                 writes = [
-                    dask.delayed(_to_parquet)(*task, target / f"part.{number:05d}.parquet")
+                    dask.delayed(_to_parquet)(task, target / f"part.{number:05d}.parquet")
                     for number, task in enumerate(work)
                 ]
             else:
                 writes = []
                 for number, task in enumerate(work):  # appended in order, each after the previous
-                    block = dask.delayed(_to_csv)(*task, header=number == 0)
+                    block = dask.delayed(_to_csv)(task, header=number == 0)
                     writes.append(
                         dask.delayed(_write_csv)(block, target, writes[-1] if writes else None)
                     )
