@@ -24,6 +24,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyproj import Transformer
 from shapely.ops import substring
@@ -942,7 +943,7 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
     n = len(frame)
     valid = frame["probleme"].isna().to_numpy(copy=True)
     names = [territory.name for territory in crs.TERRITORIES]
-    territory = pd.Categorical(frame["territoire"], categories=["", *names]).codes - 1
+    territory = _territory_codes(frame["territoire"])
     lon = frame["lon"].to_numpy(dtype=float)
     lat = frame["lat"].to_numpy(dtype=float)
     precision = (
@@ -950,12 +951,8 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         if "precision_m" in frame
         else np.full(n, np.nan)
     )
-    given = (
-        frame["commune_donnee"].astype("string")
-        if "commune_donnee" in frame
-        else pd.Series(pd.NA, index=frame.index, dtype="string")
-    )
-    by_commune = valid & given.notna().to_numpy()
+    given = frame["commune_donnee"].astype("string") if "commune_donnee" in frame else None
+    by_commune = valid & (np.zeros(n, dtype=bool) if given is None else given.notna().to_numpy())
     on_point = valid & ~by_commune
     points = np.full(n, None, dtype=object)
     points[on_point] = shapely.points(lon[on_point], lat[on_point])
@@ -993,11 +990,11 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
                 _metric_points(lon[inside], lat[inside], name), shapely.boundary(polygons)
             )
     outside_france = on_point & (commune < 0)
-    commune[by_commune] = given[by_commune].map(ref.commune_rows).fillna(-1).astype(int)
+    if given is not None and by_commune.any():
+        commune[by_commune] = given[by_commune].map(ref.commune_rows).fillna(-1).astype(int)
     unknown_commune = by_commune & (commune < 0)
     by_commune &= ~unknown_commune
-    commune_territory = ref.commune_territory[commune[by_commune]]
-    territory[by_commune] = pd.Categorical(commune_territory, categories=names).codes
+    territory[by_commune] = _territory_codes(ref.commune_territory[commune[by_commune]])
     checked[by_commune] = ref.commune_qpv_covered[commune[by_commune]]
     valid &= ~outside_france & ~unknown_commune
     checked &= valid
@@ -1027,6 +1024,15 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         boundary=boundary,
         **_reach(ref, valid, by_commune, checked, commune, territory, points, precision),
     )
+
+
+_TERRITORY_NAMES = pa.array([territory.name for territory in crs.TERRITORIES])
+
+
+def _territory_codes(names: Any) -> np.ndarray:
+    """Position of each territory name in :data:`territoires.crs.TERRITORIES`, -1 for none."""
+    codes = pc.index_in(text(names), value_set=_TERRITORY_NAMES)
+    return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _find_npnru(
@@ -1172,7 +1178,9 @@ def assemble(
     valid, checked, commune = where.valid, where.checked, where.commune
     nearest, distance, containing = where.nearest, where.distance, where.containing
     by_commune, source, precision = where.by_commune, where.source, where.precision
-    problems = frame["probleme"].to_numpy(dtype=object, na_value=None, copy=True)
+    problems = np.full(n, None, dtype=object)  # the text of invalid rows only
+    read = np.flatnonzero(frame["probleme"].notna().to_numpy())
+    problems[read] = frame["probleme"].iloc[read].to_numpy(dtype=object)
     outside = np.flatnonzero(where.outside_france)
     if len(outside):
         problems[outside] = motifs.outside_france(
@@ -1290,7 +1298,9 @@ def assemble(
     user = frame.drop(columns=[c for c in places.ADDED_COLUMNS if c in frame])
     user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in user if _clashes(c)})
     out = pd.concat([user, result], axis=1)
-    return gpd.GeoDataFrame(out, geometry=where.points, crs=crs.GEOGRAPHIC)
+    # shapely points or None, built by locate: no copy, no per-row validation
+    geometry = gpd.array.GeometryArray(where.points, crs=crs.GEOGRAPHIC)
+    return gpd.GeoDataFrame(out, geometry=geometry, copy=False)
 
 
 _OUTPUT_FOLDED = frozenset(column.casefold() for column in OUTPUT_COLUMNS)
