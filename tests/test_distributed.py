@@ -291,11 +291,14 @@ def _csv_text(frame: pd.DataFrame) -> str:
 
 
 def _written_like_people(places: pd.DataFrame) -> pd.DataFrame:
-    """400 places, accented names, duplicates far from their first occurrence."""
+    """400 places, accented names, duplicates far from their first occurrence, « nan »."""
     table = places.iloc[:400].reset_index(drop=True).copy()
     table["nom"] = table["nom"].str.replace("lieu", "Hôtel de ville n°", regex=False)
     table.iloc[[350, 351, 390]] = table.iloc[[3, 40, 351]].to_numpy()
     table.loc[390, "lon"] = table.loc[390, "lon"].replace(".", ",")
+    # the text « nan » and an empty cell are different places at the same point
+    table.iloc[[200, 380]] = table.iloc[[5, 5]].to_numpy()
+    table.loc[200, "nom"], table.loc[380, "nom"] = "nan", np.nan
     return table
 
 

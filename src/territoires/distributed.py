@@ -61,10 +61,12 @@ PARTITION_FORMATS = {".parquet": "Parquet, un dossier d'un fichier par bloc", ".
 #: Output columns with mostly distinct values, written plain in Parquet (the others,
 #: codes and names, are dictionary-encoded; a dictionary of unique values only costs time).
 _PLAIN = ("lon", "lat", "precision_m", "distance_qpv_m", "motif")
-#: Second hash key (16 bytes), independent of pandas' default one.
-_SECOND_HASH_KEY = "territoires-2nd!"
-#: Start value of :func:`_second_hash`.
+#: SipHash keys (16 bytes) of the two row hashes: pandas' default one, and another.
+_HASH_KEYS = ("0123456789123456", "territoires-2nd!")
+#: Start value of the row hashes (:func:`_hashes`).
 _SEED = np.uint64(0x9E3779B97F4A7C15)
+#: Hash of a missing text cell.
+_MISSING = np.uint64(0x2545F4914F6CDD1D)
 #: Text columns read with the dtype pandas gives them, as ``territoires.classify(path)``.
 _PANDAS_STRINGS = partial(dask.config.set, {"dataframe.convert-string": False})
 
@@ -110,26 +112,30 @@ def _rows(part: pd.DataFrame | _Block) -> pd.DataFrame:
     return part
 
 
-def _first_hash(keys: pd.DataFrame) -> np.ndarray:
-    """pandas' 64-bit row hash."""
-    return pd.util.hash_pandas_object(keys, index=False, categorize=False).to_numpy()
+def _hashes(keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of every row of ``keys``.
 
-
-def _second_hash(keys: pd.DataFrame) -> np.ndarray:
-    """A 64-bit row hash independent of :func:`_first_hash`.
-
-    Text is hashed with another SipHash key (numbers are hashed bijectively by pandas),
-    and the column hashes are chained through the SplitMix64 finaliser instead of
-    pandas' multiply-xor combination.
+    pandas hashes each cell (SipHash under two keys for text, a bijection for numbers,
+    without categorising first: most cells differ); a missing text cell gets its own
+    value (pandas hashes it like the text « nan »); the column hashes are chained
+    through the SplitMix64 finaliser.
     """
+    rows = [np.full(len(keys), _SEED, dtype=np.uint64) for _ in _HASH_KEYS]
     with np.errstate(over="ignore"):
-        chained = np.full(len(keys), _SEED, dtype=np.uint64)
         for position in range(keys.shape[1]):
-            column = pd.util.hash_pandas_object(
-                keys.iloc[:, position], index=False, hash_key=_SECOND_HASH_KEY, categorize=False
-            ).to_numpy()
-            chained = _mix(chained ^ column)
-    return chained
+            column = keys.iloc[:, position]
+            missing = None
+            if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biufmM":
+                values = column.to_numpy()
+            else:  # text, or pandas' nullable types: as objects, converted once
+                missing = column.isna().to_numpy()
+                values = column.to_numpy(dtype=object)
+            for chained, key in zip(rows, _HASH_KEYS, strict=True):
+                hashed = pd.util.hash_array(values, hash_key=key, categorize=False)
+                if missing is not None:
+                    hashed[missing] = _MISSING
+                chained[:] = _mix(chained ^ hashed)
+    return rows[0], rows[1]
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
@@ -294,7 +300,7 @@ def _reader(
 def _fingerprint(part: pd.DataFrame | _Block, reader: _Reader) -> tuple[np.ndarray, np.ndarray]:
     """The two hashes of every row of a partition, on what ``read_places`` compares."""
     keys = places.duplicate_keys(_rows(part), reader.lon, reader.lat)
-    return _first_hash(keys), _second_hash(keys)
+    return _hashes(keys)
 
 
 def _positions(parts: list[Any], reader: _Reader, progress: bool) -> _Positions:
