@@ -438,3 +438,23 @@ def test_quote_free_fast_path_reads_like_the_general_path(tmp_path) -> None:
         "ligne 4 : longitude manquante ; latitude manquante",
         "ligne 5 : longitude non numérique ('abc')",
     ]
+
+
+def test_decimals_read_exactly_as_pandas_reads_them():
+    """Plain decimals (read by arrow) give pandas' floats, bit for bit, commas or points."""
+    rng = np.random.default_rng(7)
+    n = 50_000
+    lon, lat = rng.uniform(-4.5, 7.5, n), rng.uniform(43.5, 49.5, n)
+    decimals = rng.integers(0, 13, size=(2, n))
+    text = [
+        [f"{value:.{digits}f}" for value, digits in zip(values, places, strict=True)]
+        for values, places in zip((lon, lat), decimals, strict=True)
+    ]
+    text[0][::3] = [value.replace(".", ",") for value in text[0][::3]]
+    frame = read_places(pd.DataFrame({"lon": text[0], "lat": text[1]}), geometry=False)
+    usable = frame["probleme"].isna().to_numpy()
+    assert usable.sum() > n // 2
+    for column, values in zip(("lon", "lat"), text, strict=True):
+        expected = pd.to_numeric(pd.Series(values).str.replace(",", "."), errors="coerce")
+        read = frame[column].to_numpy()[usable]
+        assert read.tobytes() == expected.to_numpy(dtype=float)[usable].tobytes(), column
