@@ -32,5 +32,12 @@ def join(*parts: Any) -> pa.Array:
     """
     large = any(getattr(part, "type", None) == pa.large_string() for part in parts)
     kind = pa.large_string() if large else pa.string()
-    same = [pa.scalar(part, kind) if isinstance(part, str) else part.cast(kind) for part in parts]
+    same = [
+        pa.scalar(part, kind)
+        if isinstance(part, str)
+        else part
+        if part.type == kind
+        else part.cast(kind)
+        for part in parts
+    ]
     return pc.binary_join_element_wise(*same, pa.scalar("", kind))

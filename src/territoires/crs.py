@@ -200,11 +200,14 @@ def locate(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
     names = np.full(lon.shape, "", dtype=object)
+    unnamed = np.ones(lon.shape, dtype=bool)  # the first territory listed wins
     for candidate in TERRITORIES:
         inside = np.zeros(lon.shape, dtype=bool)
         for lon_min, lat_min, lon_max, lat_max in candidate.boxes:
             inside |= (lon >= lon_min) & (lon <= lon_max) & (lat >= lat_min) & (lat <= lat_max)
-        names[inside & (names == "")] = candidate.name
+        inside &= unnamed
+        names[inside] = candidate.name
+        unnamed &= ~inside
     return names
 
 

@@ -765,7 +765,8 @@ def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.nda
     upper = (centre_distance + radius).min(axis=1)
     point, slot = np.nonzero(centre_distance - radius <= upper[:, None])
     polygon = candidate[point, slot]
-    exact = shapely.distance(shapely.points(x[point], y[point]), layer.metric_geometries[polygon])
+    # one point per place, shared by its candidate pairs
+    exact = shapely.distance(shapely.points(x, y)[point], layer.metric_geometries[polygon])
     distance = np.full(n, np.inf)
     np.minimum.at(distance, point, exact)
     found = np.full(n, -1)
@@ -1334,7 +1335,11 @@ def _verdicts(
         for criterion in (in_qpv, near, outside_urban)
     ]
     key = (((states[0] * 3 + states[1]) * 3 + states[2]) * 3 + states[3]) * 2 + uncertain
-    combos, inverse = np.unique(key, return_inverse=True)
+    # the 162 possible keys counted, not sorted: linear in the rows
+    combos = np.flatnonzero(np.bincount(key, minlength=162))
+    position = np.zeros(162, dtype=np.intp)
+    position[combos] = np.arange(len(combos))
+    inverse = position[key]
     digits = [combos // 54, combos // 18 % 3, combos // 6 % 3, combos // 2 % 3]
 
     def criterion(state: np.ndarray) -> pd.arrays.BooleanArray:

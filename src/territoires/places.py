@@ -71,6 +71,7 @@ from pyproj.exceptions import CRSError
 
 from . import _csv, communes, geocode, loaders
 from . import crs as _crs
+from ._arrow import text
 from ._errors import ColumnError, DataNotFoundError, InputError
 
 #: Name of the column giving the precision of each point, in metres.
@@ -1134,10 +1135,10 @@ def _assemble(
     lon, lat = numbers["lon"], numbers["lat"]
     out["lon"] = lon
     out["lat"] = lat
-    out["probleme"] = pd.array(problems, dtype="string")
-    out["territoire"] = pd.array(territoire, dtype="string")
+    out["probleme"] = pd.arrays.ArrowStringArray(text(problems))
+    out["territoire"] = pd.arrays.ArrowStringArray(text(territoire))
     out[PRECISION_COLUMN] = numbers[PRECISION_COLUMN]
-    out["commune_donnee"] = pd.array(commune.to_numpy(), dtype="string")
+    out["commune_donnee"] = commune.array
     if geometry:
         points = gpd.points_from_xy(lon, lat, crs=_crs.GEOGRAPHIC)
         points[np.isnan(lon)] = None
