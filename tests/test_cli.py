@@ -7,6 +7,8 @@ so only the first command run here pays for reading the mirror.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,7 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from territoires import export
+from territoires import eligibility, export
 from territoires.cli import app
 from territoires.rules import PRESETS, URBAN_RULES
 
@@ -45,6 +47,25 @@ def test_check_in_qpv(data_dir: Path) -> None:
     assert "Dans un quartier prioritaire (QPV)" in result.stdout
     assert "QP031007" in result.stdout
     assert "Traceback" not in result.output
+
+
+def test_check_imports_only_what_answers_a_point(data_dir: Path) -> None:
+    """A new ``territoires check`` process skips help drawing, progress bars, file readers."""
+    eligibility.reference()  # prepared and persisted in the cache, as by `data prepare`
+    code = (
+        "import sys\n"
+        "from territoires.cli import main\n"
+        "sys.argv = ['territoires', 'check', '1.4020', '43.5750']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as end:\n"
+        "    assert not end.code, end.code\n"
+        "unused = ['typer.rich_utils', 'rich.markdown', 'tqdm', 'pyogrio', 'scipy', 'folium']\n"
+        "print('chargés :', [name for name in unused if name in sys.modules])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Dans un quartier prioritaire (QPV)" in run.stdout
+    assert run.stdout.strip().endswith("chargés : []"), run.stdout
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from shapely.geometry import box
 from typer.testing import CliRunner
 
@@ -77,6 +78,20 @@ def test_written_reference_reads_back_and_classifies_the_same(source, tmp_path) 
     pd.testing.assert_frame_equal(
         territoires.classify(_places(), ref=again), territoires.classify(_places(), ref=ref)
     )
+
+
+def test_layers_read_back_the_same_polygons(source, tmp_path) -> None:
+    ref = _reference(source)
+
+    again = prepared.read(prepared.write(tmp_path / "ref.ref", ref))
+
+    for kind in ("commune_layers", "qpv_layers"):
+        for name, layer in getattr(ref, kind).items():
+            restored = getattr(again, kind)[name]
+            for polygons in ("geometries", "metric_geometries"):
+                assert list(shapely.to_wkb(getattr(restored, polygons))) == list(
+                    shapely.to_wkb(getattr(layer, polygons))
+                )
 
 
 @pytest.mark.parametrize(
