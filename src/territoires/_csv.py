@@ -279,7 +279,8 @@ def read_block(where: Layout, offset: int, length: int) -> pd.DataFrame:
     except pa.ArrowInvalid as error:
         raise _irregular(where, begin, data, str(error)) from error
     records = data.count(b"\n") + (not data.endswith(b"\n"))
-    records += data.count(b"\r") - data.count(b"\r\n")  # a lone CR ends a line too
+    if b"\r" in data:  # a lone CR ends a line too
+        records += data.count(b"\r") - data.count(b"\r\n")
     if table.num_rows != records:
         raise _irregular(where, begin, data, "cellule sur plusieurs lignes")
     frame = table.to_pandas()

@@ -58,8 +58,9 @@ from .rules import Rules, preset
 
 #: Output formats of :func:`classify_file_in_partitions`, by extension.
 PARTITION_FORMATS = {".parquet": "Parquet, un dossier d'un fichier par bloc", ".csv": "CSV"}
-#: Output columns with mostly distinct values, written plain in Parquet (the others,
-#: codes and names, are dictionary-encoded; a dictionary of unique values only costs time).
+#: Output columns with mostly distinct values, written plain in Parquet like the user's
+#: columns: the other output columns, codes and names, are dictionary-encoded (a
+#: dictionary of mostly unique values only costs time).
 _PLAIN = ("lon", "lat", "precision_m", "distance_qpv_m", "motif")
 #: SipHash keys (16 bytes) of the two row hashes: pandas' default one, and another.
 _HASH_KEYS = ("0123456789123456", "territoires-2nd!")
@@ -387,7 +388,8 @@ def _global_lines(
 
     out = frame.copy(deep=False)
     out["probleme"] = problems
-    out.loc[repeated, ["lon", "lat"]] = np.nan
+    if repeated.any():
+        out.loc[repeated, ["lon", "lat"]] = np.nan
     if reader.renumber:
         out.index = pd.RangeIndex(offset, offset + len(out))
     return out
@@ -539,7 +541,7 @@ def _parts(path: Path, blocksize: str | int) -> tuple[list[Any], pd.DataFrame, i
 def _to_parquet(work: _Work, path: Path) -> pd.Series:
     """Classify one partition and write it as GeoParquet; return its verdict counts."""
     frame = work.classified()
-    encoded = [column for column in frame.columns if column not in (*_PLAIN, "geometry")]
+    encoded = [column for column in engine.OUTPUT_COLUMNS if column not in _PLAIN]
     frame.to_parquet(path, index=True, use_dictionary=encoded)
     return frame["verdict"].value_counts()
 
