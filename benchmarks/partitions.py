@@ -8,9 +8,11 @@ A CSV of ``--n`` rows (``nom,lon,lat``; places drawn like addresses: a commune p
 with probability proportional to its population, a uniform point in its bounding box;
 1 % of coordinates missing) is written once in ``--folder`` (reused by later runs),
 then classified by :func:`territoires.distributed.classify_file_in_partitions` into a
-GeoParquet folder, on the local scheduler, with the reference prepared beforehand. The
-resident memory of the process and of its children is sampled every 50 ms; the time
-covers both passes (reading and validating, then classifying and writing).
+GeoParquet folder, with the reference prepared beforehand, once on dask's threads and
+once on its processes (one pool of worker processes, each loading the prepared
+reference), the ratio printed. The resident memory of the process and of its children
+is sampled every 50 ms; the time covers both passes (hashing, then reading, validating,
+classifying and writing), the CPU time that of the process and of its children.
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ def main() -> None:
         "--blocksize", default=None, help="bytes per partition (default: the library's)"
     )
     parser.add_argument(
-        "--scheduler", default=None, help="dask scheduler: threads, processes (default: dask's)"
+        "--schedulers",
+        default="threads,processes",
+        help="dask schedulers measured one after the other (comma separated)",
     )
     args = parser.parse_args()
 
@@ -72,10 +76,21 @@ def main() -> None:
         started = time.perf_counter()
         write_places(source, args.n)
         print(f"CSV écrit : {source} en {time.perf_counter() - started:.0f} s")
-    output = args.folder / f"lieux_{args.n}.parquet"
-    shutil.rmtree(output, ignore_errors=True)
-
     territoires.reference().prepare()
+    print(f"machine    : {os.cpu_count()} cœurs, charge {os.getloadavg()}")
+    rates = {}
+    for scheduler in args.schedulers.split(","):
+        rates[scheduler] = measure(source, args.folder, scheduler, args.blocksize)
+    first, *others = rates
+    for other in others:
+        print(f"{other} / {first} : {rates[other] / rates[first]:.2f}× (débit)")
+    print(f"charge     : {os.getloadavg()}")
+
+
+def measure(source: Path, folder: Path, scheduler: str, blocksize: str | None) -> float:
+    """Classify ``source`` on ``scheduler``, print time, CPU and memory; return places/s."""
+    output = folder / f"{source.stem}.parquet"
+    shutil.rmtree(output, ignore_errors=True)
     process, peak, done = psutil.Process(), [0], threading.Event()
 
     def watch() -> None:
@@ -92,28 +107,22 @@ def main() -> None:
     before = process.memory_info().rss
     threading.Thread(target=watch, daemon=True).start()
     started, cpu_started = time.perf_counter(), cpu()
-    options = {"blocksize": args.blocksize} if args.blocksize else {}
+    options = {"blocksize": blocksize} if blocksize else {}
     summary = classify_file_in_partitions(
-        source, output, progress=False, scheduler=args.scheduler, **options
+        source, output, progress=False, scheduler=scheduler, **options
     )
     elapsed, cpu_time = time.perf_counter() - started, cpu() - cpu_started
     done.set()
     rate = summary["lignes"] / elapsed
-    print(f"machine    : {os.cpu_count()} cœurs, charge {os.getloadavg()}")
     print(
-        f"partitions : {summary['lignes']:,} lieux, {summary['partitions']} partitions de "
-        f"{args.blocksize or 'taille par défaut'} ({args.scheduler or 'threads'}), "
-        f"en {elapsed:.1f} s = {rate:,.0f} lieux/s"
+        f"{scheduler:10s} : {summary['lignes']:,} lieux, {summary['partitions']} partitions de "
+        f"{blocksize or 'taille par défaut'}, en {elapsed:.1f} s = {rate:,.0f} lieux/s ; "
+        f"CPU {cpu_time:.1f} s = {cpu_time / summary['lignes'] * 1e6:.2f} µs par lieu "
+        f"(processus et ses fils) ; pic de mémoire {peak[0] / 2**30:.2f} Gio (dont "
+        f"{before / 2**30:.2f} Gio avant l'appel)"
     )
-    print(
-        f"temps CPU  : {cpu_time:.1f} s = {cpu_time / summary['lignes'] * 1e6:.2f} µs par lieu "
-        "(processus et ses fils)"
-    )
-    print(
-        f"mémoire    : pic {peak[0] / 2**30:.2f} Gio (dont {before / 2**30:.2f} Gio avant "
-        "l'appel : référence préparée et interpréteur)"
-    )
-    print(f"verdicts   : {summary['verdicts']}")
+    print(f"{'':10s}   verdicts {summary['verdicts']}")
+    return rate
 
 
 if __name__ == "__main__":
