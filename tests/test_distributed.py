@@ -362,3 +362,41 @@ def test_irregular_csv_refused_in_partitions(tmp_path):
     with pytest.raises(InputError, match=r"UTF-16.*sans --partitions"):
         classify_file_in_partitions(tmp_path / "utf16.csv", tmp_path / "o.csv")
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_csv_text_is_pandas_text():
+    """Partitions written to CSV by arrow give pandas' ``to_csv`` text, byte for byte."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    numbers = rng.standard_normal(n) * 10.0 ** rng.integers(-20, 20, n)
+    numbers[::7], numbers[::11], numbers[::17], numbers[::19] = np.nan, -0.0, np.inf, 0.0
+    numbers[::13] = np.round(numbers[::13], 1)
+    texts = np.array(
+        ["a,b", 'dit "oui"', "saut\nde ligne", "cr\rx", " espace", "", None, "«é»", "a;b", "t\tx"],
+        dtype=object,
+    )
+    frame = pd.DataFrame(
+        {
+            "f": numbers,
+            "distance": np.round(rng.uniform(-200, 5000, n), 1),
+            "str": pd.Series(texts[rng.integers(0, len(texts), n)], dtype="str"),
+            "object": pd.Series(texts[rng.integers(0, len(texts), n)], dtype=object),
+            "string": pd.array(texts[rng.integers(0, len(texts), n)], dtype="string[pyarrow]"),
+            "boolean": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
+            "bool": rng.random(n) < 0.5,
+            "Int64": pd.array(rng.choice([1, -5, None, 12345678901], n), dtype="Int64"),
+            "int": rng.integers(-10, 10, n),
+            "none": pd.Series([None] * n, dtype=object),
+        }
+    )
+    odd = [
+        frame,
+        frame.iloc[:0],
+        pd.DataFrame({"x": pd.Series([652000.0, 1.5], dtype=object), "y": [1, 2]}),
+        pd.DataFrame({"x": pd.Series([True, False], dtype=object), "y": [1, 2]}),
+        pd.DataFrame({"x": [1, "a"], "y": [1.0, 2.0]}),
+    ]
+    for table in odd:
+        for header in (True, False):
+            expected = table.to_csv(index=False, header=header).encode("utf-8")
+            assert territoires_distributed._csv_text(table, header) == expected
