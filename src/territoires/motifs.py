@@ -343,7 +343,10 @@ def compose(
     rows = np.flatnonzero(shared)
     communes = len(texts.commune_reasons)
     key = (sentence[rows] * len(VERDICTS) + verdict[rows]) * communes + parts["commune"][rows]
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    # hashed, not sorted: each row's key, and one row (any: they share the motif) per key
+    inverse, distinct = pd.factorize(key)
+    first = np.empty(len(distinct), dtype=np.intp)
+    first[inverse] = np.arange(len(inverse))
     built = np.concatenate([rows[first], np.flatnonzero(~shared)])
     pieces, order = [], []
     for kind in range(COMMUNE_UNCHECKED + 1):
