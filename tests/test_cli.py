@@ -378,3 +378,16 @@ def test_map_with_density_layer(data_dir: Path, tmp_path: Path) -> None:
     page = output.read_text(encoding="utf-8")
     assert "Communes par densit" in page
     assert "Limites administratives" in page
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error():
+    """`territoires regles | head -1`: the reader closing the pipe is no « Erreur »."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "territoires", "regles"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # nobody reads: the first write meets a broken pipe
+    stderr = process.stderr.read().decode()
+    process.wait(timeout=60)
+    assert "Erreur" not in stderr and "Traceback" not in stderr

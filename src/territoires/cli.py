@@ -121,6 +121,8 @@ class TerritoiresGroup(_cli_french.FrenchHelp, TyperGroup):
         except UsageError as error:
             _cli_french.install()
             raise _french_usage_error(error) from error
+        except BrokenPipeError:  # the reader stopped reading (`| head`): click exits quietly
+            raise
         except OSError as error:  # a file the system refuses: permission, full disk…
             where = f"{error.filename} : " if error.filename else ""
             print_error(f"{where}{error.strerror or error} (erreur système)")
