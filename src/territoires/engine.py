@@ -735,8 +735,9 @@ def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.nda
     """Exact nearest polygon of each metric point and its distance, vectorised.
 
     For the :data:`NEAREST_CANDIDATES` polygons whose bounding-circle centres are
-    nearest, the distance lies in ``[|p-c| - r, |p-c| + r]``; exact distances are computed
-    only for candidates whose lower bound does not exceed the smallest upper bound.
+    nearest, the distance lies in ``[|p-c| - r, |p-c| + r]``; the exact distance to the
+    polygon of the nearest centre is computed first, then only for the candidates whose
+    lower bound does not exceed it nor the smallest upper bound.
     Polygons beyond the candidates are at least ``d_k - max(r)`` away: when that bound
     does not prove the answer, the point falls back to an exhaustive STRtree search.
 
@@ -762,11 +763,20 @@ def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.nda
         np.column_stack([x, y]), k=list(range(1, k + 1))
     )
     radius = layer.radii[candidate]
-    upper = (centre_distance + radius).min(axis=1)
-    point, slot = np.nonzero(centre_distance - radius <= upper[:, None])
+    points = shapely.points(x, y)  # one per place, shared by its candidate pairs
+    # The polygon of the nearest centre first: its exact distance bounds the others far
+    # more tightly than the circles. A candidate is skipped only when its lower bound
+    # exceeds that bound by more than rounding: ties are all measured, as before.
+    first = shapely.distance(points, layer.metric_geometries[candidate[:, 0]])
+    upper = np.minimum((centre_distance + radius).min(axis=1), first)
+    measured = centre_distance - radius <= (upper + 1e-6 * (1.0 + upper))[:, None]
+    measured[:, 0] = True
+    point, slot = np.nonzero(measured)
     polygon = candidate[point, slot]
-    # one point per place, shared by its candidate pairs
-    exact = shapely.distance(shapely.points(x, y)[point], layer.metric_geometries[polygon])
+    exact = np.empty(len(point))
+    again = slot > 0
+    exact[~again] = first[point[~again]]
+    exact[again] = shapely.distance(points[point[again]], layer.metric_geometries[polygon[again]])
     distance = np.full(n, np.inf)
     np.minimum.at(distance, point, exact)
     found = np.full(n, -1)
