@@ -256,6 +256,9 @@ def test_errors_in_french(tmp_path, data_dir):
         classify_file_in_partitions(tmp_path / "lieux.xlsx", tmp_path / "o.parquet")
     with pytest.raises(InputError, match="fichier introuvable"):
         classify_file_in_partitions(tmp_path / "absent.csv", tmp_path / "o.parquet")
+    (tmp_path / "entete.csv").write_text("nom;lon;lat\n\n", encoding="utf-8")
+    with pytest.raises(InputError, match="fichier vide"):
+        classify_file_in_partitions(tmp_path / "entete.csv", tmp_path / "o.parquet")
     (tmp_path / "o.parquet").mkdir()
     (tmp_path / "o.parquet" / "part.00000.parquet").write_bytes(b"")
     with pytest.raises(OutputError, match="n'est pas vide"):

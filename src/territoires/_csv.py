@@ -166,8 +166,8 @@ def layout(path: Path) -> Layout:
     Raises
     ------
     InputError
-        An empty file, a file without header, or a UTF-16 file (whose lines cannot be
-        found by their bytes): the message says to classify it whole.
+        An empty file, a file without header or without rows, or a UTF-16 file (whose
+        lines cannot be found by their bytes: the message says to classify it whole).
     """
     text, encoding = sample(path)
     if not text.strip():
@@ -199,6 +199,8 @@ def layout(path: Path) -> Layout:
             if kept:
                 break
     start = bom + len(read.encode("utf-8" if encoding == "utf-8-sig" else encoding))
+    if end <= start:
+        raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
     return Layout(
         path=path,
         encoding=encoding,
@@ -206,7 +208,7 @@ def layout(path: Path) -> Layout:
         names=tuple(header_names(header)),
         first_line=reader.line_num + 1,
         start=start,
-        end=max(end, start),
+        end=end,
     )
 
 
@@ -218,7 +220,7 @@ def blocks(where: Layout, blocksize: int) -> list[tuple[int, int]]:
     size = max(int(blocksize), 1)
     return [
         (offset, min(size, where.end - offset)) for offset in range(where.start, where.end, size)
-    ] or [(where.start, 0)]
+    ]
 
 
 def _line_start(handle: Any, position: int, where: Layout) -> int:
