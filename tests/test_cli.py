@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from territoires import eligibility, export
+from territoires import export
 from territoires.cli import app
 from territoires.rules import PRESETS, URBAN_RULES
 
@@ -51,7 +51,10 @@ def test_check_in_qpv(data_dir: Path) -> None:
 
 def test_check_imports_only_what_answers_a_point(data_dir: Path) -> None:
     """A new ``territoires check`` process skips help drawing, progress bars, file readers."""
-    eligibility.reference()  # prepared and persisted in the cache, as by `data prepare`
+    # persisted in the cache by `data prepare`, even when an earlier test built it in this
+    # process and the cache has pruned its file since (it keeps the 8 most recent)
+    prepare = runner.invoke(app, ["data", "prepare"])
+    assert prepare.exit_code == 0, prepare.output
     code = (
         "import sys\n"
         "from territoires.cli import main\n"
