@@ -7,7 +7,10 @@ million places, those collections took a third of the CPU time of
 :func:`territoires.classify`, holding the GIL while the other thread waited. The
 engine creates no reference cycle worth collecting meanwhile: the collector is paused
 for the duration of a classification and restored afterwards (reference counting still
-frees every object as usual).
+frees every object as usual). Small classifications (fewer than :data:`PAUSE_FROM` rows)
+leave it alone: their collections cost nothing worth saving, and a long-running process
+that classifies small batches without pause (the web service under load) would otherwise
+never collect its own cycles.
 
 A process that ends (the command line) hands its objects over before exiting:
 :func:`freeze_for_exit`.
@@ -20,6 +23,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+#: Rows from which a classification pauses the collector.
+PAUSE_FROM: int = 10_000
+
 
 class _Pause:
     """Nested and concurrent pauses: the collector comes back after the last one ends."""
@@ -30,7 +36,10 @@ class _Pause:
         self.was_enabled = False
 
     @contextmanager
-    def __call__(self) -> Iterator[None]:
+    def __call__(self, rows: int) -> Iterator[None]:
+        if rows < PAUSE_FROM:
+            yield
+            return
         with self.lock:
             if self.depth == 0:
                 self.was_enabled = gc.isenabled()
@@ -45,9 +54,10 @@ class _Pause:
                     gc.enable()
 
 
-#: Context manager: ``with paused(): ...`` runs without cyclic collections, from any
-#: thread, nested or concurrently; the collector's state on entry of the outermost
-#: pause is restored when the last pause ends.
+#: Context manager: ``with paused(len(frame)): ...`` runs without cyclic collections
+#: when ``frame`` has at least :data:`PAUSE_FROM` rows, from any thread, nested or
+#: concurrently; the collector's state on entry of the outermost pause is restored when
+#: the last pause ends.
 paused = _Pause()
 
 

@@ -219,7 +219,7 @@ def _classify_chunks(
         for start in range(0, len(frame), chunk_size)
     ]
     with (
-        paused(),  # see territoires._gc: a geometry per place
+        paused(len(frame)),  # see territoires._gc: a geometry per place
         ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
         tqdm(total=len(frame), disable=not progress, unit=" lieux", desc="classement") as bar,
     ):

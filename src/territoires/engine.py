@@ -1387,5 +1387,5 @@ def classify_frame(
     geopandas.GeoDataFrame
         ``frame`` with :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``).
     """
-    with paused():  # see territoires._gc: a geometry per place
+    with paused(len(frame)):  # see territoires._gc: a geometry per place
         return assemble(frame, locate(frame, ref), ref, lines)
