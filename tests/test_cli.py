@@ -366,6 +366,37 @@ def test_classify_in_partitions_matches_in_memory(data_dir: Path, tmp_path: Path
     assert partitioned["motif"].tolist() == expected["motif"].tolist()
 
 
+def test_classify_in_partitions_on_processes(data_dir: Path, tmp_path: Path) -> None:
+    """`python -m territoires … --ordonnanceur processus`: the command runs once (not in
+    the spawned worker processes), which classify as in memory."""
+    parquet, memory = tmp_path / "resultats.parquet", tmp_path / "resultats.csv"
+    command = [sys.executable, "-m", "territoires", "classify", str(EXAMPLE), "-o"]
+    run = subprocess.run(
+        [*command, str(parquet), "--partitions", "--bloc", "1KB", "--ordonnanceur", "processus"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("lieux classés en") == 1, run.stderr  # the command ran once
+    assert runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(memory)]).exit_code == 0
+    partitioned = gpd.read_parquet(parquet).sort_index()
+    expected = pd.read_csv(memory, sep=";", decimal=",", encoding="utf-8-sig", dtype=str)
+    assert partitioned["motif"].tolist() == expected["motif"].tolist()
+
+
+WEIRD = ["--ordonnanceur", "fusées"]
+
+
+def test_classify_in_partitions_unknown_scheduler(data_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["classify", str(EXAMPLE), "-o", str(tmp_path / "r.csv"), "--partitions", *WEIRD],
+    )
+    assert result.exit_code == 2
+    assert _flat("« fusées » : attendu auto, threads ou processus") in _flat(result.output)
+
+
 def test_classify_in_partitions_rejects_other_formats(data_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["classify", str(EXAMPLE), "-o", str(tmp_path / "r.xlsx"), "--partitions"]

@@ -403,3 +403,21 @@ def test_csv_text_is_pandas_text():
         for header in (True, False):
             expected = table.to_csv(index=False, header=header).encode("utf-8")
             assert territoires_distributed._csv_text(table, header) == expected
+
+
+def test_auto_scheduler_by_file_size(tmp_path, monkeypatch):
+    """Processes for a large file on several cores, threads otherwise (or one core)."""
+    small = tmp_path / "petit.csv"
+    small.write_text("lon,lat\n1.44,43.6\n", encoding="utf-8")
+    assert territoires_distributed.auto_scheduler(small) == "threads"
+    monkeypatch.setattr(territoires_distributed, "PROCESSES_FROM", small.stat().st_size)
+    monkeypatch.setattr(territoires_distributed, "CPU_COUNT", 2)
+    assert territoires_distributed.auto_scheduler(small) == "processes"
+    folder = tmp_path / "lieux.parquet"  # a Parquet folder counts all its files
+    folder.mkdir()
+    (folder / "part.0.parquet").write_bytes(b"x" * (small.stat().st_size - 1))
+    assert territoires_distributed.auto_scheduler(folder) == "threads"
+    (folder / "part.1.parquet").write_bytes(b"x")
+    assert territoires_distributed.auto_scheduler(folder) == "processes"
+    monkeypatch.setattr(territoires_distributed, "CPU_COUNT", 1)
+    assert territoires_distributed.auto_scheduler(small) == "threads"

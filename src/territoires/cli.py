@@ -880,6 +880,18 @@ def classify(
             "--bloc", help="Taille des blocs avec --partitions, ex. 16MB.", metavar="TAILLE"
         ),
     ] = "4MB",
+    ordonnanceur: Annotated[
+        str,
+        typer.Option(
+            "--ordonnanceur",
+            help=(
+                "Avec --partitions : « processus » (un processus par cœur, plus rapide sur "
+                "les très gros fichiers, plus de mémoire), « threads », ou « auto » : "
+                "processus à partir de 128 Mo."
+            ),
+            metavar="auto|threads|processus",
+        ),
+    ] = "auto",
     score_min: MinScore = None,
     offline: Annotated[
         bool,
@@ -906,7 +918,7 @@ def classify(
                 "mettez la précision dans une colonne precision_m, un millésime par passage",
                 param_hint="--partitions",
             )
-        _classify_in_partitions(source, output, rules, bloc, lon, lat, crs)
+        _classify_in_partitions(source, output, rules, bloc, ordonnanceur, lon, lat, crs)
         return
     _check_output(output, export.FORMATS, source=source)
     if carte is not None:
@@ -928,11 +940,17 @@ def _classify_in_partitions(
     output: Path,
     rules: Rules,
     blocksize: str,
+    scheduler: str,
     lon: str | None,
     lat: str | None,
     crs: str | None,
 ) -> None:
     """``classify --partitions``: a large file, block by block, with dask."""
+    schedulers = {"auto": "auto", "threads": "threads", "processus": "processes"}
+    if scheduler not in schedulers:
+        raise typer.BadParameter(
+            f"« {scheduler} » : attendu auto, threads ou processus", param_hint="--ordonnanceur"
+        )
     if lon or lat or crs:
         raise typer.BadParameter(
             "--lon, --lat et --crs ne s'appliquent pas avec --partitions : nommez les colonnes "
@@ -948,7 +966,12 @@ def _classify_in_partitions(
         ) from error
     _check_output(output, distributed.PARTITION_FORMATS, source=source)
     summary = distributed.classify_file_in_partitions(
-        source, output, blocksize=blocksize, rules=rules, progress=True
+        source,
+        output,
+        blocksize=blocksize,
+        rules=rules,
+        progress=True,
+        scheduler=schedulers[scheduler],
     )
     typer.echo(
         f"{summary['lignes']} lieux classés en {summary['partitions']} blocs → {output}", err=True

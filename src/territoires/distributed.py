@@ -255,6 +255,38 @@ def _loaded(rules: Rules, data_dir: Path | None) -> _Layers:
     )
 
 
+#: Input size (bytes) from which ``scheduler="auto"`` runs the blocks in processes.
+PROCESSES_FROM: int = 128 * 2**20
+
+
+def auto_scheduler(path: str | Path) -> str | None:
+    """The scheduler ``scheduler="auto"`` chooses for the file at ``path``.
+
+    Measured on two cores (``docs/performance.md``): a 10-million-row CSV (320 MB) is
+    classified 1.2 times faster by a pool of processes than by threads, which wait for
+    each other's GIL; a 1-million-row one (32 MB) 1.3 times slower, the pool taking
+    seconds to start and to load the prepared reference in each process.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The input file (or Parquet folder).
+
+    Returns
+    -------
+    str or None
+        ``None`` (keep it) when a ``distributed.Client`` is active, ``"processes"``
+        for an input of at least :data:`PROCESSES_FROM` bytes on a machine of several
+        cores, else ``"threads"``.
+    """
+    if _client() is not None:
+        return None
+    path = Path(path)
+    files = path.rglob("*") if path.is_dir() else [path]
+    size = sum(file.stat().st_size for file in files if file.is_file())
+    return "processes" if CPU_COUNT > 1 and size >= PROCESSES_FROM else "threads"
+
+
 @contextlib.contextmanager
 def _scheduler(scheduler: str | None) -> Iterator[None]:
     """Run on ``scheduler`` (else the active one); with processes, one pool for all passes.
@@ -686,8 +718,10 @@ def classify_file_in_partitions(
     data_dir : pathlib.Path, optional
         Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     scheduler : str, optional
-        dask scheduler for this call (``"threads"``, ``"processes"``, ``"sync"``);
-        the active one when omitted (a ``distributed.Client``, else dask's threads).
+        dask scheduler for this call (``"threads"``, ``"processes"``, ``"sync"``), or
+        ``"auto"``: the one :func:`auto_scheduler` chooses for the file's size (the
+        command line's default); the active one when omitted (a
+        ``distributed.Client``, else dask's threads).
         ``"processes"`` starts one pool of worker processes for both passes, each
         loading the prepared reference once: no thread waits for the GIL, for twice the
         memory; like any ``spawn`` pool, a script calling it needs an
@@ -724,7 +758,7 @@ def classify_file_in_partitions(
     parts, meta, first_line = _parts(path, blocksize)
     reader = _reader(meta, partial(places.read_places, geometry=False), None, None, first_line)
     reader = dataclasses.replace(reader, renumber=True)
-    with _scheduler(scheduler):
+    with _scheduler(auto_scheduler(path) if scheduler == "auto" else scheduler):
         positions = _positions(parts, reader, progress)
         ref, shared = _shared_reference(_rules(rules), data_dir)
         work = [
