@@ -405,19 +405,22 @@ def test_csv_text_is_pandas_text():
             assert territoires_distributed._csv_text(table, header) == expected
 
 
-def test_auto_scheduler_by_file_size(tmp_path, monkeypatch):
-    """Processes for a large file on several cores, threads otherwise (or one core)."""
+def test_auto_scheduler_by_file_size(cluster, tmp_path, monkeypatch):
+    """An active Client keeps the work; else processes for a large file on several
+    cores, threads otherwise (or on one core)."""
     small = tmp_path / "petit.csv"
     small.write_text("lon,lat\n1.44,43.6\n", encoding="utf-8")
-    assert territoires_distributed.auto_scheduler(small) == "threads"
-    monkeypatch.setattr(territoires_distributed, "PROCESSES_FROM", small.stat().st_size)
     monkeypatch.setattr(territoires_distributed, "CPU_COUNT", 2)
-    assert territoires_distributed.auto_scheduler(small) == "processes"
-    folder = tmp_path / "lieux.parquet"  # a Parquet folder counts all its files
-    folder.mkdir()
-    (folder / "part.0.parquet").write_bytes(b"x" * (small.stat().st_size - 1))
-    assert territoires_distributed.auto_scheduler(folder) == "threads"
-    (folder / "part.1.parquet").write_bytes(b"x")
-    assert territoires_distributed.auto_scheduler(folder) == "processes"
-    monkeypatch.setattr(territoires_distributed, "CPU_COUNT", 1)
-    assert territoires_distributed.auto_scheduler(small) == "threads"
+    assert territoires_distributed.auto_scheduler(small) is None  # the cluster's client
+    with dask.config.set(scheduler="threads"):  # the local scheduler, client or not
+        assert territoires_distributed.auto_scheduler(small) == "threads"
+        monkeypatch.setattr(territoires_distributed, "PROCESSES_FROM", small.stat().st_size)
+        assert territoires_distributed.auto_scheduler(small) == "processes"
+        folder = tmp_path / "lieux.parquet"  # a Parquet folder counts all its files
+        folder.mkdir()
+        (folder / "part.0.parquet").write_bytes(b"x" * (small.stat().st_size - 1))
+        assert territoires_distributed.auto_scheduler(folder) == "threads"
+        (folder / "part.1.parquet").write_bytes(b"x")
+        assert territoires_distributed.auto_scheduler(folder) == "processes"
+        monkeypatch.setattr(territoires_distributed, "CPU_COUNT", 1)
+        assert territoires_distributed.auto_scheduler(small) == "threads"
