@@ -165,7 +165,7 @@ def test_nearest_place_named_by_line_without_name_column(qpv, places):
         "ligne 1",
         "ligne 3",
     ]
-    unnamed.attrs["lignes"] = np.arange(2, 8, dtype=np.int64).tobytes()  # as read from a CSV
+    unnamed.attrs["lignes"] = "2-7"  # as read from a CSV
     assert coverage.qpv_coverage(unnamed, qpv)["lieu_proche"].tolist()[:2] == [
         "ligne 2",
         "ligne 4",

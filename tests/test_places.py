@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,7 +11,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from territoires import InputError
+import territoires
+from territoires import InputError, export, places
 from territoires.places import read_places
 
 PLACES = Path(__file__).resolve().parent / "fixtures" / "places"
@@ -458,3 +460,31 @@ def test_decimals_read_exactly_as_pandas_reads_them():
         expected = pd.to_numeric(pd.Series(values).str.replace(",", "."), errors="coerce")
         read = frame[column].to_numpy()[usable]
         assert read.tobytes() == expected.to_numpy(dtype=float)[usable].tobytes(), column
+
+
+@pytest.mark.parametrize(
+    ("numbers", "text"),
+    [([2, 3, 4, 5], "2-5"), ([1], "1"), ([2, 3, 5, 7, 8, 9], "2-3,5,7-9"), ([], "")],
+)
+def test_line_ranges_round_trip(numbers, text):
+    """Lines kept as readable ranges, read back exactly; a filtered frame has none."""
+    assert places.line_ranges(numbers) == text
+    frame = pd.DataFrame({"x": range(len(numbers))})
+    frame.attrs["lignes"] = text
+    assert places.lines(frame).tolist() == numbers
+    assert places.lines(frame.iloc[1:]) is None or not numbers
+
+
+def test_classified_attrs_serialise(data_dir, tmp_path):
+    """A result goes to Parquet (pandas stores attrs as JSON) and its provenance is text."""
+    table = pd.DataFrame({"lon": [1.44, None, 1.45], "lat": [43.6, None, 43.61]})
+    result = territoires.classify(table)
+    assert result.attrs["lignes"] == "1-3"
+    result.to_parquet(tmp_path / "r.parquet")
+    assert (
+        gpd.read_parquet(tmp_path / "r.parquet")["verdict"].tolist() == result["verdict"].tolist()
+    )
+    written = export.write_results(result, tmp_path / "r.csv")
+    assert (
+        json.loads(export.provenance_path(written).read_text(encoding="utf-8"))["lignes"] == "1-3"
+    )

@@ -130,8 +130,10 @@ def classify(
         ``attrs["regles"]`` describes the rules, ``attrs["sources"]`` the data files
         and vintages, ``attrs["verdicts"]`` the count per verdict and, when addresses
         were geocoded, ``attrs["geocodage"]`` the geocoder, the dates of its answers and
-        the requests sent; ``attrs["lignes"]`` the input line of each row
-        (:func:`territoires.places.lines`), which names unnamed places in maps and reports.
+        the requests sent; ``attrs["lignes"]`` the input lines of the rows as ranges
+        (``"2-28"``, read back by :func:`territoires.places.lines`), which name unnamed
+        places in maps and reports. ``attrs`` hold only text, numbers, lists and dicts:
+        ``to_parquet`` stores them, and they are the provenance file of the outputs.
     """
     if hasattr(source, "__dask_graph__"):  # a dask (geo)DataFrame: see territoires.distributed
         if ref is not None:

@@ -55,7 +55,7 @@ import itertools
 import re
 import warnings
 import zipfile
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -1150,10 +1150,38 @@ def _assemble(
             out[column] = located[column].to_numpy()
     result = gpd.GeoDataFrame(out, geometry="geometry")
     result.attrs["colonnes_entree"] = {str(old): new for old, new in renames.items()}
-    result.attrs["lignes"] = np.asarray(lines, dtype=np.int64).tobytes()
+    result.attrs["lignes"] = line_ranges(lines)
     if located is not None:
         result.attrs["geocodage"] = located.attrs["geocodage"]
     return result
+
+
+def line_ranges(lines: np.ndarray | Sequence[int]) -> str:
+    """Input lines as ranges, the text kept in ``attrs["lignes"]``: ``"2-28,31-40"``.
+
+    Text, so that a result's ``attrs`` stay readable in its provenance file and
+    serialisable by ``to_parquet`` (JSON), and cost nothing when pandas copies them; one
+    range for the usual file, whatever its length.
+
+    Parameters
+    ----------
+    lines : array-like of int
+        The line of each row, in row order.
+
+    Returns
+    -------
+    str
+        Comma-separated runs of consecutive lines, ``first-last`` (or ``first`` alone).
+    """
+    numbers = np.asarray(lines, dtype=np.int64)
+    if not len(numbers):
+        return ""
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(numbers) != 1) + 1])
+    ends = np.concatenate([starts[1:], [len(numbers)]]) - 1
+    return ",".join(
+        str(first) if first == last else f"{first}-{last}"
+        for first, last in zip(numbers[starts].tolist(), numbers[ends].tolist(), strict=True)
+    )
 
 
 def lines(frame: pd.DataFrame) -> np.ndarray | None:
@@ -1162,7 +1190,8 @@ def lines(frame: pd.DataFrame) -> np.ndarray | None:
     Parameters
     ----------
     frame : pandas.DataFrame
-        Output of :func:`read_places` (``attrs["lignes"]``), not reordered or filtered.
+        Output of :func:`read_places` (``attrs["lignes"]``, see :func:`line_ranges`),
+        not reordered or filtered.
 
     Returns
     -------
@@ -1171,10 +1200,15 @@ def lines(frame: pd.DataFrame) -> np.ndarray | None:
         them or no longer has one row per line.
     """
     stored = frame.attrs.get("lignes")
-    if not isinstance(stored, bytes):
+    if not isinstance(stored, str) or not re.fullmatch(r"(\d+(-\d+)?(,\d+(-\d+)?)*)?", stored):
         return None
-    numbers = np.frombuffer(stored, dtype=np.int64)
-    return numbers if len(numbers) == len(frame) else None
+    runs = [run.partition("-") for run in stored.split(",")] if stored else []
+    first = np.array([int(start) for start, _, _ in runs], dtype=np.int64)
+    last = np.array([int(end or start) for start, _, end in runs], dtype=np.int64)
+    counts = last - first + 1
+    if (counts < 1).any() or counts.sum() != len(frame):
+        return None
+    return np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
 
 
 #: Headers naming a place, compared without case, accents or punctuation; the first
