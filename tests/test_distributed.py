@@ -424,3 +424,13 @@ def test_auto_scheduler_by_file_size(cluster, tmp_path, monkeypatch):
         assert territoires_distributed.auto_scheduler(folder) == "processes"
         monkeypatch.setattr(territoires_distributed, "CPU_COUNT", 1)
         assert territoires_distributed.auto_scheduler(small) == "threads"
+
+
+@pytest.mark.parametrize(
+    "option", [{"precision": 500}, {"qpv_vintages": (2015, 2024)}, {"offline": True}]
+)
+def test_dask_input_refuses_options_it_cannot_apply(option):
+    """An option that would change verdicts in memory is refused, never dropped."""
+    table = pd.DataFrame({"lon": [1.4332, 1.4020], "lat": [43.57269, 43.5750]})
+    with pytest.raises(InputError, match=f"{next(iter(option))}= : non pris en charge"):
+        classify(dd.from_pandas(table, npartitions=1), **option)

@@ -140,6 +140,23 @@ def classify(
             raise InputError(
                 "ref= n'est pas pris en charge avec un DataFrame dask : passez rules= et data_dir="
             )
+        given = {
+            "sheet": sheet,
+            "workers": workers,
+            "min_score": min_score,
+            "offline": offline,
+            "precision": precision,
+            "qpv_vintages": qpv_vintages,
+            "chunk_size": None if chunk_size == CHUNK_SIZE else chunk_size,
+            "progress": progress or None,
+        }
+        refused = [f"{name}=" for name, value in given.items() if value is not None]
+        if refused:  # never silently ignored: precision= or qpv_vintages= change verdicts
+            raise InputError(
+                f"{', '.join(refused)} : non pris en charge avec un DataFrame dask "
+                "(seuls rules=, lon=, lat=, input_crs= et data_dir= s'appliquent) ; mettez la "
+                "précision dans une colonne precision_m, classez un millésime QPV par appel"
+            )
         from .distributed import classify_dask
 
         return classify_dask(
