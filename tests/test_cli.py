@@ -425,3 +425,34 @@ def test_output_cut_short_by_the_reader_is_not_an_error():
     stderr = process.stderr.read().decode()
     process.wait(timeout=60)
     assert "Erreur" not in stderr and "Traceback" not in stderr
+
+
+def test_classify_both_vintages_to_xlsx(data_dir: Path, tmp_path: Path) -> None:
+    """`--qpv 2015,2024 -o x.xlsx`: both geographies counted in the Synthèse, labelled."""
+    output = tmp_path / "v.xlsx"
+    result = runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(output), "--qpv", "2015,2024"])
+    assert result.exit_code == 0, result.output
+    summary = openpyxl.load_workbook(output)["Synthèse"]
+    titles = [row[0] for row in summary.iter_rows(values_only=True) if row[0]]
+    assert "Lieux par verdict, géographie prioritaire 2015" in titles
+    assert "Règles appliquées, géographie prioritaire 2024" in titles
+    rows = pd.read_excel(output, sheet_name="resultats")
+    assert {"verdict_2015 (libellé)", "verdict_2024 (libellé)"} <= set(rows.columns)
+    assert len(rows) == EXAMPLE_ROWS
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["classify", str(EXAMPLE), "-o", "{tmp}/v.csv", "--carte", "{tmp}/c.html"],
+        ["map", str(EXAMPLE), "-o", "{tmp}/c.html"],
+        ["bilan", str(EXAMPLE)],
+    ],
+    ids=["classify-carte", "map", "bilan"],
+)
+def test_one_vintage_where_two_cannot_be_shown(data_dir: Path, tmp_path: Path, args) -> None:
+    """Two QPV geographies are refused in French where only one can be shown or counted."""
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    result = runner.invoke(app, [*args, "--qpv", "2015,2024"])
+    assert result.exit_code == 2, result.output
+    assert "relancez" in result.output and "Traceback" not in result.output

@@ -459,7 +459,8 @@ QpvVintage = Annotated[
         "--qpv",
         help=(
             "Géographie prioritaire : 2015 ou 2024 (défaut : celle du jeu de règles) ; "
-            "2015,2024 classe sous les deux, côte à côte (colonnes _2015 et _2024)."
+            "avec check et classify, 2015,2024 classe sous les deux, côte à côte "
+            "(colonnes _2015 et _2024)."
         ),
         metavar="ANNÉE",
     ),
@@ -596,11 +597,19 @@ def _rules(
     urban: str | None,
     qpv: str | None,
     npnru: Path | None = None,
+    several: bool = False,
 ) -> Rules:
     """Build the rule set asked for on the command line (errors as BadParameter).
 
-    With several ``--qpv`` vintages, the rule set has the first one.
+    With several ``--qpv`` vintages (accepted only where ``several``: ``check`` and
+    ``classify`` put them side by side), the rule set has the first one.
     """
+    if not several and qpv is not None and len(_vintages(qpv)) > 1:
+        raise typer.BadParameter(
+            f"{qpv} : un seul millésime pour cette commande (plusieurs seulement avec check "
+            "et classify, côte à côte) ; relancez-la une fois par millésime, ex. --qpv 2024",
+            param_hint="--qpv",
+        )
     overrides: dict[str, Any] = {}
     if distance is not None:
         overrides["near_distance_m"] = distance
@@ -744,7 +753,7 @@ def check(
     Coordonnées négatives acceptées telles quelles : territoires check -52.33 4.93
     """
     place = _place(lieu)
-    rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
+    rules = _rules(regles, distance, regle_urbaine, qpv, npnru, several=True)
     vintages = _vintages(qpv)
     options = {
         "min_score": score_min,
@@ -906,7 +915,7 @@ def classify(
     ] = False,
 ) -> None:
     """Classe tous les lieux d'un fichier ; chaque ligne ressort avec verdict et motif."""
-    rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
+    rules = _rules(regles, distance, regle_urbaine, qpv, npnru, several=True)
     if partitions:
         if carte is not None or nom is not None:
             raise typer.BadParameter(
@@ -923,6 +932,13 @@ def classify(
     _check_output(output, export.FORMATS, source=source)
     if carte is not None:
         from . import maps  # imported here: `territoires check` starts faster
+
+        if len(_vintages(qpv)) > 1:
+            raise typer.BadParameter(
+                "une carte montre une seule géographie prioritaire : relancez avec "
+                "--qpv 2015 ou --qpv 2024 pour la carte",
+                param_hint="--carte",
+            )
 
         _check_output(carte, maps.MAP_FORMATS, "--carte")
     result = _classify(

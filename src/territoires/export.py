@@ -190,7 +190,7 @@ def write_bilan(report: Bilan, path: str | Path) -> Path:
     envelopes = pd.concat([report.enveloppes, summary], ignore_index=True)
     words = pd.concat(
         [
-            _rules_in_words(report.attrs),
+            _rules_in_words(report.attrs.get("regles", {})),
             _sources_in_words(report.attrs).rename(columns={"source": "rubrique"}),
         ],
         ignore_index=True,
@@ -347,8 +347,6 @@ def _by_place(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 #: A sheet: blocks of rows, each an optional bold title and a table with its header.
 Sheet = Sequence[tuple[str | None, pd.DataFrame]]
-#: Label column written after ``verdict`` in every table of classified places.
-VERDICT_LABEL = "verdict (libellé)"
 #: Number formats of the workbooks (French Excel shows ``1 234``, ``45,3 %``).
 _INTEGER, _PERCENT, _DEGREES = "#,##0", "0.0%", "0.000000"
 #: Columns of counts or people, written with thousands grouped.
@@ -387,10 +385,21 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = values.map({True: "oui", False: "non"}).astype("string")
         elif str(column).endswith("_m") and pd.api.types.is_float_dtype(values.dtype):
             out[column] = values.round(0)
-    if "verdict" in out.columns and VERDICT_LABEL not in out.columns:
-        position = out.columns.get_loc("verdict") + 1
-        out.insert(position, VERDICT_LABEL, out["verdict"].map(VERDICTS).astype("string"))
+    for column in _verdict_columns(out).values():
+        label = f"{column} (libellé)"
+        if label not in out.columns:
+            position = out.columns.get_loc(column) + 1
+            out.insert(position, label, out[column].map(VERDICTS).astype("string"))
     return out
+
+
+def _verdict_columns(result: pd.DataFrame) -> dict[int | None, str]:
+    """The verdict column of each QPV geography: ``{None: "verdict"}``, or, side by side
+    (``territoires.eligibility.side_by_side``), ``{2015: "verdict_2015", 2024: …}``."""
+    if "verdict" in result.columns:
+        return {None: "verdict"}
+    found = (re.fullmatch(r"verdict_(\d{4})", str(column)) for column in result.columns)
+    return {int(match[1]): match[0] for match in found if match}
 
 
 def _number_format(name: str, values: pd.Series) -> str | None:
@@ -584,36 +593,52 @@ def _append_table(
 
 
 def _summary_blocks(result: pd.DataFrame) -> Sheet:
-    """The « Synthèse » of classified places: counts, then rules and sources in words."""
-    verdicts = result["verdict"].value_counts()
-    total = len(result)
-    by_verdict = pd.DataFrame(
-        {
-            "verdict": list(VERDICTS.values()),
-            "code": list(VERDICTS),
-            "lieux": [int(verdicts.get(code, 0)) for code in VERDICTS],
-        }
-    )
-    by_verdict["part des lieux"] = by_verdict["lieux"] / total if total else 0.0
-    by_verdict.loc[len(by_verdict)] = ["Total", "", total, 1.0 if total else 0.0]
-    blocks: list[tuple[str | None, pd.DataFrame]] = [(None, by_verdict)]
-    for column, label in (("dep", "département"), ("reg", "région")):
-        if column in result.columns:
-            names = loaders.admin_names(LEVELS[column])
-            pivot = _pivot(result, column, label, names)
-            blocks.append((f"Lieux par {label} et par verdict", pivot))
-    blocks.append(("Règles appliquées", _rules_in_words(result.attrs)))
+    """The « Synthèse » of classified places: counts, then rules and sources in words.
+
+    Places classified under several QPV geographies side by side get the counts and the
+    rules of each geography, one after the other.
+    """
+    blocks: list[tuple[str | None, pd.DataFrame]] = []
+    for vintage, column in _verdict_columns(result).items():
+        within = "" if vintage is None else f", géographie prioritaire {vintage}"
+        blocks.append((f"Lieux par verdict{within}" if within else None, _counts(result[column])))
+        for level, label in (("dep", "département"), ("reg", "région")):
+            if level in result.columns:
+                names = loaders.admin_names(LEVELS[level])
+                pivot = _pivot(result, level, label, names, column)
+                blocks.append((f"Lieux par {label} et par verdict{within}", pivot))
+        rules = result.attrs.get("regles", {})
+        rules = rules if vintage is None else rules.get(str(vintage), {})
+        blocks.append((f"Règles appliquées{within}", _rules_in_words(rules)))
     blocks.append(("Sources des données de référence", _sources_in_words(result.attrs)))
     return blocks
 
 
-def _pivot(result: pd.DataFrame, column: str, label: str, names: Mapping[str, str]) -> pd.DataFrame:
+def _counts(verdicts: pd.Series) -> pd.DataFrame:
+    """Places and share of places per verdict, then the total."""
+    counts = verdicts.value_counts()
+    total = len(verdicts)
+    by_verdict = pd.DataFrame(
+        {
+            "verdict": list(VERDICTS.values()),
+            "code": list(VERDICTS),
+            "lieux": [int(counts.get(code, 0)) for code in VERDICTS],
+        }
+    )
+    by_verdict["part des lieux"] = by_verdict["lieux"] / total if total else 0.0
+    by_verdict.loc[len(by_verdict)] = ["Total", "", total, 1.0 if total else 0.0]
+    return by_verdict
+
+
+def _pivot(
+    result: pd.DataFrame, column: str, label: str, names: Mapping[str, str], verdict: str
+) -> pd.DataFrame:
     """Places per département (or région) and verdict; places without one as « aucun ».
 
     The name follows the code when ``names`` has it (empty when the outlines are absent).
     """
     keys = result[column].astype("string").fillna("aucun")
-    table = pd.crosstab(keys, result["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
+    table = pd.crosstab(keys, result[verdict]).reindex(columns=list(VERDICTS), fill_value=0)
     table = table.loc[:, table.sum() > 0].rename(columns=VERDICTS)
     table.insert(0, "lieux", table.sum(axis=1))
     if names:
@@ -622,9 +647,8 @@ def _pivot(result: pd.DataFrame, column: str, label: str, names: Mapping[str, st
     return table.reset_index()
 
 
-def _rules_in_words(attrs: Mapping[str, Any]) -> pd.DataFrame:
-    """The rules of a result as labelled sentences."""
-    rules = attrs.get("regles", {})
+def _rules_in_words(rules: Mapping[str, Any]) -> pd.DataFrame:
+    """A rule set (``attrs["regles"]`` of a result) as labelled sentences."""
     rows: list[tuple[str, Any]] = [
         ("Jeu de règles", f"{rules.get('nom')} (version {rules.get('version')})"),
         ("Intitulé", rules.get("titre")),

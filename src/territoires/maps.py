@@ -601,6 +601,12 @@ def eligibility_map(
     """
     if classified.crs is None:
         raise InputError("classified n'a pas de CRS déclaré ; il n'est jamais deviné")
+    if "verdict" not in classified.columns:
+        raise InputError(
+            "pas de colonne verdict : une carte montre une seule géographie prioritaire ; "
+            "classez sous un seul millésime QPV (les colonnes verdict_2015, verdict_2024… "
+            "d'un classement côte à côte ne se dessinent pas ensemble)"
+        )
     unknown = set(classified["verdict"].dropna()) - set(VERDICTS)
     if unknown:
         raise InputError(f"verdicts inconnus {sorted(unknown)} ; attendus : {list(VERDICTS)}")
