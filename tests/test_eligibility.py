@@ -1276,3 +1276,32 @@ def test_load_npnru_from_a_workbook_with_a_title(tmp_path: Path) -> None:
         loaders.load_npnru(path)
     sheet.iloc[:4].to_excel(path, header=False, index=False)
     assert loaders.load_npnru(path) == {"QP031006"}
+
+
+@pytest.mark.parametrize(
+    ("metres", "verdict", "words"),
+    [
+        (300.4, "non_eligible", "à plus de 300 m du QPV le plus proche QP031010"),
+        (300.0, "proximite_qpv", "à 300 m du QPV le plus proche QP031010"),
+        (299.6, "proximite_qpv", "à 300 m du QPV le plus proche QP031010"),
+    ],
+)
+def test_motif_never_says_300_m_beyond_300_m(real, metres, verdict, words):
+    """A place 300.4 m from a QPV is beyond 300 m: its motif says « à plus de 300 m »."""
+    empalot = real.qpv[real.qpv["code_qpv"] == "QP031010"].to_crs(2154).geometry.iloc[0]
+    centre = empalot.centroid
+    vertex = max(shapely.get_coordinates(empalot), key=lambda xy: xy[1])  # northernmost
+    direction = (vertex - np.array([centre.x, centre.y])) / np.hypot(
+        *(vertex - [centre.x, centre.y])
+    )
+    low, high = 0.0, 1000.0  # along the ray from the northernmost vertex, distance = metres
+    for _ in range(100):
+        middle = (low + high) / 2
+        point = shapely.Point(*(vertex + direction * middle))
+        low, high = (middle, high) if empalot.distance(point) < metres else (low, middle)
+    assert abs(empalot.distance(point) - metres) < 1e-6
+    lon, lat = Transformer.from_crs(2154, 4326, always_xy=True).transform(point.x, point.y)
+    row = territoires.classify(pd.DataFrame({"lon": [lon], "lat": [lat]}), ref=real.ref).iloc[0]
+    assert row["nearest_qpv_code"] == "QP031010"
+    assert row["verdict"] == verdict
+    assert words in row["motif"]

@@ -215,12 +215,25 @@ def compose(
     def precision(rows: np.ndarray) -> pa.Array:
         return join(", moins que la précision de la position (", metres("precision", rows), ")")
 
-    def qpv_at(rows: np.ndarray, distance: str, qpv: str, words: str) -> pa.Array:
-        """« à D<words>CODE « NOM » » for the QPV rows ``parts[qpv]`` at ``parts[distance]``."""
+    def qpv_at(
+        rows: np.ndarray, distance: str, qpv: str, words: str, above: str | None = None
+    ) -> pa.Array:
+        """« à D<words>CODE « NOM » » for the QPV rows ``parts[qpv]`` at ``parts[distance]``.
+
+        A distance beyond the threshold ``parts[above]`` that rounds to it reads « à plus
+        de D », never « à 300 m …, au-delà de 300 m ».
+        """
         taken = pa.array(parts[qpv][rows])
+        metres = parts[distance][rows]
+        start: Any = "à "
+        if above is not None:
+            limit = parts[above][rows]
+            start = pc.if_else(
+                pa.array((metres > limit) & (np.round(metres) <= limit)), "à plus de ", "à "
+            )
         return join(
-            "à ",
-            french.distances(parts[distance][rows]),
+            start,
+            french.distances(metres),
             words,
             texts.qpv_code.take(taken),
             " « ",
@@ -228,8 +241,8 @@ def compose(
             " »",
         )
 
-    def nearest(rows: np.ndarray) -> pa.Array:
-        return qpv_at(rows, "distance", "nearest", " du QPV le plus proche ")
+    def nearest(rows: np.ndarray, above: str | None = None) -> pa.Array:
+        return qpv_at(rows, "distance", "nearest", " du QPV le plus proche ", above)
 
     def basis(rows: np.ndarray) -> pa.Array:
         """The text each row's distance comes from: NPNRU when its nearest QPV is listed."""
@@ -268,7 +281,7 @@ def compose(
         ),
         NEAR_NPNRU: lambda rows, taken: near_npnru(rows),
         FAR: lambda rows, taken: join(
-            nearest(rows),
+            nearest(rows, above="threshold"),
             ", au-delà de ",
             french.distances(parts["threshold"][rows]),
             npnru_rule,
