@@ -22,6 +22,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 from shapely.geometry import box
+from shapely.ops import nearest_points
 
 import territoires
 from territoires import InputError, engine, loaders, settings
@@ -250,6 +251,12 @@ def test_near_distance_is_configurable(real, outside_200) -> None:
     ref = Reference.build(rules, real.qpv, real.communes)
     out = classify(points_table(outside_200["lon"], outside_200["lat"]), ref)
 
+    # Pont-Saint-Esprit's point, 200 m from its QPV, is within 100 m of Vaucluse, whose
+    # QPV the layer (Occitanie) does not hold: its proximity cannot be ruled out
+    edge = out["motif"].str.contains("le département 84 est à 100 m ou moins", regex=False)
+    assert out.loc[edge, "commune"].tolist() == ["Pont-Saint-Esprit"]
+    assert out.loc[edge, "near_qpv"].isna().all()
+    out = out[~edge]
     assert not out["near_qpv"].any()
     urban = out["densite7"] == 1
     assert urban.any() and (~urban).any(), "need 200 m points in both kinds of commune"
@@ -306,13 +313,23 @@ def test_commune_representative_points_in_occitanie(real) -> None:
     expected_outside = (same["densite7"] != 1).astype(bool)
     assert (same["hors_grands_centres_urbains"].astype(bool) == expected_outside).all()
     assert (same["densite7"].to_numpy() == communes.loc[found, "densite7"].to_numpy()).all()
-    # precedence, recomputed from the output columns
+    # precedence, recomputed from the output columns; a point within 300 m of a
+    # département of another région (no QPV loaded there) has an unknown proximity
+    edge = same["near_qpv"].isna().to_numpy()
+    assert 0 < edge.sum() < 100
+    assert same.loc[edge, "motif"].str.contains("absent de la couche QPV 2015 chargée").all()
     verdict = np.select(
-        [same["in_qpv"], same["near_qpv"], same["hors_grands_centres_urbains"]],
-        ["qpv", "proximite_qpv", "hors_grands_centres_urbains"],
+        [
+            same["in_qpv"].to_numpy(dtype=bool),
+            same["near_qpv"].fillna(False).to_numpy(dtype=bool),
+            same["hors_grands_centres_urbains"].to_numpy(dtype=bool),
+            edge,
+        ],
+        ["qpv", "proximite_qpv", "hors_grands_centres_urbains", "indetermine"],
         default="non_eligible",
     )
     assert (same["verdict"].to_numpy() == verdict).all()
+    same = same[~edge]
     assert set(same["verdict"]) >= {
         "proximite_qpv",
         "hors_grands_centres_urbains",
@@ -1075,9 +1092,13 @@ def test_random_points_match_a_plain_geopandas_computation(real) -> None:
     assert (
         out["in_qpv"].to_numpy(dtype=bool, na_value=False)[checked] == expected_in[checked]
     ).all()
+    # near a département without QPV loaded, the nearest loaded QPV may not be the
+    # nearest: no distance is given there
+    measured = checked & out["near_qpv"].notna().to_numpy()
+    assert measured.mean() > 0.98
     np.testing.assert_allclose(
-        out["distance_qpv_m"].to_numpy()[checked],
-        np.round(expected_distance[checked], 1),
+        out["distance_qpv_m"].to_numpy()[measured],
+        np.round(expected_distance[measured], 1),
         atol=0.01,
     )
     expected_codes = joined.groupby(level=0)["code_qpv"].agg(lambda s: ";".join(sorted(s)))
@@ -1305,3 +1326,28 @@ def test_motif_never_says_300_m_beyond_300_m(real, metres, verdict, words):
     assert row["nearest_qpv_code"] == "QP031010"
     assert row["verdict"] == verdict
     assert words in row["motif"]
+
+
+def test_place_near_a_departement_without_qpv_loaded(real) -> None:
+    """Villeneuve-lès-Avignon (30, in the Occitanie layer) beside Avignon (84, not in it):
+    48 m from Avignon, a Vaucluse QPV could be near, so the place is ``indetermine``, not
+    ``non_eligible`` « à 22 km du QPV le plus proche »; 1.7 km away, it is decided."""
+    communes = real.communes.set_index("code_insee").to_crs(L93).geometry
+    villeneuve, avignon = communes["30351"], communes["84007"]
+    border, _ = nearest_points(villeneuve, avignon)
+    centre = villeneuve.centroid
+    inward = np.array([centre.x - border.x, centre.y - border.y])
+    inward /= np.hypot(*inward)
+    points = [shapely.Point(*(np.array([border.x, border.y]) + inward * k)) for k in (60, 3000)]
+    assert [round(avignon.distance(p)) for p in points] == [48, 1733]
+    lon, lat = Transformer.from_crs(L93, 4326, always_xy=True).transform(
+        [p.x for p in points], [p.y for p in points]
+    )
+    ref = Reference.build(preset(urban="uu-moins-200k"), real.qpv, real.communes)
+    near, far = classify(points_table(lon, lat), ref).itertuples()
+    assert near.commune == far.commune == "Villeneuve-lès-Avignon"
+    assert near.verdict == "indetermine" and pd.isna(near.near_qpv)
+    assert pd.isna(near.distance_qpv_m) and pd.isna(near.nearest_qpv_code)
+    assert "le département 84 est à 300 m ou moins du lieu mais absent de la couche" in near.motif
+    assert far.verdict == "non_eligible" and far.near_qpv == False  # noqa: E712 (not NA)
+    assert "à 22,0 km du QPV le plus proche QP030013" in far.motif

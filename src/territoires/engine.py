@@ -279,6 +279,11 @@ class Reference:
         National list of QPV by commune of the rules' QPV vintage (output of
         :func:`territoires.loaders.load_qpv_communes`), used wherever the QPV layer does
         not cover a département; None when no such list is available.
+    edge_layers : dict of str to Layer
+        When the QPV layer covers only some départements: the communes of the others
+        that lie within :data:`EDGE_REACH_M` of a covered commune, per territory. A QPV
+        of theirs could be "à proximité immédiate" of a place of a covered département,
+        which then cannot be found far from every QPV.
     """
 
     rules: Rules
@@ -290,6 +295,7 @@ class Reference:
     commune_layers: dict[str, Layer] = field(repr=False)
     npnru_layers: dict[str, Layer] = field(default_factory=dict, repr=False)
     hosts: pd.DataFrame | None = field(default=None, repr=False)
+    edge_layers: dict[str, Layer] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         """Column arrays taken per point, so that classification never loops in Python."""
@@ -422,6 +428,7 @@ class Reference:
             commune_layers=commune_layers,
             npnru_layers=_index_layers(qpv.iloc[npnru], npnru),
             hosts=hosts,
+            edge_layers=_edge_layers(communes, commune_layers, covered),
         )
 
     def prepare(self) -> Reference:
@@ -441,6 +448,33 @@ class Reference:
         for layer in [*self.qpv_layers.values(), *self.npnru_layers.values()]:
             layer.centres  # noqa: B018
         return self
+
+
+#: Metres from a covered commune within which the communes of départements the QPV
+#: layer does not cover are kept in :attr:`Reference.edge_layers`: the largest
+#: proximity distance of the rules (500 m) plus the precision of a geocoded address.
+EDGE_REACH_M: float = 1_500.0
+
+
+def _edge_layers(
+    communes: gpd.GeoDataFrame, layers: dict[str, Layer], covered: Any
+) -> dict[str, Layer]:
+    """Layers of the uncovered communes near covered ones (see :class:`Reference`)."""
+    if covered is None:
+        return {}
+    is_covered = communes["dep"].isin(list(covered)).to_numpy()
+    found = []
+    for layer in layers.values():
+        inside = is_covered[layer.rows]
+        if inside.all() or not inside.any():
+            continue
+        _, hits = layer.metric.query(
+            layer.metric_geometries[inside], predicate="dwithin", distance=EDGE_REACH_M
+        )
+        rows = np.unique(layer.rows[hits])
+        found.append(rows[~is_covered[rows]])
+    edge = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+    return _index_layers(communes.iloc[edge], edge) if len(edge) else {}
 
 
 def _by_row(rows: int, layers: dict[str, Layer]) -> np.ndarray:
@@ -906,6 +940,10 @@ class Location:
     to_check : numpy.ndarray of object
         ``CODE « name », …`` of the QPV within reach (in the commune or within the
         proximity distance), None when there are none or the source is the point.
+    edge : numpy.ndarray of object
+        For a point neither in nor near a QPV loaded, the département the QPV layer does
+        not cover that lies within the proximity distance (and precision) of the point,
+        else None: a QPV of its could be near (see :attr:`Reference.edge_layers`).
     """
 
     valid: np.ndarray
@@ -928,6 +966,7 @@ class Location:
     source: np.ndarray
     own: np.ndarray
     to_check: np.ndarray
+    edge: np.ndarray
 
 
 def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
@@ -977,6 +1016,7 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
     checked = np.zeros(n, dtype=bool)
     npnru = np.full(n, -1)
     npnru_distance = np.full(n, np.nan)
+    edge = np.full(n, None, dtype=object)
     for code, name in enumerate(names):
         rows = np.flatnonzero(on_point & (territory == code))
         if not len(rows):
@@ -994,6 +1034,7 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         npnru[subset], npnru_distance[subset] = _find_npnru(
             lon[subset], lat[subset], nearest[subset], distance[subset], ref, name
         )
+        edge[subset] = _find_edge(subset, lon, lat, precision, nearest, distance, npnru, ref, name)
         inside = subset[(distance[subset] == 0) & np.isfinite(precision[subset])]
         if len(inside):
             polygons = ref.qpv_polygons[nearest[inside]]
@@ -1033,6 +1074,7 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         npnru_distance=npnru_distance,
         precision=precision,
         boundary=boundary,
+        edge=np.where(checked & ~by_commune, edge, None),
         **_reach(ref, valid, by_commune, checked, commune, territory, points, precision),
     )
 
@@ -1044,6 +1086,43 @@ def _territory_codes(names: Any) -> np.ndarray:
     """Position of each territory name in :data:`territoires.crs.TERRITORIES`, -1 for none."""
     codes = pc.index_in(text(names), value_set=_TERRITORY_NAMES)
     return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _find_edge(
+    subset: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    precision: np.ndarray,
+    nearest: np.ndarray,
+    distance: np.ndarray,
+    npnru: np.ndarray,
+    ref: Reference,
+    territory: str,
+) -> np.ndarray:
+    """The uncovered département within reach of each point of ``subset`` neither in nor
+    near a QPV loaded (None elsewhere): see :attr:`Location.edge`."""
+    found = np.full(len(subset), None, dtype=object)
+    layer = ref.edge_layers.get(territory)
+    if layer is None or not len(subset):
+        return found
+    threshold = np.full(len(subset), np.nan)
+    has = nearest[subset] >= 0
+    threshold[has] = ref.qpv_threshold[nearest[subset][has]]
+    far = ~(distance[subset] <= threshold) & (npnru[subset] < 0)
+    rows = np.flatnonzero(far)
+    if not len(rows):
+        return found
+    at = subset[rows]
+    reach = qpv_reach.distance(ref.rules) + np.nan_to_num(precision[at])
+    hit_point, hit = layer.metric.query(
+        _metric_points(lon[at], lat[at], territory),
+        predicate="dwithin",
+        distance=reach,
+    )
+    first = _first_hit(len(at), hit_point, hit)
+    near = first >= 0
+    found[rows[near]] = ref.communes["dep"].to_numpy(dtype=object)[layer.rows[first[near]]]
+    return found
 
 
 def _find_npnru(
@@ -1230,6 +1309,7 @@ def assemble(
         motifs.UNSURE_OUT: on_point & ~inside & (distance < precision),
         motifs.UNSURE_THRESHOLD: on_point & ~inside & (np.abs(distance - threshold) < precision),
         motifs.INSIDE: inside,
+        motifs.EDGE: on_point & pd.notna(where.edge),
         motifs.NO_QPV: np.isnan(distance),
         motifs.NEAR_NPNRU: near_npnru,
         motifs.NEAR: distance <= threshold,
@@ -1238,7 +1318,12 @@ def assemble(
     uncertain = np.isin(sentence, motifs.UNCERTAIN)
     known = (on_point & ~uncertain) | np.isin(sentence, [motifs.COMMUNE_CLEAR, motifs.LIST_CLEAR])
     in_qpv = pd.arrays.BooleanArray(inside & known, ~known)
-    near = pd.arrays.BooleanArray(((distance <= threshold) | near_npnru) & known, ~known)
+    edge = sentence == motifs.EDGE  # a QPV of a département not loaded may be near
+    near = pd.arrays.BooleanArray(
+        ((distance <= threshold) | near_npnru) & known & ~edge, ~known | edge
+    )
+    distance = np.where(edge, np.nan, distance)  # the nearest loaded may not be the nearest
+    nearest = np.where(edge, -1, nearest)
     verdict = _verdicts(valid, in_qpv, near, values["hors_grands_centres_urbains"], uncertain)
     point_qpv = np.flatnonzero(inside & on_point)
     qpv_code = np.full(n, None, dtype=object)
@@ -1270,6 +1355,7 @@ def assemble(
             "boundary": where.boundary,
             "to_check": to_check,
             "listed": source == BY_LIST,
+            "edge": pa.array(where.edge, type=pa.string(), from_pandas=True),
         },
         ref.rules,
         ref.texts,

@@ -23,7 +23,8 @@ from .rules import VERDICTS, Rules
 #: Kinds of QPV sentence in a motif, see :func:`compose`: for points (inside, near, far
 #: from the QPV contours; ``NEAR_NPNRU``: near a QPV of the user's NPNRU list, at that
 #: list's own distance; or unsure within their precision), for points answered by the
-#: list of QPV by commune, and for places known only by their commune.
+#: list of QPV by commune, for places known only by their commune, and (``EDGE``) for
+#: points far from the QPV loaded but near a département the QPV layer does not cover.
 (
     INVALID,
     UNCHECKED,
@@ -41,7 +42,8 @@ from .rules import VERDICTS, Rules
     COMMUNE_HOSTS,
     COMMUNE_NEAR,
     COMMUNE_UNCHECKED,
-) = range(16)
+    EDGE,
+) = range(17)
 #: Sentences of places whose QPV answer depends on their exact position (``incertain``).
 UNCERTAIN = (UNSURE_IN, UNSURE_OUT, UNSURE_THRESHOLD, COMMUNE_HOSTS, COMMUNE_NEAR)
 
@@ -347,6 +349,13 @@ def compose(
             texts.commune_dep.take(pa.array(parts["commune"][rows])),
             f" absent de la couche QPV {rules.qpv_vintage} chargée, sans liste des QPV par commune",
         ),
+        EDGE: lambda rows, taken: join(
+            "QPV non vérifiable : le département ",
+            parts["edge"].take(taken),
+            f" est {within_reach} du lieu mais absent de la couche QPV {rules.qpv_vintage} "
+            f"chargée (extrait régional) ; aucun QPV des départements chargés {within_reach} "
+            f"({geography})",
+        ),
     }
     n = len(sentence)
     if not n:
@@ -362,7 +371,7 @@ def compose(
     first[inverse] = np.arange(len(inverse))
     built = np.concatenate([rows[first], np.flatnonzero(~shared)])
     pieces, order = [], []
-    for kind in range(COMMUNE_UNCHECKED + 1):
+    for kind in range(EDGE + 1):
         chosen = built[sentence[built] == kind]
         if not len(chosen):
             continue
