@@ -372,7 +372,7 @@ def test_classify_in_partitions_on_processes(data_dir: Path, tmp_path: Path) -> 
     parquet, memory = tmp_path / "resultats.parquet", tmp_path / "resultats.csv"
     command = [sys.executable, "-m", "territoires", "classify", str(EXAMPLE), "-o"]
     run = subprocess.run(
-        [*command, str(parquet), "--partitions", "--bloc", "1KB", "--ordonnanceur", "processus"],
+        [*command, str(parquet), "--partitions", "--ordonnanceur", "processus"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -456,3 +456,42 @@ def test_one_vintage_where_two_cannot_be_shown(data_dir: Path, tmp_path: Path, a
     result = runner.invoke(app, [*args, "--qpv", "2015,2024"])
     assert result.exit_code == 2, result.output
     assert "relancez" in result.output and "Traceback" not in result.output
+
+
+def test_no_command_shows_the_help_alone() -> None:
+    """`territoires` alone: the help, without an empty « Erreur » box."""
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2
+    assert "Utilisation" in result.output and "Erreur" not in result.output
+
+
+def test_partitions_refuse_tiny_blocks(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.parquet"
+    result = runner.invoke(
+        app, ["classify", str(EXAMPLE), "-o", str(out), "--partitions", "--bloc", "4"]
+    )
+    assert result.exit_code == 2
+    assert _flat("au moins 64KB") in _flat(result.output)
+
+
+def test_partitions_progress_on_stderr(data_dir: Path, tmp_path: Path) -> None:
+    """The progress of --partitions goes to stderr: `… | head -1` still writes the output."""
+    out = tmp_path / "o.parquet"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "territoires",
+            "classify",
+            str(EXAMPLE),
+            "-o",
+            str(out),
+            "--partitions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Completed" not in run.stdout and "Completed" in run.stderr
+    assert out.is_dir()

@@ -13,7 +13,7 @@ import pytest
 import shapely
 from shapely.geometry import Point
 
-from territoires import export
+from territoires import OutputError, export
 
 ATTRS = {
     "regles": {"nom": "fabriques-2019", "millesime_qpv": 2015, "distance_proximite_m": 500.0},
@@ -244,3 +244,13 @@ def test_xlsx_summary_keeps_codes_without_outlines(classified, tmp_path, monkeyp
     deps = _summary_rows(path, "Lieux par département et par verdict")
     assert "nom" not in deps.columns
     assert deps["département"].tolist() == ["31", "974", "aucun"]
+
+
+def test_xlsx_refuses_more_rows_than_a_sheet_holds(classified, tmp_path, monkeypatch):
+    """Rows past a worksheet's limit would vanish when opened: refused, nothing written."""
+    monkeypatch.setattr(export, "XLSX_ROWS", len(classified))
+    with pytest.raises(OutputError, match=r"lignes sous l'en-tête .* écrivez un \.csv"):
+        export.write_results(classified, tmp_path / "out.xlsx")
+    assert not (tmp_path / "out.xlsx").exists()
+    monkeypatch.setattr(export, "XLSX_ROWS", len(classified) + 1)
+    assert export.write_results(classified, tmp_path / "out.xlsx").exists()

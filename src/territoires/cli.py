@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import ClickException, UsageError
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from . import (
@@ -104,6 +104,8 @@ class TerritoiresGroup(_cli_french.FrenchHelp, TyperGroup):
         """Parse the global options, reporting usage errors in French."""
         try:
             return super().make_context(*args, **kwargs)
+        except NoArgsIsHelpError as error:  # the help is drawn already: no empty « Erreur »
+            raise typer.Exit(code=2) from error
         except UsageError as error:
             _cli_french.install()
             raise _french_usage_error(error) from error
@@ -962,6 +964,18 @@ def _classify_in_partitions(
     crs: str | None,
 ) -> None:
     """``classify --partitions``: a large file, block by block, with dask."""
+    from dask.utils import parse_bytes
+
+    try:
+        too_small = parse_bytes(blocksize) < 64 * 2**10
+    except (ValueError, TypeError) as error:
+        raise typer.BadParameter(
+            f"« {blocksize} » : attendu par ex. 4MB", param_hint="--bloc"
+        ) from error
+    if too_small:  # thousands of tiny blocks would take hours
+        raise typer.BadParameter(
+            f"« {blocksize} » : au moins 64KB (défaut 4MB)", param_hint="--bloc"
+        )
     schedulers = {"auto": "auto", "threads": "threads", "processus": "processes"}
     if scheduler not in schedulers:
         raise typer.BadParameter(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -316,7 +317,8 @@ def _compute(*collections: Any, progress: bool) -> tuple[Any, ...]:
     """Compute on the active scheduler, with its progress bar when asked."""
     client = _client()
     if client is None:
-        with ProgressBar() if progress else contextlib.nullcontext():
+        # on stderr: the output of a command piped or redirected stays clean
+        with ProgressBar(out=sys.stderr) if progress else contextlib.nullcontext():
             return dask.compute(*collections)
     futures = client.compute(list(collections))
     if progress:

@@ -150,6 +150,13 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
                 lineterminator="\r\n",
             )
         elif suffix == ".xlsx":
+            if len(result) >= XLSX_ROWS:
+                raise OutputError(
+                    f"{french.number(len(result))} lieux : une feuille de classeur ne tient que "
+                    f"{french.number(XLSX_ROWS - 1)} lignes sous l'en-tête (Excel, LibreOffice "
+                    "n'ouvriraient pas les autres) ; écrivez un .csv, un .gpkg ou, avec "
+                    "--partitions, un .parquet"
+                )
             sheets = {"Synthèse": _summary_blocks(result), "resultats": [(None, readable(result))]}
             _write_workbook(target, sheets)
         else:
@@ -345,6 +352,8 @@ def _by_place(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 # --- workbooks ---------------------------------------------------------------------
 
+#: Rows of a worksheet in Excel and LibreOffice (header included).
+XLSX_ROWS: int = 1_048_576
 #: A sheet: blocks of rows, each an optional bold title and a table with its header.
 Sheet = Sequence[tuple[str | None, pd.DataFrame]]
 #: Number formats of the workbooks (French Excel shows ``1 234``, ``45,3 %``).
