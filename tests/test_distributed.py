@@ -10,6 +10,7 @@ partition into Parquet and CSV.
 from __future__ import annotations
 
 import csv
+import json
 
 import dask
 import dask.dataframe as dd
@@ -22,7 +23,15 @@ import shapely
 from distributed import Client, Future, LocalCluster
 
 import territoires.distributed as territoires_distributed
-from territoires import InputError, OutputError, classify, eligibility, load_communes, load_qpv
+from territoires import (
+    InputError,
+    OutputError,
+    classify,
+    eligibility,
+    export,
+    load_communes,
+    load_qpv,
+)
 from territoires.distributed import classify_dask, classify_file_in_partitions
 from territoires.rules import VERDICTS
 
@@ -200,10 +209,12 @@ def test_file_in_partitions(cluster, places, tmp_path, data_dir, capsys):
 
     with dask.config.set(scheduler="threads"):
         classify_file_in_partitions(source, tmp_path / "sortie.csv", blocksize=100_000)
-    assert "100% Completed" in capsys.readouterr().out  # dask.diagnostics.ProgressBar
-    table = pd.read_csv(tmp_path / "sortie.csv", dtype=str, keep_default_na=False)
-    assert table.columns.tolist() == [c for c in expected.columns if c != "geometry"]
-    assert table["motif"].tolist() == expected["motif"].tolist()
+    assert "100% Completed" in capsys.readouterr().err  # dask.diagnostics.ProgressBar
+    written = (tmp_path / "sortie.csv").read_bytes().decode("utf-8")
+    assert written == _csv_text(expected)  # the file of `territoires classify -o x.csv`
+    provenance = json.loads(export.provenance_path(tmp_path / "sortie.csv").read_text("utf-8"))
+    assert provenance["verdicts"] == expected.attrs["verdicts"]
+    assert provenance["regles"] == expected.attrs["regles"]
 
 
 def test_parquet_file_in_partitions(places, tmp_path, data_dir):
@@ -215,7 +226,9 @@ def test_parquet_file_in_partitions(places, tmp_path, data_dir):
         )
     expected = classify(table, data_dir=data_dir)
     assert summary["verdicts"] == expected.attrs["verdicts"]
-    written = pd.read_csv(tmp_path / "sortie.csv", dtype=str, keep_default_na=False)
+    written = pd.read_csv(
+        tmp_path / "sortie.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False
+    )
     assert written["motif"].tolist() == expected["motif"].tolist()
 
 
@@ -289,8 +302,8 @@ def test_reference_shared_once(cluster, places, data_dir):
 
 
 def _csv_text(frame: pd.DataFrame) -> str:
-    """A classified frame as ``classify_file_in_partitions`` writes it to CSV."""
-    return pd.DataFrame(frame.drop(columns="geometry")).to_csv(index=False)
+    """A classified frame as ``territoires classify -o x.csv`` writes it (BOM included)."""
+    return export.csv_text(frame).decode("utf-8")
 
 
 def _written_like_people(places: pd.DataFrame) -> pd.DataFrame:
@@ -333,7 +346,7 @@ def test_csv_blocks_read_like_the_whole_file(variant, places, tmp_path, data_dir
     )
     assert summary["partitions"] > 8
     assert summary["verdicts"] == expected.attrs["verdicts"]
-    assert (tmp_path / "sortie.csv").read_text(encoding="utf-8") == _csv_text(expected)
+    assert (tmp_path / "sortie.csv").read_bytes().decode("utf-8") == _csv_text(expected)
 
 
 def test_processes_scheduler_gives_the_same_file(places, tmp_path, data_dir):
@@ -343,7 +356,7 @@ def test_processes_scheduler_gives_the_same_file(places, tmp_path, data_dir):
     classify_file_in_partitions(
         source, tmp_path / "sortie.csv", blocksize=4_000, progress=False, scheduler="processes"
     )
-    assert (tmp_path / "sortie.csv").read_text(encoding="utf-8") == _csv_text(expected)
+    assert (tmp_path / "sortie.csv").read_bytes().decode("utf-8") == _csv_text(expected)
 
 
 def test_irregular_csv_refused_in_partitions(tmp_path):
@@ -365,44 +378,6 @@ def test_irregular_csv_refused_in_partitions(tmp_path):
     with pytest.raises(InputError, match=r"UTF-16.*sans --partitions"):
         classify_file_in_partitions(tmp_path / "utf16.csv", tmp_path / "o.csv")
     assert not (tmp_path / "o.csv").exists()
-
-
-def test_csv_text_is_pandas_text():
-    """Partitions written to CSV by arrow give pandas' ``to_csv`` text, byte for byte."""
-    rng = np.random.default_rng(3)
-    n = 20_000
-    numbers = rng.standard_normal(n) * 10.0 ** rng.integers(-20, 20, n)
-    numbers[::7], numbers[::11], numbers[::17], numbers[::19] = np.nan, -0.0, np.inf, 0.0
-    numbers[::13] = np.round(numbers[::13], 1)
-    texts = np.array(
-        ["a,b", 'dit "oui"', "saut\nde ligne", "cr\rx", " espace", "", None, "«é»", "a;b", "t\tx"],
-        dtype=object,
-    )
-    frame = pd.DataFrame(
-        {
-            "f": numbers,
-            "distance": np.round(rng.uniform(-200, 5000, n), 1),
-            "str": pd.Series(texts[rng.integers(0, len(texts), n)], dtype="str"),
-            "object": pd.Series(texts[rng.integers(0, len(texts), n)], dtype=object),
-            "string": pd.array(texts[rng.integers(0, len(texts), n)], dtype="string[pyarrow]"),
-            "boolean": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
-            "bool": rng.random(n) < 0.5,
-            "Int64": pd.array(rng.choice([1, -5, None, 12345678901], n), dtype="Int64"),
-            "int": rng.integers(-10, 10, n),
-            "none": pd.Series([None] * n, dtype=object),
-        }
-    )
-    odd = [
-        frame,
-        frame.iloc[:0],
-        pd.DataFrame({"x": pd.Series([652000.0, 1.5], dtype=object), "y": [1, 2]}),
-        pd.DataFrame({"x": pd.Series([True, False], dtype=object), "y": [1, 2]}),
-        pd.DataFrame({"x": [1, "a"], "y": [1.0, 2.0]}),
-    ]
-    for table in odd:
-        for header in (True, False):
-            expected = table.to_csv(index=False, header=header).encode("utf-8")
-            assert territoires_distributed._csv_text(table, header) == expected
 
 
 def test_auto_scheduler_by_file_size(cluster, tmp_path, monkeypatch):

@@ -46,8 +46,6 @@ import dask_geopandas
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from dask.base import get_scheduler, tokenize
 from dask.diagnostics import ProgressBar
 from dask.system import CPU_COUNT
@@ -55,7 +53,7 @@ from dask.utils import parse_bytes
 from distributed import Client
 from distributed import progress as distributed_progress
 
-from . import _csv, catalogue, engine, outputs, places
+from . import _csv, catalogue, engine, export, outputs, places
 from ._errors import InputError, OutputError
 from .rules import Rules, preset
 
@@ -583,85 +581,14 @@ def _to_parquet(work: _Work, path: Path) -> pd.Series:
 
 
 def _to_csv(work: _Work, header: bool) -> tuple[pd.Series, bytes]:
-    """Classify one partition; return its verdict counts and its CSV text (UTF-8)."""
-    frame = work.classified()
-    return frame["verdict"].value_counts(), _csv_text(
-        pd.DataFrame(frame.drop(columns="geometry")), header
-    )
+    """Classify one partition; return its verdict counts and its CSV text.
 
-
-#: Floats whose text arrow writes as numpy's ``repr`` (the text of pandas' ``to_csv``),
-#: once ``.0`` is added to integers: 0, and magnitudes in this range (checked on 12
-#: million values); the others are formatted by numpy.
-_ARROW_FLOATS = (1e-4, 1e9)
-#: Cells that pandas' ``to_csv`` quotes.
-_QUOTED = '[,"\\n]'
-
-
-def _csv_text(frame: pd.DataFrame, header: bool) -> bytes:
-    """The UTF-8 text of ``frame.to_csv(index=False, header=header)``, built by arrow.
-
-    pandas formats long texts (motifs) and floats cell by cell, at about 8 µs per
-    classified row; arrow builds the same text column by column. A frame with a column
-    of another type (dates, mixed objects), or with a single column, is left to pandas.
+    The text of :func:`territoires.export.csv_text`: the file is the one
+    ``territoires classify -o x.csv`` writes for the whole input (header and byte order
+    mark with the first partition only).
     """
-    cells = [_csv_cells(frame[name]) for name in frame.columns]
-    if len(cells) < 2 or any(column is None for column in cells):
-        return frame.to_csv(index=False, header=header).encode("utf-8")
-    comma, empty = pa.scalar(",", pa.large_string()), pa.scalar("", pa.large_string())
-    lines = pc.binary_join_element_wise(*cells, comma)
-    lines = pc.binary_join_element_wise(lines, empty, pa.scalar("\n", pa.large_string()))
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :][: len(lines) + 1]
-    body = lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]] if len(lines) else b""
-    head = pd.DataFrame(columns=frame.columns).to_csv(index=False) if header else ""
-    return head.encode("utf-8") + body
-
-
-def _arrow(values: pd.Series) -> pa.Array:
-    """A column as an arrow array (nulls for missing values), without copy when it can."""
-    if isinstance(values.dtype, np.dtype):
-        return pa.array(values.to_numpy(), from_pandas=True)
-    arrow = pa.array(values.array, from_pandas=True)
-    return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
-
-
-def _csv_cells(values: pd.Series) -> pa.Array | None:
-    """One column as ``to_csv`` writes its cells (quoted when needed), or None."""
-    dtype = values.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        text = pc.if_else(_arrow(values), "True", "False")
-    elif pd.api.types.is_float_dtype(dtype) and isinstance(dtype, np.dtype):
-        numbers = values.to_numpy()
-        text = pc.cast(pa.array(numbers, mask=np.isnan(numbers)), pa.string())
-        integral = pa.array(numbers == np.trunc(numbers))
-        text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
-        magnitude = np.abs(numbers)
-        low, high = _ARROW_FLOATS
-        other = np.flatnonzero(((magnitude < low) & (numbers != 0)) | (magnitude >= high))
-        if len(other):  # by numpy, as pandas does
-            text = text.to_numpy(zero_copy_only=False)
-            text[other] = numbers[other].astype(str)
-            text = pa.array(text, type=pa.string())
-    elif pd.api.types.is_integer_dtype(dtype):
-        text = pc.cast(_arrow(values), pa.string())
-    elif pd.api.types.is_string_dtype(dtype):
-        try:
-            text = _arrow(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return None  # mixed objects
-        if pa.types.is_null(text.type):  # no value at all
-            text = pa.nulls(len(text), pa.large_string())
-        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
-            return None  # objects other than text (numbers, booleans)
-        text = text.cast(pa.large_string())
-        quote = pa.scalar('"', pa.large_string())
-        quoted = pc.binary_join_element_wise(
-            quote, pc.replace_substring(text, '"', '""'), quote, pa.scalar("", pa.large_string())
-        )
-        text = pc.if_else(pc.match_substring_regex(text, _QUOTED), quoted, text)
-    else:
-        return None
-    return pc.fill_null(text.cast(pa.large_string()), "")
+    frame = work.classified()
+    return frame["verdict"].value_counts(), export.csv_text(frame, header=header)
 
 
 def _write_csv(block: tuple[pd.Series, bytes], path: Path, previous: pd.Series | None) -> pd.Series:
@@ -771,7 +698,7 @@ def classify_file_in_partitions(
             output.rmdir()  # empty (checked above): replaced by the complete folder at the end
         # Written beside the target and renamed only once every partition is written: an
         # interrupted run leaves the previous file (or nothing), never a partial output.
-        with outputs.replacing(output) as (target,):
+        with outputs.replacing(output, export.provenance_path(output)) as (target, provenance):
             if suffix == ".parquet":
                 target.mkdir()
                 writes = [
@@ -786,11 +713,13 @@ def classify_file_in_partitions(
                         dask.delayed(_write_csv)(block, target, writes[-1] if writes else None)
                     )
             counts = pd.concat(_compute(*writes, progress=progress)).groupby(level=0).sum()
+            verdicts = {str(key): int(value) for key, value in counts.items()}
+            described = {"regles": ref.rules.describe(), "sources": ref.sources}
+            export.write_provenance(provenance, {**described, "verdicts": verdicts})
     return {
         "lignes": int(counts.sum()),
         "partitions": len(parts),
-        "verdicts": {str(key): int(value) for key, value in counts.items()},
+        "verdicts": verdicts,
         "sortie": str(output),
-        "regles": ref.rules.describe(),
-        "sources": ref.sources,
+        **described,
     }

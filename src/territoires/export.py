@@ -109,6 +109,39 @@ def provenance_path(path: Path) -> Path:
     return path.with_name(path.name + ".provenance.json")
 
 
+def write_provenance(path: Path, attrs: Mapping[str, Any]) -> Path:
+    """Write the provenance of a result (rules, sources, verdicts…) as indented JSON."""
+    path.write_text(json.dumps(attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def csv_text(result: pd.DataFrame, *, header: bool = True) -> bytes:
+    """Classified places as the CSV staff open in a French spreadsheet (see :func:`write_results`).
+
+    Semicolons, decimal commas, :func:`readable` values, text a spreadsheet would run as
+    a formula neutralised, CRLF line ends (as Excel writes them, so that a cell holding a
+    lone carriage return is quoted instead of breaking its row in two), UTF-8 with a
+    byte order mark before the header. Without ``header``, the rows alone: the blocks
+    of a large file (:func:`territoires.distributed.classify_file_in_partitions`) append
+    to the first one's text.
+
+    Parameters
+    ----------
+    result : pandas.DataFrame
+        Classified places (their geometry is left out: ``lon`` and ``lat`` give it).
+    header : bool, default True
+        Start with the byte order mark and the header line.
+
+    Returns
+    -------
+    bytes
+    """
+    text = _csv_safe(readable(result)).to_csv(
+        sep=";", decimal=",", index=False, header=header, lineterminator="\r\n"
+    )
+    return (("\ufeff" if header else "") + text).encode("utf-8")
+
+
 def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     """Write a classified GeoDataFrame by file extension, with its provenance beside it.
 
@@ -139,16 +172,7 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     with outputs.replacing(path, provenance_path(path)) as (target, provenance):
         if suffix == ".csv":
-            _csv_safe(readable(result)).to_csv(
-                # CRLF ends lines (as Excel writes them), so that a cell holding a lone
-                # carriage return is quoted instead of breaking its row in two
-                target,
-                sep=";",
-                decimal=",",
-                index=False,
-                encoding="utf-8-sig",
-                lineterminator="\r\n",
-            )
+            target.write_bytes(csv_text(result))
         elif suffix == ".xlsx":
             if len(result) >= XLSX_ROWS:
                 raise OutputError(
@@ -162,9 +186,7 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
         else:
             driver = "GPKG" if suffix == ".gpkg" else "GeoJSON"
             _spatial(result).to_file(target, driver=driver, engine="pyogrio")
-        provenance.write_text(
-            json.dumps(result.attrs, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
-        )
+        write_provenance(provenance, result.attrs)
     return path
 
 
