@@ -602,7 +602,8 @@ def analyse(
         total=5,
         disable=not progress,
         desc="couverture",
-        bar_format="{desc} : étape {n_fmt}/{total_fmt} |{bar}| {elapsed} — {postfix}",
+        # tqdm writes the postfix after a comma: « … | 00:01, données de référence »
+        bar_format="{desc} : étape {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}",
     ) as bar:
 
         def stage(label: str) -> None:
