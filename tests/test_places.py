@@ -333,7 +333,10 @@ def test_projected_x_y_columns_need_a_crs() -> None:
     assert read_places(table, crs="EPSG:2154")["territoire"].tolist() == ["metropole"]
 
     unknown = read_places(table)
-    assert _problems(unknown) == ["CRS non précisé pour les colonnes x/y"]
+    assert _problems(unknown) == [
+        "CRS non précisé pour les colonnes x/y : donnez leur système de coordonnées "
+        "(--crs 2154 pour du Lambert-93 en ligne de commande, input_crs=2154 en Python)"
+    ]
     assert unknown.geometry.isna().all()
 
 

@@ -104,7 +104,10 @@ _XLSX_SUFFIXES = (".xlsx", ".xlsm")
 _LAYER_SUFFIXES = (".geojson", ".json", ".gpkg")
 _WGS84 = CRS.from_user_input(_crs.GEOGRAPHIC)
 _CRS_ABSENT = "CRS absent : la couche n'a pas de système de coordonnées déclaré"
-_CRS_XY = "CRS non précisé pour les colonnes x/y"
+_CRS_XY = (
+    "CRS non précisé pour les colonnes x/y : donnez leur système de coordonnées "
+    "(--crs 2154 pour du Lambert-93 en ligne de commande, input_crs=2154 en Python)"
+)
 
 Source = str | PathLike[str] | pd.DataFrame
 
