@@ -254,3 +254,11 @@ def test_xlsx_refuses_more_rows_than_a_sheet_holds(classified, tmp_path, monkeyp
     assert not (tmp_path / "out.xlsx").exists()
     monkeypatch.setattr(export, "XLSX_ROWS", len(classified) + 1)
     assert export.write_results(classified, tmp_path / "out.xlsx").exists()
+
+
+def test_xlsx_summary_counts_the_eligible(classified, tmp_path):
+    """Staff read how many places are eligible without adding verdicts up."""
+    path = export.write_results(classified, tmp_path / "out.xlsx")
+    summary = pd.read_excel(path, sheet_name="Synthèse")
+    row = summary[summary["verdict"].astype(str).str.startswith("dont éligibles")]
+    assert row["lieux"].tolist() == [1]  # one place in a QPV, the others not eligible

@@ -31,7 +31,7 @@ import pandas as pd
 from . import coverage, crs, french, loaders, outputs
 from ._errors import OutputError
 from .coverage import EXCLUSION_REASONS, LEVELS
-from .rules import VERDICTS
+from .rules import ELIGIBLE, VERDICTS
 
 if TYPE_CHECKING:
     from .bilan import Bilan
@@ -658,6 +658,13 @@ def _counts(verdicts: pd.Series) -> pd.DataFrame:
     )
     by_verdict["part des lieux"] = by_verdict["lieux"] / total if total else 0.0
     by_verdict.loc[len(by_verdict)] = ["Total", "", total, 1.0 if total else 0.0]
+    eligible = int(verdicts.isin(ELIGIBLE).sum())
+    by_verdict.loc[len(by_verdict)] = [
+        "dont éligibles (QPV, proximité immédiate, hors grands centres urbains)",
+        "",
+        eligible,
+        eligible / total if total else 0.0,
+    ]
     return by_verdict
 
 

@@ -65,6 +65,11 @@ VERDICTS: dict[str, str] = {
 }
 
 
+#: Verdicts that make a place eligible to the call: in or near a QPV (QPV envelope),
+#: or outside large urban centres.
+ELIGIBLE: tuple[str, ...] = ("qpv", "proximite_qpv", "hors_grands_centres_urbains")
+
+
 def _label(table: dict[int, str], value: Any) -> str:
     return table.get(int(value), f"code {value}") if pd.notna(value) else "inconnu"
 
