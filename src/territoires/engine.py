@@ -1074,7 +1074,7 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
         npnru_distance=npnru_distance,
         precision=precision,
         boundary=boundary,
-        edge=np.where(checked & ~by_commune, edge, None),
+        edge=edge,  # set for checked points only, by _find_edge
         **_reach(ref, valid, by_commune, checked, commune, territory, points, precision),
     )
 

@@ -629,15 +629,19 @@ def _summary_blocks(result: pd.DataFrame) -> Sheet:
     Places classified under several QPV geographies side by side get the counts and the
     rules of each geography, one after the other.
     """
+    levels = [
+        (level, label)
+        for level, label in (("dep", "département"), ("reg", "région"))
+        if level in result.columns
+    ]
+    names = {level: loaders.admin_names(LEVELS[level]) for level, _ in levels}  # read once
     blocks: list[tuple[str | None, pd.DataFrame]] = []
     for vintage, column in _verdict_columns(result).items():
         within = "" if vintage is None else f", géographie prioritaire {vintage}"
         blocks.append((f"Lieux par verdict{within}" if within else None, _counts(result[column])))
-        for level, label in (("dep", "département"), ("reg", "région")):
-            if level in result.columns:
-                names = loaders.admin_names(LEVELS[level])
-                pivot = _pivot(result, level, label, names, column)
-                blocks.append((f"Lieux par {label} et par verdict{within}", pivot))
+        for level, label in levels:
+            pivot = _pivot(result, level, label, names[level], column)
+            blocks.append((f"Lieux par {label} et par verdict{within}", pivot))
         rules = result.attrs.get("regles", {})
         rules = rules if vintage is None else rules.get(str(vintage), {})
         blocks.append((f"Règles appliquées{within}", _rules_in_words(rules)))
