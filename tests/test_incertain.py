@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from territoires import classify, loaders
 from territoires.cli import app
+from territoires.eligibility import BY_VINTAGE, side_by_side
 from territoires.rules import preset
 
 P2015 = preset("fabriques-2019")
@@ -184,9 +185,64 @@ def test_both_vintages_side_by_side(data_dir) -> None:
     out = _classify(rows, P2015, data_dir, qpv_vintages=(2015, 2024))
     assert out["verdict_2015"].tolist() == ["qpv", "hors_grands_centres_urbains"]
     assert out["verdict_2024"].tolist() == ["indetermine", "hors_grands_centres_urbains"]
-    assert out["changement_qpv"].tolist() == [True, False]
+    # Mirail is in a QPV 2015; without the 2024 contours it may still be in a QPV 2024:
+    # unknown, not a change
+    assert out["changement_qpv"].isna().tolist() == [True, False]
+    assert out["changement_qpv"][1] == False  # noqa: E712
     assert "verdict" not in out and "motif_2024" in out
     assert set(out.attrs["verdicts"]) == {"2015", "2024"}
+
+
+def test_no_change_claimed_where_a_vintage_lacks_data(data_dir) -> None:
+    rows = {
+        "nom": ["Paris", "Rodez", "Capitole", "Pibrac"],
+        "lon": [2.3522, 2.5734, 1.4442, 1.2856],
+        "lat": [48.8566, 44.3506, 43.6047, 43.6167],
+    }
+    out = _classify(rows, P2015, data_dir, qpv_vintages=(2015, 2024))
+    # Paris: no QPV 2015 contours outside Occitanie, no 2024 contours: both unknown
+    assert out["verdict_2015"][0] == out["verdict_2024"][0] == "indetermine"
+    # Rodez: outside large urban centres both times, but a QPV 2024 in the commune might
+    # contain it (verdict qpv then); Capitole: non_eligible in 2015, indetermine in 2024
+    assert out["verdict_2015"].tolist()[1:3] == ["hors_grands_centres_urbains", "non_eligible"]
+    assert out["verdict_2024"].tolist()[1:3] == ["hors_grands_centres_urbains", "indetermine"]
+    # Pibrac: no QPV 2024 in or near its commune, known under both geographies
+    assert out["changement_qpv"].isna().tolist() == [True, True, True, False]
+    assert out["changement_qpv"][3] == False  # noqa: E712
+
+
+def _run(verdicts: list[str], in_qpv: list, near_qpv: list) -> gpd.GeoDataFrame:
+    frame = pd.DataFrame({column: [pd.NA] * len(verdicts) for column in BY_VINTAGE})
+    frame["verdict"], frame["motif"] = verdicts, "motif"
+    frame["in_qpv"] = pd.array(in_qpv, dtype="boolean")
+    frame["near_qpv"] = pd.array(near_qpv, dtype="boolean")
+    run = gpd.GeoDataFrame(frame, geometry=[None] * len(verdicts), crs=4326)
+    run.attrs = {"regles": {}, "verdicts": {}}
+    return run
+
+
+def test_side_by_side_claims_a_change_only_between_settled_verdicts() -> None:
+    first = _run(
+        ["qpv", "qpv", "non_eligible", "invalide", "proximite_qpv", "qpv"],
+        [True, True, False, None, None, True],
+        [True, True, False, None, True, True],
+    )
+    second = _run(
+        [
+            "non_eligible",
+            "hors_grands_centres_urbains",
+            "non_eligible",
+            "invalide",
+            "qpv",
+            "incertain",
+        ],
+        [False, None, False, None, True, None],
+        [False, None, False, None, True, None],
+    )
+    changed = side_by_side({2015: first, 2024: second})["changement_qpv"]
+    assert changed.tolist()[:4] == [True, pd.NA, False, False]
+    # proximite_qpv with in_qpv unknown (precision) might be qpv: unknown; incertain too
+    assert changed.isna().tolist() == [False, True, False, False, True, True]
 
 
 # --- command line -------------------------------------------------------------------------
@@ -218,4 +274,5 @@ def test_cli_classify_commune_codes_only_and_mixed(data_dir, tmp_path) -> None:
     assert out["verdict_2015"].tolist() == ["qpv", "hors_grands_centres_urbains", "invalide"]
     assert out["verdict_2024"].tolist()[:2] == ["indetermine", "hors_grands_centres_urbains"]
     assert "latitude manquante ; commune absente aussi" in out["motif_2015"][2]
-    assert out["changement_qpv"].tolist() == ["oui", "non", "non"]
+    # Point: qpv in 2015, indetermine in 2024 (no 2024 contours): unknown, empty cell
+    assert out["changement_qpv"].fillna("").tolist() == ["", "non", "non"]

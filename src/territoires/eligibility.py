@@ -116,7 +116,9 @@ def classify(
         each, with ``rules`` otherwise unchanged, and the QPV columns, ``verdict`` and
         ``motif`` come out once per geography, suffixed ``_2015``, ``_2024``…, followed
         by ``changement_qpv`` (True where the verdicts differ), so that staff see what
-        changed for each place.
+        changed for each place; ``changement_qpv`` is NA (empty cell in the files)
+        where a verdict could still change once a missing datum is known (see
+        :func:`side_by_side`): the 2024 contours absent, a département not covered.
 
     Returns
     -------
@@ -272,9 +274,17 @@ def side_by_side(runs: dict[int, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
     -------
     geopandas.GeoDataFrame
         The first run without its :data:`BY_VINTAGE` columns, then those columns of every
-        run suffixed ``_<vintage>``, then ``changement_qpv`` (True where the verdicts
-        differ); the geometry last. ``attrs`` hold, per vintage, the rules and the count
-        per verdict (``regles``, ``verdicts`` keyed by vintage), and every source read.
+        run suffixed ``_<vintage>``, then ``changement_qpv``: True where the verdicts
+        differ, False where they are the same, NA (unknown) where, under any of the
+        geographies, the verdict could still change once a missing datum is known: an
+        ``indetermine`` verdict, or a QPV answer (``in_qpv``, ``near_qpv``) unknown for
+        lack of contours (QPV 2024 contours absent, département not covered by the
+        contours read) or of a precise position (``incertain``), unless the verdict is
+        ``invalide`` or ``qpv``, which nothing outranks. No change is claimed then: a
+        place ``qpv`` in 2015 and ``indetermine`` in 2024 for lack of the 2024
+        contours may well still be in a QPV. The geometry last. ``attrs`` hold, per
+        vintage, the rules and the count per verdict (``regles``, ``verdicts`` keyed by
+        vintage), and every source read.
     """
     first = next(iter(runs.values()))
     out = pd.DataFrame(first.drop(columns=[*BY_VINTAGE, "geometry"]))
@@ -282,8 +292,9 @@ def side_by_side(runs: dict[int, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
         for column in BY_VINTAGE:
             out[f"{column}_{vintage}"] = run[column].to_numpy()
     verdicts = [run["verdict"].to_numpy() for run in runs.values()]
-    changed = np.any([v != verdicts[0] for v in verdicts[1:]], axis=0)
-    out["changement_qpv"] = pd.array(changed, dtype="boolean")
+    changed = pd.array(np.any([v != verdicts[0] for v in verdicts[1:]], axis=0), dtype="boolean")
+    changed[np.any([_open(run) for run in runs.values()], axis=0)] = pd.NA
+    out["changement_qpv"] = changed
     result = gpd.GeoDataFrame(out, geometry=first.geometry.to_numpy(), crs=first.crs)
     sources = [source for run in runs.values() for source in run.attrs.get("sources", [])]
     result.attrs = {
@@ -293,6 +304,19 @@ def side_by_side(runs: dict[int, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
         "millesimes_qpv": list(runs),
     }
     return result
+
+
+def _open(run: pd.DataFrame) -> np.ndarray:
+    """Rows whose verdict could still change once a missing datum is known.
+
+    ``indetermine``, or a QPV answer (``in_qpv``, ``near_qpv``) unknown, for lack of
+    contours (QPV 2024 contours absent, département not covered) or of a precise position
+    (``incertain``), unless the verdict already is ``invalide`` or ``qpv``, which no other
+    answer outranks.
+    """
+    verdict = run["verdict"].to_numpy(dtype=object)
+    unknown = run["in_qpv"].isna().to_numpy() | run["near_qpv"].isna().to_numpy()
+    return ~np.isin(verdict, ["invalide", "qpv"]) & (unknown | (verdict == "indetermine"))
 
 
 def check(
