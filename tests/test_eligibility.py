@@ -843,9 +843,8 @@ def test_projected_coordinates_need_a_crs(real) -> None:
     x, y = to_projected([1.4020], [43.5750])
     table = pd.DataFrame({"x": x, "y": y, "nom": ["Reynerie en Lambert-93"]})
 
-    without = classify(table, real.ref)
-    assert without["verdict"].tolist() == ["invalide"]
-    assert "CRS non précisé" in without["motif"].iloc[0]
+    with pytest.raises(InputError, match=r"CRS non précisé pour les colonnes x/y « x » et « y »"):
+        classify(table, real.ref)
 
     with_crs = classify(table, real.ref, input_crs=2154)
     assert with_crs["verdict"].tolist() == ["qpv"]
@@ -854,15 +853,15 @@ def test_projected_coordinates_need_a_crs(real) -> None:
     assert with_crs.crs.to_epsg() == 4326
 
 
-def test_layer_without_crs_is_invalid_and_layer_in_lambert_93_is_converted(real) -> None:
+def test_layer_without_crs_is_refused_and_layer_in_lambert_93_is_converted(real) -> None:
     x, y = to_projected([1.4020, 1.4442], [43.5750, 43.6047])
     layer = gpd.GeoDataFrame({"nom": ["a", "b"]}, geometry=shapely.points(x, y))
     before = layer.copy(deep=True)
 
-    out = classify(layer, real.ref)
-    assert out["verdict"].tolist() == ["invalide", "invalide"]
-    assert out["motif"].str.contains("CRS absent", regex=False).all()
-    assert out.geometry.isna().all()
+    with pytest.raises(InputError, match="CRS absent"):
+        classify(layer, real.ref)
+    out = classify(layer, real.ref, input_crs=2154)
+    assert out["verdict"].tolist() == ["qpv", "non_eligible"]
 
     projected = layer.set_crs(L93)
     out = classify(projected, real.ref)

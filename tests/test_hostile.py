@@ -331,8 +331,9 @@ CASES = [
     Case(
         "lambert93-without-crs",
         text_file("l.csv", "id;x;y\na;574357.82;6279642.97\n"),
-        [{"id": "a", "x": "574357.82", "y": "6279642.97"}],
-        motifs={0: r"CRS non précisé pour les colonnes x/y"},
+        None,
+        exit_code=1,
+        error=r"CRS non précisé pour les colonnes x/y « x » et « y ».*--crs 2154",
     ),
     Case(
         "lambert93-with-crs",
@@ -616,4 +617,4 @@ def test_hostile_input(case: Case, tmp_path: Path, data_dir: Path) -> None:
     for position, verdict in case.verdicts.items():
         assert out.loc[position, "verdict"] == verdict, out.loc[position, "motif"]
     invalid = out[out["verdict"] == "invalide"]
-    assert invalid["motif"].str.contains(r"ligne \d+ : |CRS non précisé").all()
+    assert invalid["motif"].str.contains(r"ligne \d+ : ").all()

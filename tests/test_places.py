@@ -303,16 +303,17 @@ def test_geodataframe_with_another_geometry_column_keeps_it() -> None:
     assert out.geometry.name == "geometry" and out.geometry.iloc[0].x == 2.35
 
 
-def test_geodataframe_without_crs_flags_every_row() -> None:
+def test_geodataframe_without_crs_is_refused_naming_the_option() -> None:
     layer = gpd.GeoDataFrame({"nom": ["a", "b"]}, geometry=[shapely.Point(2.35, 48.85)] * 2)
 
-    out = read_places(layer)
-
-    assert (
-        _problems(out) == ["CRS absent : la couche n'a pas de système de coordonnées déclaré"] * 2
-    )
-    assert out.geometry.isna().all() and out["lon"].isna().all()
+    # the CRS is the layer's: no row could be placed, the layer is refused as a whole
+    with pytest.raises(InputError, match=r"CRS absent : la couche n'a pas de système") as error:
+        read_places(layer)
+    assert "--crs 2154" in str(error.value) and "input_crs=2154" in str(error.value)
     assert read_places(layer, crs=4326)["probleme"].isna().all()
+    # a layer without any geometry has nothing to place: its rows say so, no CRS needed
+    empty = gpd.GeoDataFrame({"nom": ["a"]}, geometry=[None])
+    assert _problems(read_places(empty)) == ["ligne 1 : géométrie manquante"]
 
 
 def test_geodataframe_refuses_lon_lat_and_conflicting_crs() -> None:
@@ -332,12 +333,28 @@ def test_projected_x_y_columns_need_a_crs() -> None:
     assert out["lat"].iloc[0] == pytest.approx(43.6047, abs=1e-4)
     assert read_places(table, crs="EPSG:2154")["territoire"].tolist() == ["metropole"]
 
-    unknown = read_places(table)
-    assert _problems(unknown) == [
-        "CRS non précisé pour les colonnes x/y : donnez leur système de coordonnées "
-        "(--crs 2154 pour du Lambert-93 en ligne de commande, input_crs=2154 en Python)"
-    ]
-    assert unknown.geometry.isna().all()
+    with pytest.raises(InputError) as error:
+        read_places(table)
+    assert str(error.value) == (
+        "CRS non précisé pour les colonnes x/y « X » et « Y » : donnez leur système de "
+        "coordonnées (--crs 2154 pour du Lambert-93, --crs 4326 pour des degrés, en ligne de "
+        "commande ; input_crs=2154 en Python)"
+    )
+
+
+def test_empty_x_y_columns_need_no_crs_when_rows_are_located_by_commune(data_dir) -> None:
+    table = pd.DataFrame({"nom": ["Mairie", "Rien"], "x": [None, None], "y": [None, None]})
+    table["code_insee"] = ["31555", None]
+
+    out = read_places(table, data_dir=data_dir)
+
+    assert out["commune_donnee"].tolist()[0] == "31555" and out["territoire"][0] == "metropole"
+    assert _problems(out)[0] is None
+    assert _problems(out)[1].startswith("ligne 2 : coordonnée x manquante")
+    # one x/y cell filled: its CRS is needed, the file is refused
+    table.loc[1, ["x", "y"]] = TOULOUSE_L93
+    with pytest.raises(InputError, match="CRS non précisé pour les colonnes x/y"):
+        read_places(table, data_dir=data_dir)
 
 
 def test_explicit_columns_and_crs() -> None:

@@ -31,15 +31,14 @@ GeoDataFrame into one GeoDataFrame that the eligibility engine can classify. The
   is line 1 unless a ``sep=;`` line or a title precedes it; a record whose quoted cell
   spans several lines is numbered by its first line), the 1-based position for tables
   and layers; a later row identical to an earlier one on every input column
-  (coordinates compared as numbers) is a ``doublon``. When the CRS is unknown (a layer
-  without CRS, ``x``/``y`` columns without ``crs``), every row gets the same message,
-  without line;
+  (coordinates compared as numbers) is a ``doublon``;
 * a CSV line with more or fewer fields than the header is unusable (``ligne N : 4
   champs au lieu de 3 …``), its cells kept (those beyond the header in an added column
   ``champs_en_trop``); the other rows are read normally;
 * an input that cannot be used at all (missing file, unknown format, no row, neither
   coordinate, address nor commune columns, two candidate coordinate columns, unknown
-  CRS) raises
+  CRS, coordinates whose CRS is not known: a layer without CRS, ``x``/``y`` columns
+  without ``crs``, since the CRS is the file's and no row could be placed) raises
   :class:`InputError`; so does a workbook or GeoPackage whose first sheet or layer has
   no usable row while others exist (the message lists them); when it has, a warning
   names the sheets or layers left unread.
@@ -103,10 +102,10 @@ _CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 _XLSX_SUFFIXES = (".xlsx", ".xlsm")
 _LAYER_SUFFIXES = (".geojson", ".json", ".gpkg")
 _WGS84 = CRS.from_user_input(_crs.GEOGRAPHIC)
-_CRS_ABSENT = "CRS absent : la couche n'a pas de système de coordonnées déclaré"
-_CRS_XY = (
-    "CRS non précisé pour les colonnes x/y : donnez leur système de coordonnées "
-    "(--crs 2154 pour du Lambert-93 en ligne de commande, input_crs=2154 en Python)"
+#: How to give the CRS of coordinates that declare none, closing the messages that say so.
+_CRS_HOW = (
+    "(--crs 2154 pour du Lambert-93, --crs 4326 pour des degrés, en ligne de commande ; "
+    "input_crs=2154 en Python)"
 )
 
 Source = str | PathLike[str] | pd.DataFrame
@@ -122,10 +121,8 @@ class _Coordinates:
         Floats in the source CRS, NaN where no number could be read.
     problems : numpy.ndarray
         Object array: message without line number, or None when the values were read.
-    source_crs : pyproj.CRS or None
-        CRS of ``x``/``y``; None when unknown, then every row gets ``crs_missing``.
-    crs_missing : str
-        Message given to every row when ``source_crs`` is None.
+    source_crs : pyproj.CRS
+        CRS of ``x``/``y`` (WGS84 when no row gives coordinates).
     columns : dict
         Output column → input column it is read from: ``lon`` and ``lat`` for a table,
         ``geometry`` for a layer; empty when the table has no coordinate columns.
@@ -137,8 +134,7 @@ class _Coordinates:
     x: np.ndarray
     y: np.ndarray
     problems: np.ndarray
-    source_crs: CRS | None
-    crs_missing: str
+    source_crs: CRS
     columns: dict[str, Hashable]
     absent: np.ndarray
 
@@ -198,7 +194,9 @@ def read_places(
         ``longitude.1``) are an error asking for ``lon=``.
     crs : str or int, optional
         CRS of the coordinate columns (``2154``, ``"EPSG:2154"``); WGS84 when omitted for
-        longitude/latitude columns. For a layer, only used when the layer declares none.
+        longitude/latitude columns; required for ``x``/``y`` columns unless all their
+        cells are empty (the rows are then located by their address or commune). For a
+        layer, only used when the layer declares none, and then required.
     sheet : str or int, optional
         Sheet of an XLSX workbook or layer of a GeoPackage. When omitted, the first one,
         with a warning naming the others; an error listing them when it has no usable
@@ -233,7 +231,9 @@ def read_places(
     ------
     InputError
         When no row can be used: missing or unreadable file, no row, neither coordinate,
-        address nor commune columns, ambiguous columns, unknown CRS.
+        address nor commune columns, ambiguous columns, unknown CRS, coordinates without
+        a CRS (``x``/``y`` columns without ``crs``, a layer without CRS): the message
+        names the columns and the option to give (``--crs 2154``, ``input_crs=2154``).
     """
     if precision is not None and not (np.isfinite(precision) and precision >= 0):
         raise InputError(f"précision {precision!r} : attendu un nombre de mètres ≥ 0")
@@ -329,12 +329,10 @@ def _geocode_absent(
     """
     queries = geocode.address_queries(frame, address)
     todo = coordinates.absent & queries.notna().to_numpy()
-    if coordinates.source_crs is None:  # x/y without CRS: every row is unusable anyway
-        todo[:] = False
     result = geocode.geocode(queries[todo], min_score=min_score, offline=offline)
     x, y, problems = coordinates.x.copy(), coordinates.y.copy(), coordinates.problems.copy()
     x[todo], y[todo] = _from_wgs84(
-        result["lon"].to_numpy(), result["lat"].to_numpy(), coordinates.source_crs or _WGS84
+        result["lon"].to_numpy(), result["lat"].to_numpy(), coordinates.source_crs
     )
     reasons = result["probleme"].to_numpy(dtype=object, na_value=None)
     # a result of type municipality is no point: the row is located by that commune
@@ -360,7 +358,6 @@ def _geocode_absent(
         y=y,
         problems=problems,
         source_crs=coordinates.source_crs,
-        crs_missing=coordinates.crs_missing,
         columns=coordinates.columns,
         absent=absent,
     )
@@ -625,7 +622,6 @@ def _from_columns(
             y=nothing,
             problems=np.full(len(frame), "coordonnées absentes", dtype=object),
             source_crs=_WGS84,
-            crs_missing=_CRS_XY,
             columns={},
             absent=np.ones(len(frame), dtype=bool),
         )
@@ -633,16 +629,23 @@ def _from_columns(
     labels = ("coordonnée x", "coordonnée y") if projected else ("longitude", "latitude")
     x, x_problems = _parse_numbers(frame[lon_column], labels[0])
     y, y_problems = _parse_numbers(frame[lat_column], labels[1])
-    default_crs = None if projected else _WGS84
-    source_crs = _parse_crs(crs) if crs is not None else default_crs
+    absent = _empty(frame[lon_column]) & _empty(frame[lat_column])
+    if crs is not None:
+        source_crs = _parse_crs(crs)
+    elif projected and not absent.all():  # a property of the file: refused as a whole
+        raise InputError(
+            f"CRS non précisé pour les colonnes x/y « {lon_column} » et « {lat_column} » : "
+            f"donnez leur système de coordonnées {_CRS_HOW}"
+        )
+    else:  # longitude/latitude, or x/y columns left empty: no coordinate to convert
+        source_crs = _WGS84
     return _Coordinates(
         x=x,
         y=y,
         problems=_join(x_problems, y_problems),
         source_crs=source_crs,
-        crs_missing=_CRS_XY,
         columns={"lon": lon_column, "lat": lat_column},
-        absent=_empty(frame[lon_column]) & _empty(frame[lat_column]),
+        absent=absent,
     )
 
 
@@ -675,6 +678,11 @@ def _from_geometry(
     geometries = frame.geometry.to_numpy()
     type_ids = shapely.get_type_id(geometries)
     missing = (type_ids < 0) | shapely.is_empty(geometries)
+    if source_crs is None and not missing.all():  # a property of the layer: refused whole
+        raise InputError(
+            "CRS absent : la couche n'a pas de système de coordonnées déclaré ; donnez-le "
+            f"{_CRS_HOW}"
+        )
     points = ~missing & (type_ids == shapely.GeometryType.POINT)
     x = np.full(len(frame), np.nan)
     y = np.full(len(frame), np.nan)
@@ -690,8 +698,7 @@ def _from_geometry(
         x=x,
         y=y,
         problems=problems,
-        source_crs=source_crs,
-        crs_missing=_CRS_ABSENT,
+        source_crs=source_crs or _WGS84,
         columns={"geometry": frame.active_geometry_name},
         absent=missing,
     )
@@ -868,10 +875,6 @@ def _validate(
     cells are misplaced) and make it unusable whatever its coordinates or commune.
     """
     commune = pd.Series(pd.NA, index=frame.index, dtype="string")
-    if coordinates.source_crs is None:
-        unknown = np.full(len(frame), np.nan)
-        problems = np.full(len(frame), coordinates.crs_missing, dtype=object)
-        return unknown, unknown, problems, np.full(len(frame), "", dtype=object), commune
     lon, lat = _to_wgs84(coordinates.x, coordinates.y, coordinates.source_crs)
     problems = coordinates.problems.copy()
     if read_problems is not None:  # a ragged line: its cells are misplaced, say only that
