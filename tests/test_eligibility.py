@@ -1125,6 +1125,47 @@ def test_check_returns_a_series(real) -> None:
     assert "inversées" in invalid["motif"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("1,4020", "43,5750"),
+        ("1.4020", "43.5750"),
+        (" 1,4020 ", 43.5750),
+        ("1,4020 43,5750",),
+        ("43.5750, 1.4020",),
+        (np.float32(1.402), np.int64(43) + 0.575),
+    ],
+)
+def test_check_reads_coordinates_as_the_command_line_does(real, args) -> None:
+    row = territoires.check(*args, ref=real.ref)
+
+    assert row["verdict"] == "qpv", row["motif"]
+    assert "QP031007" in row["motif"]
+    assert "adresse" not in row.index  # read as a point, never sent to the geocoder
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("abc", "43,5750"), r"longitude 'abc' illisible : attendu des degrés décimaux"),
+        (("1,4020", "43;5750"), r"latitude '43;5750' illisible"),
+        (("1 place du Capitole Toulouse", 43.5), r"une adresse se donne seule"),
+        ((1.402, [43.575]), r"latitude \[43.575\] \(list\) : attendu un nombre"),
+        ((True, 43.575), r"longitude True \(bool\) : attendu un nombre"),
+        ((1.402,), r"longitude 1.402 sans latitude"),
+    ],
+)
+def test_check_refuses_unreadable_coordinates_in_french(real, args, message) -> None:
+    with pytest.raises(InputError, match=message):
+        territoires.check(*args, ref=real.ref)
+
+
+@pytest.mark.parametrize("precision", ["30", [30], True, -1, float("nan")])
+def test_precision_that_is_not_metres_is_refused_in_french(real, precision) -> None:
+    with pytest.raises(InputError, match=r"précision .* : attendu un nombre de mètres ≥ 0"):
+        territoires.check(1.4020, 43.5750, ref=real.ref, precision=precision)
+
+
 def test_input_columns_named_like_outputs_are_kept_with_a_suffix(real) -> None:
     table = points_table([1.4020], [43.5750], commune=["Saisie : Toulouse"], verdict=["à voir"])
     out = classify(table, real.ref)

@@ -321,7 +321,7 @@ def _open(run: pd.DataFrame) -> np.ndarray:
 
 def check(
     lon: float | str,
-    lat: float | None = None,
+    lat: float | str | None = None,
     rules: Rules | str | None = None,
     **kwargs: Any,
 ) -> pd.Series:
@@ -330,11 +330,16 @@ def check(
     Parameters
     ----------
     lon : float or str
-        Longitude in decimal degrees (longitude first, as on a map: x then y), or a
-        postal address (``"12 rue de Metz 31000 Toulouse"``), geocoded with one request
-        (see :mod:`territoires.geocode`).
-    lat : float, optional
-        Latitude in decimal degrees; omitted with an address.
+        Longitude in decimal degrees (longitude first, as on a map: x then y), as a
+        number or as typed text (``"1,4020"``, ``"1.4020"``); or, alone, what
+        ``territoires check`` reads: a point (``"1,4020 43,5750"``, or ``"43.5750,
+        1.4020"`` latitude first as copied from a web map, see
+        :func:`territoires.places.parse_point`) or else a postal address (``"12 rue de
+        Metz 31000 Toulouse"``), geocoded with one request (see
+        :mod:`territoires.geocode`).
+    lat : float or str, optional
+        Latitude in decimal degrees, number or text; omitted with a point typed in one
+        text or an address.
     rules : Rules or str, optional
         Rule set or preset name.
     **kwargs
@@ -350,7 +355,9 @@ def check(
     Raises
     ------
     InputError
-        When an address is given with a latitude, or coordinates without one.
+        When a longitude is given without latitude, or a coordinate is not a number
+        of degrees (an address given with a latitude, ``"abc"``, a list), or
+        ``precision`` is not a number of metres ≥ 0.
 
     Examples
     --------
@@ -359,16 +366,18 @@ def check(
     >>> check("1 place du Capitole 31000 Toulouse")["geocodage_type"]  # doctest: +SKIP
     'housenumber'
     """
-    if isinstance(lon, str):
-        if lat is not None:
-            raise InputError(
-                f"adresse {lon!r} suivie d'une latitude ({lat!r}) : donnez une adresse seule, "
-                "ou une longitude et une latitude"
-            )
-        table = pd.DataFrame({"adresse": [lon]})
+    if isinstance(lon, str) and lat is None:
+        try:  # a point typed as at the command line: "1,4020 43,5750", "43.5750, 1.4020"
+            lon, lat = places.parse_point(lon)
+        except ValueError:
+            table = pd.DataFrame({"adresse": [lon]})
     elif lat is None:
         raise InputError(f"longitude {lon!r} sans latitude : donnez les deux, ou une adresse")
-    else:
+    if lat is not None:
+        try:
+            lon, lat = places.parse_lon_lat(lon, lat)
+        except ValueError as error:
+            raise InputError(str(error)) from None
         table = pd.DataFrame({"lon": [lon], "lat": [lat]})
     result = classify(table, rules, **kwargs)
     row = result.iloc[0].drop(labels="geometry")

@@ -56,6 +56,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from numbers import Real
 from os import PathLike
 from pathlib import Path
 
@@ -235,8 +236,16 @@ def read_places(
         a CRS (``x``/``y`` columns without ``crs``, a layer without CRS): the message
         names the columns and the option to give (``--crs 2154``, ``input_crs=2154``).
     """
-    if precision is not None and not (np.isfinite(precision) and precision >= 0):
-        raise InputError(f"précision {precision!r} : attendu un nombre de mètres ≥ 0")
+    if precision is not None and not (
+        isinstance(precision, Real)
+        and not isinstance(precision, bool)
+        and np.isfinite(precision)
+        and precision >= 0
+    ):
+        raise InputError(
+            f"précision {precision!r} ({type(precision).__name__}) : attendu un nombre de "
+            "mètres ≥ 0, ex. precision=30"
+        )
     wanted = {communes.simplify(name) for name in (lon, lat) if name is not None}
     table = _read(source, sheet, wanted)
     frame = table.frame
@@ -1347,12 +1356,54 @@ def parse_point(text: str) -> tuple[float, float]:
         return lon, lat
     numbers = _TWO_NUMBERS.match(text)
     if numbers:
-        lon, lat = (
-            float(value.replace(",", ".").replace("\u2212", "-")) for value in numbers.groups()
-        )
+        lon, lat = (_typed_number(value) for value in numbers.groups())
         return lon, lat
     raise ValueError(
         f"coordonnées illisibles : {text!r} ; attendu « longitude latitude » "
         "(ex. 1.4020 43.5750 ou 1,4020 43,5750) ou « latitude, longitude » copié d'une "
         'carte en ligne (ex. "43.5750, 1.4020")'
     )
+
+
+def _typed_number(text: str) -> float:
+    """A :data:`_NUMBER` as typed: decimal comma and typographic minus accepted."""
+    return float(text.replace(",", ".").replace("\u2212", "-"))
+
+
+def parse_lon_lat(lon: float | str, lat: float | str) -> tuple[float, float]:
+    """Read a longitude and a latitude given apart, as numbers or as typed text.
+
+    Parameters
+    ----------
+    lon, lat : float or str
+        Decimal degrees: numbers, or text written as :func:`parse_point` reads each
+        number (``"1.4020"``, ``"1,4020"``, ``"−52,33"``, spaces around allowed).
+
+    Returns
+    -------
+    tuple of float
+        Longitude and latitude (not checked against France: the classification does).
+
+    Raises
+    ------
+    ValueError
+        In French, naming the coordinate and the accepted forms, for a text that is not
+        one number or a value that is neither a number nor a text.
+    """
+    read = []
+    for value, label in ((lon, "longitude"), (lat, "latitude")):
+        if isinstance(value, str):
+            if not re.fullmatch(_NUMBER, value.strip()):
+                raise ValueError(
+                    f"{label} {value!r} illisible : attendu des degrés décimaux, point ou "
+                    "virgule décimale (ex. 1.4020 ou 1,4020) ; une adresse se donne seule, "
+                    "sans latitude"
+                )
+            read.append(_typed_number(value.strip()))
+        elif isinstance(value, Real) and not isinstance(value, bool):
+            read.append(float(value))
+        else:
+            raise ValueError(
+                f"{label} {value!r} ({type(value).__name__}) : attendu un nombre de degrés décimaux"
+            )
+    return read[0], read[1]
