@@ -115,7 +115,7 @@ def test_fetch_offline_failure(data_dir: Path) -> None:
 
 
 def test_fetch_default_datasets(data_dir: Path) -> None:
-    """By default, what load_qpv() and load_communes() read: QPV 2024 is missing offline."""
+    """By default, QPV 2024 and what load_communes() reads: QPV 2024 is missing offline."""
     result = runner.invoke(app, ["data", "fetch"])
     assert result.exit_code == 1
     fetched = dict(line.split(" : ", 1) for line in result.stdout.splitlines())

@@ -21,6 +21,7 @@ import shapely
 from territoires import catalogue, crs, loaders, settings
 from territoires._errors import CatalogueError, DataNotFoundError
 from territoires.nomenclatures import CATEAAV2020, DENSITE7, DENSITE7_TO_4, TAAV2017, TUU2017
+from territoires.rules import preset
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 N_COMMUNES = 34_935
@@ -339,6 +340,13 @@ def test_qpv_2015_default_dataset_covers_occitanie(
     qpv = loaders.load_qpv(2015, data_dir=data_dir)
     assert len(qpv) >= 105
     assert set(qpv_occitanie["code_qpv"]) <= set(qpv["code_qpv"])
+
+
+def test_qpv_default_geography_is_the_default_rules_one(data_dir: Path) -> None:
+    # the QPV drawn beside classify()'s verdicts (default rules) are those it applied
+    qpv = loaders.load_qpv(data_dir=data_dir)
+    assert qpv.attrs["millesime_qpv"] == preset().qpv_vintage == 2015
+    assert qpv["code_qpv"].str.startswith("QP").all()
 
 
 def test_qpv_2024_missing_offline(data_dir: Path) -> None:

@@ -39,7 +39,9 @@ from ._errors import DataNotFoundError, OutputError, RulesError, TerritoiresErro
 from .catalogue import Dataset
 from .rules import CGI_278_SEXIES, DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
 
-#: Kinds (and vintage) read by ``load_qpv()`` and ``load_communes()`` with their defaults.
+#: Kinds (and vintage) that ``territoires data fetch`` gets when no dataset is named: the
+#: current QPV geography (2024; ``load_qpv()`` without a vintage reads the 2015 one of
+#: the default rules) and the commune layers ``load_communes()`` reads by default.
 _NEEDED: tuple[tuple[str, int | None], ...] = (
     ("qpv", 2024),
     ("communes_contours", None),

@@ -40,6 +40,7 @@ from ._errors import (
 from .catalogue import Dataset
 from .crs import GEOGRAPHIC
 from .nomenclatures import DENSITE7_TO_4, QPV_CODE_PATTERN
+from .rules import preset
 
 #: Columns of ``load_qpv``.
 _log = logging.getLogger(__name__)
@@ -377,14 +378,18 @@ def _departement_from_qpv_code(codes: pd.Series) -> pd.Series:
 
 
 def load_qpv(
-    vintage: int = 2024, *, dataset: str | None = None, data_dir: Path | None = None
+    vintage: int | None = None, *, dataset: str | None = None, data_dir: Path | None = None
 ) -> gpd.GeoDataFrame:
     """Load the QPV of one geography, one row per QPV.
 
     Parameters
     ----------
-    vintage : {2015, 2024}, default 2024
-        Geography of the QPV (codes ``QP…`` for 2015, ``QN…`` for 2024).
+    vintage : {2015, 2024}, optional
+        Geography of the QPV (codes ``QP…`` for 2015, ``QN…`` for 2024). By default the
+        geography of the default rules (:data:`territoires.rules.DEFAULT_PRESET`,
+        ``fabriques-2019``: 2015), the one :func:`territoires.classify` applies when no
+        rules are given, so that the QPV drawn beside its verdicts are those it used.
+        Pass ``2024`` for the current geography (rules ``fabriques-2019-qpv2024``).
     dataset : str, optional
         Catalogue name to read; by default the preferred dataset of that vintage found
         in the mirror or the cache, else downloaded from the publisher.
@@ -401,6 +406,8 @@ def load_qpv(
         provenance, with the départements covered when the file is a regional extract;
         ``attrs["geometries_reparees"]`` the number of invalid polygons repaired.
     """
+    if vintage is None:
+        vintage = preset().qpv_vintage
     frame, source = read(dataset, data_dir) if dataset else read_kind("qpv", vintage, data_dir)
     ds = catalogue.get(source["jeu"])
     frame = frame.to_crs(GEOGRAPHIC)
