@@ -28,9 +28,11 @@ about n² / 2¹²⁹ for n rows: below 10⁻²⁰ for a billion).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -53,7 +55,7 @@ from dask.utils import parse_bytes
 from distributed import Client
 from distributed import progress as distributed_progress
 
-from . import _csv, catalogue, engine, export, outputs, places
+from . import _csv, _geoparquet, catalogue, engine, export, outputs, places
 from ._errors import InputError, OutputError
 from .rules import Rules, preset
 
@@ -305,10 +307,28 @@ def _scheduler(scheduler: str | None) -> Iterator[None]:
         context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
         workers = dask.config.get("num_workers", None) or CPU_COUNT
         with (
-            ProcessPoolExecutor(workers, mp_context=context) as pool,
+            ProcessPoolExecutor(workers, mp_context=context, initializer=_end_at_once) as pool,
             dask.config.set(pool=pool, chunksize=1),
         ):
             yield
+
+
+def _end_at_once() -> None:
+    """Make this worker process end without the interpreter's teardown.
+
+    Run when a worker of the pool starts. When the pool closes, its tasks are done and
+    their files closed; the teardown would only free, one by one, the objects of a
+    process that ends anyway (the prepared Reference and what its blocks left): 0.3 to
+    0.8 s measured at the end of every run.
+    """
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    """End the process at once (its standard streams flushed)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _compute(*collections: Any, progress: bool) -> tuple[Any, ...]:
@@ -576,7 +596,7 @@ def _to_parquet(work: _Work, path: Path) -> pd.Series:
     """Classify one partition and write it as GeoParquet; return its verdict counts."""
     frame = work.classified()
     encoded = [column for column in engine.OUTPUT_COLUMNS if column not in _PLAIN]
-    frame.to_parquet(path, index=True, use_dictionary=encoded)
+    _geoparquet.write_points(frame, path, use_dictionary=encoded)
     return frame["verdict"].value_counts()
 
 
