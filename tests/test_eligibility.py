@@ -1149,7 +1149,7 @@ def test_check_reads_coordinates_as_the_command_line_does(real, args) -> None:
     [
         (("abc", "43,5750"), r"longitude 'abc' illisible : attendu des degrés décimaux"),
         (("1,4020", "43;5750"), r"latitude '43;5750' illisible"),
-        (("1 place du Capitole Toulouse", 43.5), r"une adresse se donne seule"),
+        (("1 place du Capitole Toulouse", 43.5), r"donnez l'adresse seule, sans latitude"),
         ((1.402, [43.575]), r"latitude \[43.575\] \(list\) : attendu un nombre"),
         ((True, 43.575), r"longitude True \(bool\) : attendu un nombre"),
         ((1.402,), r"longitude 1.402 sans latitude"),

@@ -1396,8 +1396,8 @@ def parse_lon_lat(lon: float | str, lat: float | str) -> tuple[float, float]:
             if not re.fullmatch(_NUMBER, value.strip()):
                 raise ValueError(
                     f"{label} {value!r} illisible : attendu des degrés décimaux, point ou "
-                    "virgule décimale (ex. 1.4020 ou 1,4020) ; une adresse se donne seule, "
-                    "sans latitude"
+                    "virgule décimale (ex. 1.4020 ou 1,4020) ; pour une adresse, donnez "
+                    "l'adresse seule, sans latitude"
                 )
             read.append(_typed_number(value.strip()))
         elif isinstance(value, Real) and not isinstance(value, bool):
