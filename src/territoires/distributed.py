@@ -20,31 +20,26 @@ and a fingerprint of every row before classifying, so a first, cheaper pass over
 input (reading only, and hashing the values ``read_places`` compares, see
 :func:`territoires.places.duplicate_keys`) runs first; the classification itself is
 lazy in :func:`classify_dask`, and done, with the writing, by one task per block in
-:func:`classify_file_in_partitions` (nothing big comes back to the client).
-Fingerprints are two independent 64-bit row hashes (16 bytes per row, gathered on the
-client): two different rows are taken for duplicates only if both hashes collide (odds
-about n² / 2¹²⁹ for n rows: below 10⁻²⁰ for a billion).
+:func:`classify_file_in_partitions` (nothing big comes back to the client). What a task
+does, and the fingerprints, are in :mod:`territoires._partition`, which workers import
+without ``dask.dataframe``, dask-geopandas or ``distributed``.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import multiprocessing
-import os
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
-import dask.dataframe as dd
 import dask.multiprocessing
-import dask_geopandas
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -52,101 +47,20 @@ from dask.base import get_scheduler, tokenize
 from dask.diagnostics import ProgressBar
 from dask.system import CPU_COUNT
 from dask.utils import parse_bytes
-from distributed import Client
-from distributed import progress as distributed_progress
 
-from . import _csv, _geoparquet, catalogue, engine, export, outputs, places
+from . import _csv, _partition, catalogue, engine, export, outputs, places
 from ._errors import InputError, OutputError
 from .rules import Rules, preset
 
+if TYPE_CHECKING:  # loaded when used: a file classified without a cluster needs none
+    import dask.dataframe as dd
+    import dask_geopandas
+    from distributed import Client
+
 #: Output formats of :func:`classify_file_in_partitions`, by extension.
 PARTITION_FORMATS = {".parquet": "Parquet, un dossier d'un fichier par bloc", ".csv": "CSV"}
-#: Output columns with mostly distinct values, written plain in Parquet like the user's
-#: columns: the other output columns, codes and names, are dictionary-encoded (a
-#: dictionary of mostly unique values only costs time).
-_PLAIN = ("lon", "lat", "precision_m", "distance_qpv_m", "motif")
-#: SipHash keys (16 bytes) of the two row hashes: pandas' default one, and another.
-_HASH_KEYS = ("0123456789123456", "territoires-2nd!")
-#: Start value of the row hashes (:func:`_hashes`).
-_SEED = np.uint64(0x9E3779B97F4A7C15)
-#: Hash of a missing text cell.
-_MISSING = np.uint64(0x2545F4914F6CDD1D)
 #: Text columns read with the dtype pandas gives them, as ``territoires.classify(path)``.
 _PANDAS_STRINGS = partial(dask.config.set, {"dataframe.convert-string": False})
-
-
-@dataclass(frozen=True)
-class _Reader:
-    """How to read one partition, and how its rows are numbered.
-
-    Attributes
-    ----------
-    read : callable
-        ``read_places`` with the coordinate options bound.
-    lon, lat : str or None
-        Coordinate columns given by the user (the fingerprints read them as
-        ``read_places`` does).
-    first_line : int
-        Line number of the first row: that of the first record for a CSV file (2, or 3
-        after Excel's ``sep=;`` line), else 1.
-    renumber : bool
-        Give the rows a global ``RangeIndex`` (files), instead of keeping the input index.
-    """
-
-    read: Callable[[pd.DataFrame], gpd.GeoDataFrame]
-    lon: str | None
-    lat: str | None
-    first_line: int
-    renumber: bool
-
-
-@dataclass(frozen=True)
-class _Block:
-    """One byte range of a CSV file, read by the task that uses it (no data travels)."""
-
-    layout: _csv.Layout
-    offset: int
-    length: int
-
-
-def _rows(part: pd.DataFrame | _Block) -> pd.DataFrame:
-    """The input rows of a partition: a partition of a dask DataFrame, or a CSV block."""
-    if isinstance(part, _Block):
-        return _csv.read_block(part.layout, part.offset, part.length)
-    return part
-
-
-def _hashes(keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent 64-bit hashes of every row of ``keys``.
-
-    pandas hashes each cell (SipHash under two keys for text, a bijection for numbers,
-    without categorising first: most cells differ); a missing text cell gets its own
-    value (pandas hashes it like the text « nan »); the column hashes are chained
-    through the SplitMix64 finaliser.
-    """
-    rows = [np.full(len(keys), _SEED, dtype=np.uint64) for _ in _HASH_KEYS]
-    with np.errstate(over="ignore"):
-        for position in range(keys.shape[1]):
-            column = keys.iloc[:, position]
-            missing = None
-            if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biufmM":
-                values = column.to_numpy()
-            else:  # text, or pandas' nullable types: as objects, converted once
-                missing = column.isna().to_numpy()
-                values = column.to_numpy(dtype=object)
-            for chained, key in zip(rows, _HASH_KEYS, strict=True):
-                hashed = pd.util.hash_array(values, hash_key=key, categorize=False)
-                if missing is not None:
-                    hashed[missing] = _MISSING
-                chained[:] = _mix(chained ^ hashed)
-    return rows[0], rows[1]
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser, a bijection of 64-bit integers."""
-    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
 
 
 @dataclass(frozen=True)
@@ -170,8 +84,13 @@ def _client() -> Client | None:
     """The ``distributed`` client that dask computes with now, if any.
 
     ``dask.config.set(scheduler="threads")`` (or ``"sync"``) selects the local scheduler
-    even while a client exists.
+    even while a client exists. Without the ``distributed`` package loaded, no client
+    can exist: it is not imported to find out.
     """
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import Client
+
     client = getattr(get_scheduler(), "__self__", None)
     return client if isinstance(client, Client) else None
 
@@ -202,24 +121,6 @@ class _Layers:
         return _built(self)
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """Rules and mirror folder of the Reference, shared on the local scheduler.
-
-    A few hundred bytes in the graph instead of the Reference itself: a thread gets the
-    process's Reference back from :func:`territoires.engine.reference`'s cache at once,
-    and a process of dask's ``processes`` scheduler reads the prepared reference
-    persisted in the user cache once, never a copy pickled with each task.
-    """
-
-    rules: Rules
-    folder: Path | None
-
-    def reference(self) -> engine.Reference:
-        """The prepared Reference, cached in this process."""
-        return engine.reference(self.rules, self.folder)
-
-
 @lru_cache(maxsize=4)
 def _built(layers: _Layers) -> engine.Reference:
     """The Reference of ``layers``, built once per worker process."""
@@ -231,13 +132,13 @@ def _shared_reference(rules: Rules | None, data_dir: Path | None) -> tuple[Any, 
 
     With a ``distributed`` client, the loaded layers are scattered to every worker and
     the Reference rebuilt there once; on the local scheduler, the graph key holds only
-    the rules and the mirror folder (:class:`_Prepared`).
+    the rules and the mirror folder (:class:`_partition.Prepared`).
     """
     ref = engine.reference(rules, data_dir)
     client = _client()
     if client is None:
         return ref, dask.delayed(
-            _Prepared(ref.rules, catalogue.mirror_folder(data_dir)), traverse=False
+            _partition.Prepared(ref.rules, catalogue.mirror_folder(data_dir)), traverse=False
         )
     layers = _loaded(ref.rules, Path(data_dir) if data_dir else None)
     return ref, dask.delayed(client.scatter(layers, broadcast=True, hash=False))
@@ -307,28 +208,12 @@ def _scheduler(scheduler: str | None) -> Iterator[None]:
         context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
         workers = dask.config.get("num_workers", None) or CPU_COUNT
         with (
-            ProcessPoolExecutor(workers, mp_context=context, initializer=_end_at_once) as pool,
+            ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_partition.end_at_once
+            ) as pool,
             dask.config.set(pool=pool, chunksize=1),
         ):
             yield
-
-
-def _end_at_once() -> None:
-    """Make this worker process end without the interpreter's teardown.
-
-    Run when a worker of the pool starts. When the pool closes, its tasks are done and
-    their files closed; the teardown would only free, one by one, the objects of a
-    process that ends anyway (the prepared Reference and what its blocks left): 0.3 to
-    0.8 s measured at the end of every run.
-    """
-    atexit.register(_exit_now)
-
-
-def _exit_now() -> None:
-    """End the process at once (its standard streams flushed)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def _compute(*collections: Any, progress: bool) -> tuple[Any, ...]:
@@ -340,32 +225,30 @@ def _compute(*collections: Any, progress: bool) -> tuple[Any, ...]:
             return dask.compute(*collections)
     futures = client.compute(list(collections))
     if progress:
+        from distributed import progress as distributed_progress
+
         distributed_progress(futures)
     return tuple(client.gather(futures))
 
 
 def _reader(
     meta: pd.DataFrame, read: Callable, lon: str | None, lat: str | None, first_line: int = 1
-) -> _Reader:
+) -> _partition.Reader:
     """Check the coordinate columns on the empty ``meta`` and describe the reading."""
     read(meta)  # raises InputError now, not on a worker
-    return _Reader(read=read, lon=lon, lat=lat, first_line=first_line, renumber=first_line > 1)
+    return _partition.Reader(
+        read=read, lon=lon, lat=lat, first_line=first_line, renumber=first_line > 1
+    )
 
 
-def _fingerprint(part: pd.DataFrame | _Block, reader: _Reader) -> tuple[np.ndarray, np.ndarray]:
-    """The two hashes of every row of a partition, on what ``read_places`` compares."""
-    keys = places.duplicate_keys(_rows(part), reader.lon, reader.lat)
-    return _hashes(keys)
-
-
-def _positions(parts: list[Any], reader: _Reader, progress: bool) -> _Positions:
+def _positions(parts: list[Any], reader: _partition.Reader, progress: bool) -> _Positions:
     """First pass: partition lengths, and the rows repeating an earlier one.
 
     Only the first hash of every row is sorted; the rows sharing it with another (a few)
     are then grouped on both hashes, the first of each group being the occurrence the
     others repeat.
     """
-    tasks = [dask.delayed(_fingerprint)(part, reader) for part in parts]
+    tasks = [dask.delayed(_partition.fingerprint)(part, reader) for part in parts]
     hashes = _compute(*tasks, progress=progress)
     lengths = np.array([len(first) for first, _ in hashes], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -397,112 +280,24 @@ def _positions(parts: list[Any], reader: _Reader, progress: bool) -> _Positions:
     return _Positions(offsets=offsets, repeats=repeats)
 
 
-def _global_lines(
-    frame: gpd.GeoDataFrame,
-    reader: _Reader,
-    repeats: tuple[np.ndarray, np.ndarray],
-    offset: int,
-) -> gpd.GeoDataFrame:
-    """Give a partition read alone the line numbers and doublons of the whole input.
-
-    ``read_places`` numbers a partition's rows from 1 and finds duplicates inside it
-    only: messages ``ligne N : …`` are renumbered, ``doublon de la ligne M`` points to
-    the first occurrence in the whole input, and a usable row repeating a row of an
-    earlier partition becomes a ``doublon``.
-    """
-    own = offset + np.arange(len(frame))
-    usable = frame["probleme"].isna().to_numpy()
-    first = own.copy()
-    first[repeats[0]] = repeats[1]
-    repeated = usable & (first < own)
-    line = reader.first_line
-    problems = frame["probleme"].copy()
-
-    flagged = problems.notna().to_numpy()
-    text = problems[flagged]
-    local = pd.to_numeric(text.str.extract(r"^ligne (\d+) : ")[0]).to_numpy(dtype=float)
-    doublon = pd.to_numeric(text.str.extract(r": doublon de la ligne (\d+)$")[0]).to_numpy(
-        dtype=float
-    )
-    rest = text.str.replace(r"^ligne \d+ : ", "", regex=True)
-    previous = ~np.isnan(doublon)
-    of = first[doublon[previous].astype(np.int64) - 1] + line
-    rest[previous] = [f"doublon de la ligne {number}" for number in of]
-    numbered = ~np.isnan(local)
-    renumbered = local[numbered].astype(np.int64) - 1 + offset + line
-    text[numbered] = [
-        f"ligne {number} : {message}"
-        for number, message in zip(renumbered, rest[numbered], strict=True)
-    ]
-    problems[flagged] = text
-    problems[repeated] = [
-        f"ligne {number + line} : doublon de la ligne {origin + line}"
-        for number, origin in zip(own[repeated], first[repeated], strict=True)
-    ]
-
-    out = frame.copy(deep=False)
-    out["probleme"] = problems
-    if repeated.any():
-        out.loc[repeated, ["lon", "lat"]] = np.nan
-    if reader.renumber:
-        out.index = pd.RangeIndex(offset, offset + len(out))
-    return out
-
-
-@dataclass(frozen=True)
-class _Work:
-    """One partition to classify in the second pass.
-
-    Attributes
-    ----------
-    part : pandas.DataFrame or _Block
-        Its input rows (see :func:`_rows`).
-    shared : _Prepared or _Layers
-        Gives the Reference.
-    repeats : tuple of numpy.ndarray
-        Its rows repeating an earlier row, and where that row first occurs (see
-        :class:`_Positions`).
-    offset : int
-        Global position of its first row.
-    reader : _Reader
-        How it is read and numbered.
-    """
-
-    part: pd.DataFrame | _Block
-    shared: _Prepared | _Layers
-    repeats: tuple[np.ndarray, np.ndarray]
-    offset: int
-    reader: _Reader
-
-    def classified(self) -> gpd.GeoDataFrame:
-        """Read, renumber and classify the partition."""
-        reader = self.reader
-        frame = _global_lines(reader.read(_rows(self.part)), reader, self.repeats, self.offset)
-        ref = self.shared.reference()
-        lines = self.offset + np.arange(len(frame)) + reader.first_line  # as _global_lines
-        out = engine.classify_frame(frame, ref, lines)
-        out.attrs = {"regles": ref.rules.describe(), "sources": ref.sources}
-        return out
-
-
 def _classify_partition(
     part: pd.DataFrame,
-    shared: _Prepared | _Layers,
+    shared: _partition.Prepared | _Layers,
     positions: _Positions,
-    reader: _Reader,
+    reader: _partition.Reader,
     partition_info: dict[str, Any] | None = None,
 ) -> gpd.GeoDataFrame:
     """Second pass over one partition of a dask DataFrame."""
     number = partition_info["number"]
     offset = int(positions.offsets[number])
-    return _Work(part, shared, positions.repeats[number], offset, reader).classified()
+    return _partition.Work(part, shared, positions.repeats[number], offset, reader).classified()
 
 
 def _classify(
     ddf: dd.DataFrame,
     rules: Rules | None,
     data_dir: Path | None,
-    reader: _Reader,
+    reader: _partition.Reader,
 ) -> dask_geopandas.GeoDataFrame:
     """Both passes over ``ddf``, the first computed now, the second lazy."""
     positions = _positions(ddf.to_delayed(), reader, progress=False)
@@ -578,6 +373,8 @@ def _parts(path: Path, blocksize: str | int) -> tuple[list[Any], pd.DataFrame, i
         raise InputError(f"fichier introuvable : {path}")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
+        import dask.dataframe as dd
+
         with _PANDAS_STRINGS():
             ddf = dd.read_parquet(path, blocksize=blocksize)
         return ddf.to_delayed(), ddf._meta, 1
@@ -589,26 +386,7 @@ def _parts(path: Path, blocksize: str | int) -> tuple[list[Any], pd.DataFrame, i
     layout = _csv.layout(path)
     blocks = _csv.blocks(layout, parse_bytes(blocksize))
     meta = _csv.read_block(layout, layout.start, 0)
-    return [_Block(layout, *block) for block in blocks], meta, layout.first_line
-
-
-def _to_parquet(work: _Work, path: Path) -> pd.Series:
-    """Classify one partition and write it as GeoParquet; return its verdict counts."""
-    frame = work.classified()
-    encoded = [column for column in engine.OUTPUT_COLUMNS if column not in _PLAIN]
-    _geoparquet.write_points(frame, path, use_dictionary=encoded)
-    return frame["verdict"].value_counts()
-
-
-def _to_csv(work: _Work, header: bool) -> tuple[pd.Series, bytes]:
-    """Classify one partition; return its verdict counts and its CSV text.
-
-    The text of :func:`territoires.export.csv_text`: the file is the one
-    ``territoires classify -o x.csv`` writes for the whole input (header and byte order
-    mark with the first partition only).
-    """
-    frame = work.classified()
-    return frame["verdict"].value_counts(), export.csv_text(frame, header=header)
+    return [_partition.Block(layout, *block) for block in blocks], meta, layout.first_line
 
 
 def _write_csv(block: tuple[pd.Series, bytes], path: Path, previous: pd.Series | None) -> pd.Series:
@@ -711,7 +489,9 @@ def classify_file_in_partitions(
         positions = _positions(parts, reader, progress)
         ref, shared = _shared_reference(_rules(rules), data_dir)
         work = [
-            _Work(part, shared, positions.repeats[number], int(positions.offsets[number]), reader)
+            _partition.Work(
+                part, shared, positions.repeats[number], int(positions.offsets[number]), reader
+            )
             for number, part in enumerate(parts)
         ]
         if suffix == ".parquet" and output.is_dir():
@@ -722,13 +502,13 @@ def classify_file_in_partitions(
             if suffix == ".parquet":
                 target.mkdir()
                 writes = [
-                    dask.delayed(_to_parquet)(task, target / f"part.{number:05d}.parquet")
+                    dask.delayed(_partition.to_parquet)(task, target / f"part.{number:05d}.parquet")
                     for number, task in enumerate(work)
                 ]
             else:
                 writes = []
                 for number, task in enumerate(work):  # appended in order, each after the previous
-                    block = dask.delayed(_to_csv)(task, header=number == 0)
+                    block = dask.delayed(_partition.to_csv)(task, header=number == 0)
                     writes.append(
                         dask.delayed(_write_csv)(block, target, writes[-1] if writes else None)
                     )
