@@ -462,6 +462,48 @@ def test_quote_free_fast_path_reads_like_the_general_path(tmp_path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("title", "ignored"),
+    [
+        ("Inventaire des tiers-lieux 2024\n", "ligne 1 ignorée"),
+        ("Inventaire des tiers-lieux 2024;;\n;;\n", "lignes 1 à 2 ignorées"),
+        ('"Inventaire, export du 12/03"\n\n', "lignes 1 à 2 ignorées"),
+        ("sep=;\nInventaire 2024\n", "ligne 2 ignorée"),
+    ],
+)
+@pytest.mark.parametrize("quoted", [False, True])
+def test_csv_title_above_the_header_is_skipped_as_in_a_workbook(
+    tmp_path, title: str, ignored: str, quoted: bool
+) -> None:
+    header = '"nom";lon;lat\n' if quoted else "nom;lon;lat\n"  # a quote: general path
+    path = tmp_path / "lieux.csv"
+    path.write_text(title + header + "a;1,40;43,57\nb;abc;43,6\n", encoding="utf-8")
+    first = len(title.splitlines()) + 2  # the line of the first place
+
+    with pytest.warns(UserWarning, match=rf"en-tête lu ligne {first - 1} ; {ignored} \(titre"):
+        out = read_places(path)
+
+    assert out["nom"].tolist() == ["a", "b"] and out["lon"].iloc[0] == 1.40
+    assert _problems(out) == [None, f"ligne {first + 1} : longitude non numérique ('abc')"]
+
+
+def test_xlsx_title_and_commune_flag_cells(tmp_path) -> None:
+    path = tmp_path / "lieux.xlsx"
+    rows = [
+        ["Inventaire 2024", None, None],
+        ["nom", "code_insee", "numerique"],
+        ["a", "31555", "x"],
+    ]
+    pd.DataFrame(rows).to_excel(path, header=False, index=False)
+
+    with pytest.warns(UserWarning, match=r"en-tête lu ligne 2 ; ligne 1 ignorée"):
+        out = read_places(path)
+    assert out["nom"].tolist() == ["a"] and out["commune_donnee"].tolist() == ["31555"]
+    # a cell « x » (a yes flag) is no header: the commune code column names the header
+    pd.DataFrame(rows[1:]).to_excel(path, header=False, index=False)
+    assert read_places(path)["numerique"].tolist() == ["x"]
+
+
 def test_decimals_read_exactly_as_pandas_reads_them():
     """Plain decimals (read by arrow) give pandas' floats, bit for bit, commas or points."""
     rng = np.random.default_rng(7)

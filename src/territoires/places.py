@@ -201,8 +201,9 @@ def read_places(
     sheet : str or int, optional
         Sheet of an XLSX workbook or layer of a GeoPackage. When omitted, the first one,
         with a warning naming the others; an error listing them when it has no usable
-        row. The header of a sheet is the first of its 20 first rows naming the
-        coordinate columns (rows above it, a title, are reported by a warning).
+        row. The header of a sheet, as of a CSV, is the first of its 20 first rows
+        (lines) naming a coordinate, address or commune column (rows above it, a title,
+        are reported by a warning).
     geometry : bool, default True
         Build the point geometries; ``False`` leaves the geometry empty for a caller
         that builds them itself from ``lon``/``lat`` (the eligibility engine does, chunk
@@ -389,7 +390,7 @@ def _read(source: Source, sheet: str | int | None, wanted: set[str]) -> _Table:
         raise InputError(f"fichier introuvable : {path}")
     suffix = path.suffix.lower()
     if suffix in _CSV_SUFFIXES:
-        table = _read_csv(path)
+        table = _read_csv(path, wanted)
     elif suffix in _XLSX_SUFFIXES:
         table = _read_xlsx(path, sheet, wanted)
     elif suffix in _LAYER_SUFFIXES:
@@ -406,41 +407,56 @@ def _read(source: Source, sheet: str | int | None, wanted: set[str]) -> _Table:
     return table
 
 
-def _read_csv(path: Path) -> _Table:
+def _read_csv(path: Path, wanted: set[str]) -> _Table:
     """Read a CSV as text cells, sniffing its encoding and separator.
 
     Records are read with the ``csv`` module so that each keeps the line it starts on
     (quoted cells may span lines) and a ragged record is reported on its own row:
     missing cells are left empty, cells beyond the header go, joined by the separator,
-    into an added column ``champs_en_trop``.
+    into an added column ``champs_en_trop``. The header is found as in a workbook
+    (:func:`_header_row`): title lines above it are skipped with a warning.
     """
     text = _csv.decode(path.read_bytes(), path)[0]
     if not text.strip():
         raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
-    separator = _csv.sniff_separator(text)
-    skipped = 1 if _csv.excel_separator(text) is not None else 0
+    declared = _csv.excel_separator(text)
+    skipped = 0 if declared is None else 1
+    stream = io.StringIO(text, newline="")
+    lines = [stream.readline() for _ in range(skipped + _HEADER_ROWS)]
+    title = _header_row([_line_cells(line) for line in lines[skipped:]], wanted)
+    header_start = sum(len(line) for line in lines[: skipped + title])
+    separator = declared or _csv.sniff_separator(text[header_start:] if title else text)
+    if title:
+        cells = [
+            cell
+            for line in lines[skipped : skipped + title]
+            for cell in next(csv.reader([line], delimiter=separator), [])
+        ]
+        _warn_title(path, skipped + 1, skipped + title + 1, cells)
+        skipped += title
     regular = _read_regular_csv(text, separator, skipped)
     if regular is not None:
         return regular
     # A cell may be long (a pasted description): no row is refused for its size.
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    stream = io.StringIO(text, newline="")
+    for _ in range(skipped):  # physical lines: a quote in a title spans nothing
+        stream.readline()
+    reader = csv.reader(stream, delimiter=separator)
     records: list[list[str]] = []
     starts: list[int] = []
     ends: list[int] = []
     try:
-        for _ in range(skipped):
-            next(reader)
         header = next(reader, [])
         previous = reader.line_num
         for record in reader:
             records.append(record)
-            starts.append(previous + 1)
-            ends.append(reader.line_num)
+            starts.append(skipped + previous + 1)
+            ends.append(skipped + reader.line_num)
             previous = reader.line_num
     except csv.Error as error:
         raise InputError(
-            f"CSV illisible : {path}, ligne {reader.line_num + 1} : {error}"
+            f"CSV illisible : {path}, ligne {skipped + reader.line_num + 1} : {error}"
         ) from error
     while records and not records[-1]:  # blank lines at the end of the file
         records.pop()
@@ -532,17 +548,69 @@ def _free_name(columns: pd.Index, name: str) -> str:
     return candidate
 
 
-#: Rows of a sheet searched for its header.
+def _line_cells(line: str) -> list[str]:
+    """The cells of a CSV line under every separator, to look for column names in it."""
+    return [
+        cell
+        for separator in _csv.SEPARATORS
+        for cell in next(csv.reader([line], delimiter=separator), [])
+    ]
+
+
+#: Column names that make a row the header when no ``lon``/``lat`` is given: coordinate,
+#: address and commune columns, compared with :func:`territoires.communes.simplify`.
+_HEADER_NAMES = frozenset(
+    name
+    for names in (
+        *COORDINATE_NAMES.values(),
+        geocode.ADDRESS_NAMES["adresse"],
+        communes.COMMUNE_COLUMN_NAMES["code"],
+        communes.COMMUNE_COLUMN_NAMES["nom"],
+    )
+    for name in names
+)
+
+
+def _header_row(rows: Sequence[Sequence[object]], wanted: set[str]) -> int:
+    """Position of the header among the first :data:`_HEADER_ROWS` rows of a sheet or CSV.
+
+    The first row holding a column name of ``wanted`` (the ``lon``/``lat`` given), or
+    else of :data:`_HEADER_NAMES`; the first row when none does. The rows above it are a
+    title (see :func:`_warn_title`).
+    """
+    known = wanted or _HEADER_NAMES
+    return next(
+        (
+            position
+            for position, row in enumerate(rows[:_HEADER_ROWS])
+            if any(communes.simplify(cell) in known for cell in row if pd.notna(cell))
+        ),
+        0,
+    )
+
+
+def _warn_title(path: Path, first: int, header: int, title: Sequence[object]) -> None:
+    """Warn that lines ``first`` to ``header - 1`` above the header were read as a title."""
+    words = " ".join(str(cell).strip() for cell in title if pd.notna(cell) and str(cell).strip())
+    if not words:  # blank lines above the header hold nothing
+        return
+    lines = (
+        f"ligne {first} ignorée"
+        if header - first == 1
+        else f"lignes {first} à {header - 1} ignorées"
+    )
+    warnings.warn(
+        f"{path} : en-tête lu ligne {header} ; {lines} (titre : {words[:80]!r})", stacklevel=4
+    )
+
+
+#: Rows of a sheet (lines of a CSV) searched for its header.
 _HEADER_ROWS = 20
 
 
 def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
-    """Read one sheet of a workbook (the first one by default), finding its header row.
-
-    The header is the first of the first :data:`_HEADER_ROWS` rows holding a column
-    name of ``wanted`` (the ``lon``/``lat`` given), or else of :data:`COORDINATE_NAMES`;
-    the first row when none does.
-    """
+    """Read one sheet of a workbook (the first one by default), finding its header row
+    (:func:`_header_row`)."""
     try:
         with pd.ExcelFile(path, engine="openpyxl") as book:
             names = [str(name) for name in book.sheet_names]
@@ -557,26 +625,9 @@ def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError) as error:
         raise InputError(f"classeur XLSX illisible : {path} ({error})") from error
     others = tuple(names[1:]) if sheet is None else ()
-    known = wanted or {
-        name
-        for names in (*COORDINATE_NAMES.values(), geocode.ADDRESS_NAMES["adresse"])
-        for name in names
-    }
-    header = next(
-        (
-            row
-            for row in range(min(len(raw), _HEADER_ROWS))
-            if any(communes.simplify(cell) in known for cell in raw.iloc[row] if pd.notna(cell))
-        ),
-        0,
-    )
-    title = [str(cell) for cell in raw.iloc[:header].to_numpy().ravel() if pd.notna(cell)]
-    if title:
-        warnings.warn(
-            f"{path} : en-tête lu ligne {header + 1} de la feuille ; lignes 1 à {header} "
-            f"ignorées (titre : {' '.join(title)[:80]!r})",
-            stacklevel=3,
-        )
+    header = _header_row(raw.iloc[:_HEADER_ROWS].to_numpy().tolist(), wanted)
+    if header:
+        _warn_title(path, 1, header + 1, raw.iloc[:header].to_numpy().ravel())
     if len(raw) == 0:
         return _Table(pd.DataFrame(), np.arange(0), others=others, part="feuille")
     frame = raw.iloc[header + 1 :].reset_index(drop=True)
