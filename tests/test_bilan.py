@@ -123,6 +123,16 @@ def test_envelope_counts_and_summary(report) -> None:
     assert "Fabriques numériques en QPV ou à proximité immédiate : 2 / 30 (6,7 %)" in text
     assert "Dans plusieurs enveloppes (comptés dans chacune) : 1 ; dans aucune : 2" in text
     assert "lignes invalides : 2" in text
+    # the two « à vérifier » counts say what they count: possible places per envelope
+    # (some count in another envelope already), places without any sure envelope
+    assert (
+        "En quartier prioritaire (hors Fabriques numériques) : 1 / 120 (0,8 %), "
+        "+ 1 possible (critère inconnu)" in text
+    )
+    assert "sans enveloppe sûre, à vérifier : 1 ;" in text
+    assert (
+        "Bilan « Fabriques de Territoire, appel à manifestation d'intérêt 2019 » : 8 lieux," in text
+    )
     assert "règles « fabriques-2019 »" in text and "proximité 300 m" in text
 
 

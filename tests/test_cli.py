@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import territoires
 from territoires import export
 from territoires.cli import app
 from territoires.rules import PRESETS, URBAN_RULES
@@ -39,6 +40,23 @@ def example_names() -> list[str]:
 
 
 # --- check ---------------------------------------------------------------------------------
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"territoires {territoires.__version__}"
+
+
+def test_one_place_is_singular(data_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "un.csv"
+    source.write_text("nom;lon;lat\nA;1,4020;43,5750\n", encoding="utf-8")
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "r.csv")])
+    assert result.exit_code == 0, result.output
+    assert "1 lieu classé →" in result.stderr
+    result = runner.invoke(app, ["map", str(source), "-o", str(tmp_path / "c.html")])
+    assert result.exit_code == 0, result.output
+    assert "Carte de 1 lieu →" in result.stderr
 
 
 def test_check_in_qpv(data_dir: Path) -> None:

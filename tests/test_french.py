@@ -29,6 +29,19 @@ def test_number(value, decimals, expected) -> None:
     assert french.number(value, decimals) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, "0 lieu classé"),
+        (1, "1 lieu classé"),
+        (2, "2 lieux classés"),
+        (12345, f"12{THOUSANDS}345 lieux classés"),
+    ],
+)
+def test_count_agrees_the_noun(value, expected) -> None:
+    assert french.count(value, "lieu classé", "lieux classés") == expected
+
+
 def test_percent() -> None:
     assert french.percent(0.453) == "45,3 %"
     assert french.percent(0.453, NO_BREAK_SPACE) == "45,3\u00a0%"

@@ -203,7 +203,7 @@ CASES = [
         "blank-lines-inside-and-after",
         text_file("l.csv", f"id;lon;lat\na;{QPV[0]};{QPV[1]}\n\nb;1.4442;43.6047\n\n\n\n"),
         ids("a", "", "b"),
-        motifs={1: r"ligne 3 : longitude manquante ; latitude manquante"},
+        motifs={1: r"ligne 3 : ligne vide \(aucune cellule remplie\)"},
     ),
     Case(
         "excel-sep-line",

@@ -119,9 +119,12 @@ def test_both_coordinates_wrong_are_reported_together() -> None:
     out = read_places(table)
 
     assert _problems(out) == [
-        "ligne 1 : longitude manquante ; latitude manquante",
+        "ligne 1 : ligne vide (aucune cellule remplie)",
         "ligne 2 : longitude non numérique ('x') ; latitude non numérique ('48,1,2')",
     ]
+    assert _problems(read_places(table.assign(nom=["a", "b"])))[0] == (
+        "ligne 1 : longitude manquante ; latitude manquante"
+    )
 
 
 def test_lon_lat_coordinate_columns_keep_the_users_cells() -> None:
@@ -208,7 +211,7 @@ def test_csv_keeps_codes_as_text_and_interior_blank_lines(tmp_path) -> None:
     out = read_places(path)
 
     assert out["code"].tolist()[::2] == ["01", "NA"]
-    assert _problems(out) == [None, "ligne 3 : longitude manquante ; latitude manquante", None]
+    assert _problems(out) == [None, "ligne 3 : ligne vide (aucune cellule remplie)", None]
 
 
 def test_xlsx_first_sheet_or_named_sheet(tmp_path) -> None:
@@ -457,7 +460,7 @@ def test_quote_free_fast_path_reads_like_the_general_path(tmp_path) -> None:
     assert one["id"].tolist()[::2] == ["01", "02"] and one["id"].isna().tolist()[1]
     assert one.columns[2] == "colonne_3"
     assert _problems(one)[1:3] == [
-        "ligne 4 : longitude manquante ; latitude manquante",
+        "ligne 4 : ligne vide (aucune cellule remplie)",
         "ligne 5 : longitude non numérique ('abc')",
     ]
 
@@ -485,6 +488,21 @@ def test_csv_title_above_the_header_is_skipped_as_in_a_workbook(
 
     assert out["nom"].tolist() == ["a", "b"] and out["lon"].iloc[0] == 1.40
     assert _problems(out) == [None, f"ligne {first + 1} : longitude non numérique ('abc')"]
+
+
+def test_blank_line_says_so_not_commune_absente(tmp_path, data_dir) -> None:
+    path = tmp_path / "lieux.csv"
+    path.write_text("nom;lon;lat;code_insee\nA;;;31001\n;;;\n\nC;;;\n", encoding="utf-8")
+
+    out = read_places(path, data_dir=data_dir)
+
+    assert _problems(out) == [
+        None,
+        "ligne 3 : ligne vide (aucune cellule remplie)",
+        "ligne 4 : ligne vide (aucune cellule remplie)",
+        "ligne 5 : longitude manquante ; latitude manquante ; commune absente aussi "
+        "(colonnes 'code_insee' vides)",
+    ]
 
 
 def test_xlsx_title_and_commune_flag_cells(tmp_path) -> None:

@@ -229,14 +229,18 @@ class Bilan:
     enveloppes : pandas.DataFrame
         One row per envelope: ``code``, ``titre``, ``cible``, ``lieux`` (places that
         count toward it), ``ecart`` (``lieux - cible``), ``taux`` (``lieux / cible``),
-        ``a_verifier`` (places that may count once an unknown criterion is known).
+        ``a_verifier`` (places that do not count toward it but may once an unknown
+        criterion is known; some may count toward another envelope already, so these
+        are not ``synthese["a_verifier"]``, nor do they add up to it).
     regions : pandas.DataFrame
         One row per région of the valid places: ``reg``, ``region`` (name), ``lieux``,
         then per envelope its count (``<code>``) and the région's share of the
         envelope's places (``<code>_part``, from 0 to 1).
     synthese : dict
         ``lieux``, ``valides``, ``invalides``, ``plusieurs``, ``aucune``,
-        ``a_verifier``, ``numeriques``, ``colonne_numerique`` (whether the column exists).
+        ``a_verifier`` (places that count toward no envelope for sure but may toward
+        one once an unknown criterion is known: status ``a_verifier``), ``numeriques``,
+        ``colonne_numerique`` (whether the column exists).
     envelopes : Envelopes
         The envelopes applied.
     attrs : dict
@@ -261,21 +265,26 @@ class Bilan:
             else ""
         )
         lines = [
-            f"Bilan « {self.envelopes.title} » : {french.number(s['lieux'])} lieux, règles "
+            f"Bilan « {self.envelopes.title} » : {french.count(s['lieux'], 'lieu', 'lieux')}, "
+            "règles "
             f"« {rules.get('nom', '?')} » (QPV {rules.get('millesime_qpv', '?')}, proximité "
             f"{french.number(rules.get('distance_proximite_m'), None)} m{npnru}, règle urbaine "
             f"{rules.get('regle_urbaine', '?')})",
         ]
         for row in self.enveloppes.itertuples():
-            unsure = f", {french.number(row.a_verifier)} à vérifier" if row.a_verifier else ""
+            unsure = (
+                f", + {french.count(row.a_verifier, 'possible', 'possibles')} (critère inconnu)"
+                if row.a_verifier
+                else ""
+            )
             lines.append(
                 f"  {row.titre} : {french.number(row.lieux)} / {french.number(row.cible)} "
                 f"({french.percent(row.taux)}){unsure}"
             )
         lines.append(
             f"  Dans plusieurs enveloppes (comptés dans chacune) : {french.number(s['plusieurs'])}"
-            f" ; dans aucune : {french.number(s['aucune'])} ; à vérifier : "
-            f"{french.number(s['a_verifier'])} ; lignes invalides : "
+            f" ; dans aucune : {french.number(s['aucune'])} ; sans enveloppe sûre, à "
+            f"vérifier : {french.number(s['a_verifier'])} ; lignes invalides : "
             f"{french.number(s['invalides'])}"
         )
         if not s["colonne_numerique"]:

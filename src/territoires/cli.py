@@ -21,6 +21,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperCommand, TyperGroup
 
 from . import (
+    __version__,
     _cli_french,
     _gc,
     bilan,
@@ -185,6 +186,13 @@ def _restore_data_dir(value: Path | None) -> None:
     settings.data_dir = value
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: print the version and stop."""
+    if value:
+        typer.echo(f"territoires {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     ctx: typer.Context,
@@ -222,6 +230,16 @@ def _options(
             "--verbose",
             help="Afficher aussi le détail des traitements (ex. codes commune non appariés).",
             metavar="",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Affiche la version de territoires et s'arrête.",
+            metavar="",
+            is_eager=True,
+            callback=_print_version,
         ),
     ] = False,
 ) -> None:
@@ -669,8 +687,9 @@ def _geocoding_summary(provenance: dict[str, Any] | None) -> None:
     if not provenance:
         return
     typer.echo(
-        f"Géocodage de {provenance['adresses']} adresses ({provenance['source']}) : "
-        f"{provenance['depuis_cache']} depuis le cache, {provenance['requetes']} requête(s).",
+        f"Géocodage de {french.count(provenance['adresses'], 'adresse', 'adresses')} "
+        f"({provenance['source']}) : {french.number(provenance['depuis_cache'])} depuis le "
+        f"cache, {french.count(provenance['requetes'], 'requête', 'requêtes')}.",
         err=True,
     )
 
@@ -843,7 +862,7 @@ def _write_eligibility_map(
         self_contained=offline,
     )
     maps.save(fmap, output, self_contained=offline)
-    typer.echo(f"Carte de {len(result)} lieux → {output}", err=True)
+    typer.echo(f"Carte de {french.count(len(result), 'lieu', 'lieux')} → {output}", err=True)
 
 
 @app.command("classify", cls=TerritoiresCommand, epilog=_RULE_NAMES)
@@ -949,7 +968,7 @@ def classify(
         source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom, precision, qpv
     )
     export.write_results(result, output)
-    typer.echo(f"{len(result)} lieux classés → {output}", err=True)
+    typer.echo(f"{french.count(len(result), 'lieu classé', 'lieux classés')} → {output}", err=True)
     if carte is not None:
         _write_eligibility_map(result, rules, carte, nom, offline, communes=False)
     _summary(result)
@@ -1006,7 +1025,9 @@ def _classify_in_partitions(
         scheduler=schedulers[scheduler],
     )
     typer.echo(
-        f"{summary['lignes']} lieux classés en {summary['partitions']} blocs → {output}", err=True
+        f"{french.count(summary['lignes'], 'lieu classé', 'lieux classés')} en "
+        f"{french.count(summary['partitions'], 'bloc', 'blocs')} → {output}",
+        err=True,
     )
     _summary(summary)
 

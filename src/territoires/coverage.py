@@ -670,20 +670,22 @@ def summary(layers: Mapping[str, pd.DataFrame]) -> str:
     assessed = qpv if scope is None else qpv[qpv["dep"].isin(scope)]
     covered = int(assessed["couvert"].sum())
     qpv_line = (
-        f"{french.number(covered)} QPV couverts sur {french.number(len(assessed))} "
+        f"{french.count(covered, 'QPV couvert', 'QPV couverts')} sur "
+        f"{french.number(len(assessed))} "
         f"(tiers-lieu {french.within(qpv.attrs['seuil_couverture_m'])})"
     )
     if scope is not None:
         qpv_line += f" ; couche QPV partielle : départements {', '.join(scope)} seulement"
     uncovered = int((~communes["couvert"].astype(bool)).sum())
     commune_line = (
-        f"{french.number(uncovered)} communes hors grands centres urbains (sur "
+        f"{french.count(uncovered, 'commune', 'communes')} hors grands centres urbains (sur "
         f"{french.number(len(communes))}) sans tiers-lieu "
         f"{french.within(communes.attrs['seuil_couverture_m'])}"
     )
     excluded = qpv.attrs.get("lieux_exclus", {})
     reasons = [f"{french.number(n)} {EXCLUSION_REASONS[key]}" for key, n in excluded.items() if n]
-    places_line = f"{french.number(qpv.attrs.get('nb_lieux_analyses', 0))} lieux analysés"
+    analysed = qpv.attrs.get("nb_lieux_analyses", 0)
+    places_line = french.count(analysed, "lieu analysé", "lieux analysés")
     if reasons:
         places_line += f" ; écartés : {', '.join(reasons)}"
     return "\n".join([qpv_line, commune_line, places_line])

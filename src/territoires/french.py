@@ -59,6 +59,25 @@ def number(value: Any, decimals: int | None = 0) -> str:
     return text.replace(",", THOUSANDS).replace(".", ",")
 
 
+def count(value: Any, singular: str, plural: str) -> str:
+    """A number of things, the noun agreeing with it the French way.
+
+    Parameters
+    ----------
+    value : int
+        How many (written by :func:`number`).
+    singular, plural : str
+        The words after the number, e.g. ``"lieu classé"`` and ``"lieux classés"``;
+        French takes the singular below 2 (``0 lieu``, ``1 lieu``, ``2 lieux``).
+
+    Returns
+    -------
+    str
+        E.g. ``1 lieu classé``, ``12 345 lieux classés``.
+    """
+    return f"{number(value)} {singular if abs(value) < 2 else plural}"
+
+
 def percent(share: Any, space: str = SPACE) -> str:
     """Write a 0–1 share as a French percentage with one decimal.
 

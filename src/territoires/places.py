@@ -960,6 +960,8 @@ def _validate(
     duplicate = pending & (territoire != "") & (first >= 0)
     problems[duplicate] = [f"doublon de la ligne {line}" for line in lines[first[duplicate]]]
     flagged = pd.notna(problems)
+    if "geometry" not in coordinates.columns and frame.shape[1] > 1:
+        problems[_blank(frame, flagged)] = BLANK_ROW  # a blank line says only that
     problems[flagged] = [
         f"ligne {line} : {text}"
         for line, text in zip(lines[flagged], problems[flagged], strict=True)
@@ -968,6 +970,22 @@ def _validate(
     commune[flagged] = pd.NA
     lon, lat = np.where(flagged, np.nan, lon), np.where(flagged, np.nan, lat)
     return lon, lat, problems, territoire, commune
+
+
+#: Problem of a row of a table of several columns whose every cell is empty (a blank
+#: line inside a file); a table of one column names that column (``adresse manquante``).
+BLANK_ROW = "ligne vide (aucune cellule remplie)"
+
+
+def _blank(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Among ``rows`` (a mask), those whose every cell is empty."""
+    positions = np.flatnonzero(rows)
+    blank = np.ones(len(positions), dtype=bool)
+    for column in frame.columns:
+        blank &= _empty(frame[column].iloc[positions])
+    found = np.zeros(len(frame), dtype=bool)
+    found[positions[blank]] = True
+    return found
 
 
 def _locate_communes(
