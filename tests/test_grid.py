@@ -11,7 +11,9 @@ boundaries (vertices and edge midpoints), and points around the proximity thresh
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -178,3 +180,133 @@ def test_grid_cells_on_polygon_edges_are_tested_exactly() -> None:
     np.testing.assert_array_equal(answer[known], exact(lon[known], lat[known]))
     gap = shapely.distance(shapely.points(lon[far], lat[far]), shapely.union_all(squares))
     assert far.any() and gap.min() > 2 * size / 8  # at least far - 1 cells away
+
+
+def _first_polygon(
+    polygons: np.ndarray, rows: np.ndarray | None = None
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The exact lookup of the engine: the smallest row of the polygons holding each point."""
+    rows = np.arange(len(polygons)) if rows is None else rows
+
+    def exact(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        hit_poly, hit_point = shapely.STRtree(shapely.points(lon, lat)).query(
+            polygons, predicate="intersects"
+        )
+        answer = np.full(len(lon), np.iinfo(np.int64).max)
+        np.minimum.at(answer, hit_point, rows[hit_poly])
+        return np.where(answer == np.iinfo(np.int64).max, -1, answer)
+
+    return exact
+
+
+def _in_crossed_cells(grid: Grid, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Whether each point falls in a cell a boundary crosses (answered by sub-cells)."""
+    column = np.floor((lon - grid.x0) / grid.size).astype(np.intp)
+    row = np.floor((lat - grid.y0) / grid.size).astype(np.intp)
+    rows, columns = grid.cells.shape
+    inside = (column >= 0) & (column < columns) & (row >= 0) & (row < rows)
+    crossed = np.zeros(len(lon), dtype=bool)
+    crossed[inside] = grid.cells[row[inside], column[inside]] == 0
+    return crossed
+
+
+def test_sub_cells_answer_as_exactly() -> None:
+    """Sub-cells of crossed cells: polygons meeting inside a cell, slivers, holes, islands."""
+    size = 0.01
+    centre = shapely.Point(0.0137, 0.0242)  # five polygons meet inside one cell
+    fan = [
+        shapely.Polygon(
+            [
+                (centre.x, centre.y),
+                (centre.x + np.cos(a) * 0.05, centre.y + np.sin(a) * 0.05),
+                (centre.x + np.cos(b) * 0.05, centre.y + np.sin(b) * 0.05),
+            ]
+        )
+        for a, b in zip(
+            np.linspace(0, 2 * np.pi, 6)[:-1], np.linspace(0, 2 * np.pi, 6)[1:], strict=True
+        )
+    ]
+    polygons = np.array(
+        [
+            *fan,
+            box(0.1, 0.1, 0.1003, 0.2),  # a sliver thinner than a sub-cell
+            box(0.1007, 0.1, 0.2, 0.2).difference(box(0.1312, 0.1315, 0.1443, 0.1447)),
+            box(0.1338, 0.1341, 0.1418, 0.1421),  # an island in the hole: enclosed regions
+            shapely.Polygon([(0.2, 0.0), (0.3, 0.1), (0.2, 0.1)]),  # a diagonal edge
+        ],
+        dtype=object,
+    )
+    exact = _first_polygon(polygons)
+    grid = Grid.build(polygons, exact, size=size, far=2)
+    sub = size / grid.split
+    # every sub-cell corner and side middle of the area, and points between
+    edges = np.arange(-0.06, 0.32, sub / 2)
+    lon, lat = (axis.ravel() for axis in np.meshgrid(edges, edges))
+    rng = np.random.default_rng(5)
+    lon = np.concatenate([lon, rng.uniform(-0.06, 0.32, 300_000)])
+    lat = np.concatenate([lat, rng.uniform(-0.06, 0.32, 300_000)])
+    known, answer, _ = grid.lookup(lon, lat)
+    np.testing.assert_array_equal(answer[known], exact(lon[known], lat[known]))
+    crossed = _in_crossed_cells(grid, lon, lat)
+    assert known[crossed].mean() > 0.5  # sub-cells answer most points of crossed cells
+    assert not known[crossed].all()
+    for polygon in {*range(len(polygons))} - {5}:  # all but the sliver, by some sub-cell
+        assert (answer[known & crossed] == polygon).any()
+    assert (answer[known & crossed] == -1).any()
+    # The five polygons of the fan share a cell: the sub-cells of the two answers
+    # beyond three (the largest) are tested exactly.
+    same_cell = (np.floor(lon / size) == 1) & (np.floor(lat / size) == 2)
+    truth = exact(lon, lat)
+    assert not known[same_cell & (truth >= 3) & (truth <= 4)].any()
+    assert known[same_cell & (truth <= 2)].any()
+    assert ((truth[same_cell] >= 3) & (truth[same_cell] <= 4)).any()
+
+
+@pytest.mark.parametrize("split", [2, 4, 16])
+def test_sub_cells_of_any_split_answer_as_exactly(split: int) -> None:
+    polygons = np.array(
+        [shapely.buffer(shapely.Point(x, y), r) for x, y, r in ((0, 0, 0.03), (0.04, 0.01, 0.02))],
+        dtype=object,
+    )
+    exact = _first_polygon(polygons)
+    grid = Grid.build(polygons, exact, size=0.004, split=split)
+    rng = np.random.default_rng(split)
+    lon, lat = rng.uniform(-0.04, 0.07, 200_000), rng.uniform(-0.04, 0.04, 200_000)
+    known, answer, _ = grid.lookup(lon, lat)
+    np.testing.assert_array_equal(answer[known], exact(lon[known], lat[known]))
+    assert known[_in_crossed_cells(grid, lon, lat)].mean() > 1 - 2 / split
+
+
+def test_sub_cells_survive_pickling_and_decompress_on_demand() -> None:
+    polygons = np.array([box(0, 0, 1, 1), box(1, 0, 2, 1)], dtype=object)
+    grid = Grid.build(polygons, _first_polygon(polygons), size=0.001)
+    assert len(grid.blocks) > 2
+    copy = pickle.loads(pickle.dumps(grid))
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(-0.1, 2.1, 100_000), rng.uniform(-0.1, 1.1, 100_000)
+    expected = grid.lookup(lon, lat)
+    single = copy.lookup(np.array([0.0006]), np.array([0.5]))  # one block decompressed
+    assert single[0][0] and single[1][0] == 0
+    for found, wanted in zip(copy.lookup(lon, lat), expected, strict=True):
+        np.testing.assert_array_equal(found, wanted)
+    assert len(pickle.dumps(grid)) == len(pickle.dumps(copy))  # nothing decompressed kept
+
+
+@pytest.mark.parametrize("territory", [t.name for t in crs.TERRITORIES])
+def test_crossed_cells_answered_by_sub_cells_as_exactly(refs, territory) -> None:
+    """Points in the crossed cells of every territory, sub-cell corners included."""
+    grid = refs[0].commune_layers[territory].grid
+    layer = refs[1].commune_layers[territory]
+    rng = np.random.default_rng(len(territory))
+    crossed = np.flatnonzero(grid.cells.ravel() == 0)
+    row, column = np.divmod(rng.choice(crossed, 100_000), grid.cells.shape[1])
+    offsets = rng.uniform(0, 1, (2, 100_000))
+    corners = rng.integers(0, grid.split + 1, (2, 20_000)) / grid.split  # sub-cell corners
+    offsets[:, :20_000] = corners
+    lon = grid.x0 + (column + offsets[0]) * grid.size
+    lat = grid.y0 + (row + offsets[1]) * grid.size
+    known, answer, _ = grid.lookup(lon, lat)
+    expected = _first_polygon(layer.geometries, layer.rows)(lon, lat)
+    np.testing.assert_array_equal(answer[known], expected[known])
+    assert known.mean() > 0.6
+    assert len(np.unique(answer[known])) > min(10, len(layer.rows) // 2)

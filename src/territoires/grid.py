@@ -2,28 +2,42 @@
 
 The polygons of a layer (the communes of a territory, in longitude/latitude) are laid on
 a regular grid. A cell that no polygon boundary crosses lies wholly inside the same
-polygons, so every point falling in it gets the answer found once for the cell; cells
-crossed by a boundary answer « test exactly ». The answers are exactly those of the
-exact test, never approximations:
+polygons, so every point falling in it gets the answer found once for the cell. A cell
+crossed by a boundary is split into :data:`SPLIT` × :data:`SPLIT` sub-cells, answered
+the same way; points in sub-cells crossed by a boundary answer « test exactly ». The
+answers are exactly those of the exact test, never approximations:
 
-* a cell is marked as crossed when any boundary point lies within a safety margin of
-  it: boundaries are cut into pieces no longer than a quarter of a cell, so every
-  boundary point lies within half a piece of a vertex, and the cells near each vertex
-  are marked;
+* a cell is a candidate when any boundary point lies within a safety margin of it:
+  boundaries are cut into pieces no longer than a quarter of a cell, so every boundary
+  point lies within half a piece of a vertex, and the cells near each vertex are marked;
+* in candidate cells, boundaries are cut into pieces no longer than a sub-cell, and
+  every sub-cell meeting a piece's bounding box widened by the margin is marked as
+  crossed. A candidate cell without any crossed sub-cell is not crossed after all;
 * the cells left unmarked form connected regions (joined by their sides) that no
   boundary enters: each region is inside or outside each polygon as a whole, and one
   exact lookup of one of its cells' centres answers for the region;
-* a point is assigned to a cell with one floor division, whose rounding error (about
-  1e-13 degree) is far below the margin;
+* so do the unmarked sub-cells, joined by their sides to each other (across the sides
+  of crossed cells too) and to unmarked cells: a region of sub-cells touching an
+  unmarked cell takes its answer, the others are answered by one exact lookup each;
+* a point is assigned to a cell with one floor division, and to a sub-cell by the
+  same division scaled by :data:`SPLIT` (a power of two: the scaling is exact, and the
+  sub-cell lies in the cell), whose rounding error (about 1e-13 degree) is far below
+  the margin;
 * cells outside every polygon and surrounded, over a given number of cells, by such
   cells only are marked *far*: their points are known to be at least that far from
   every polygon.
+
+A crossed cell keeps two bits per sub-cell: 0 for « test exactly », else which of the
+cell's three answers (at most) applies. Sub-cells of a fourth answer are tested exactly.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import shapely
@@ -35,6 +49,23 @@ CELL_DEGREES: float = 0.0025
 #: Margin in degrees added around boundaries, far above the rounding error of
 #: assigning a point to a cell.
 MARGIN_DEGREES: float = 1e-9
+
+#: Sub-cells per side of a crossed cell (a power of two): 8 leaves about one point in
+#: seven of the crossed cells to the exact test, in 16 bytes per crossed cell.
+SPLIT: int = 8
+
+#: Answers kept per crossed cell: one two-bit code per sub-cell, 0 for « test exactly ».
+ANSWERS_PER_CELL: int = 3
+
+#: Crossed cells per compressed block of sub-cells: a single lookup decompresses
+#: one block (about 80 kB), not the whole grid.
+BLOCK_CELLS: int = 4096
+
+#: zlib level of the blocks of sub-cells.
+COMPRESSION: int = 4
+
+#: Boundary pieces processed at once when marking sub-cells (bounds the memory used).
+_PIECES_PER_BATCH: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -51,13 +82,30 @@ class Grid:
         ``(rows, columns)`` unsigned integers: ``answer + 3`` for a cell inside the
         polygon of row ``answer``, ``2`` for a cell outside every polygon, ``1`` for a
         cell outside every polygon and far from them (see :meth:`build`), ``0`` for a
-        cell a boundary crosses (points there are tested exactly).
+        cell a boundary crosses (see :attr:`blocks`).
+    split : int
+        Sub-cells per side of a crossed cell (a power of two).
+    blocks : tuple of bytes
+        The sub-cells of the crossed cells, taken in the order of their flat position in
+        :attr:`cells`, by :data:`BLOCK_CELLS`, each block compressed (zlib) on its own
+        and decompressed on first use: ``split² / 4`` bytes per cell, two bits per
+        sub-cell (sub-cell ``s``, of row ``s // split`` from the south and column
+        ``s % split`` from the west, in bits ``2 (s % 4)`` of byte ``s // 4``): 0 where
+        a boundary may cross the sub-cell (points there are tested exactly), else ``c``
+        for the cell's ``c``-th answer; then :data:`ANSWERS_PER_CELL` unsigned integers
+        of type :attr:`answer_type` per cell: ``answer + 1`` (0 for outside every
+        polygon, or unused).
+    answer_type : str
+        NumPy type of the crossed cells' answers.
     """
 
     x0: float
     y0: float
     size: float
     cells: np.ndarray
+    split: int
+    blocks: tuple[bytes, ...]
+    answer_type: str
 
     @classmethod
     def build(
@@ -66,6 +114,7 @@ class Grid:
         exact: Callable[[np.ndarray, np.ndarray], np.ndarray],
         size: float = CELL_DEGREES,
         far: int = 0,
+        split: int = SPLIT,
     ) -> Grid:
         """Lay ``geometries`` on a grid of ``size`` degrees.
 
@@ -75,7 +124,7 @@ class Grid:
             The polygons (longitude/latitude).
         exact : callable
             ``exact(lon, lat)`` gives the exact answer (an integer ≥ -1) for points; it
-            is called once per region of cells, on a cell centre.
+            is called once per region of cells or of sub-cells, on a cell centre.
         size : float, default :data:`CELL_DEGREES`
             Side of a cell in degrees.
         far : int, default 0
@@ -83,22 +132,27 @@ class Grid:
             cells of it (in both directions) is crossed by a boundary or inside a
             polygon: its points are then more than ``far - 1`` cell sides from every
             polygon, which lets a caller skip a nearest-polygon search bounded by less.
+        split : int, default :data:`SPLIT`
+            Sub-cells per side of a crossed cell, a power of two, at least 2.
         """
         from scipy import ndimage  # only to build a grid: not imported by a new process
 
+        if split < 2 or split & (split - 1):
+            raise ValueError(f"split must be a power of two, at least 2, not {split}")
         xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
         x0 = np.floor(xmin / size) * size - size
         y0 = np.floor(ymin / size) * size - size
         shape = (int(np.ceil((ymax - y0) / size)) + 2, int(np.ceil((xmax - x0) / size)) + 2)
-        step = size / 4
-        vertices = shapely.get_coordinates(shapely.segmentize(shapely.boundary(geometries), step))
-        reach = step / 2 + MARGIN_DEGREES
-        crossed = np.zeros(shape, dtype=bool)
-        for dx in (-reach, reach):
-            column = np.floor((vertices[:, 0] + dx - x0) / size).astype(np.intp)
-            for dy in (-reach, reach):
-                crossed[np.floor((vertices[:, 1] + dy - y0) / size).astype(np.intp), column] = True
-        del vertices
+        rings = shapely.get_parts(shapely.boundary(geometries))
+        crossed = _near_vertices(rings, x0, y0, size, shape)
+        crossed_at = np.flatnonzero(crossed)
+        marked = _crossed_subcells(rings, crossed_at, x0, y0, size, split, shape)
+        del rings
+        # A candidate cell none of whose sub-cells a boundary meets is not crossed.
+        really = marked.any(axis=(1, 2))
+        crossed.ravel()[crossed_at[~really]] = False
+        crossed_at, marked = crossed_at[really], marked[really]
+
         regions, count = ndimage.label(~crossed)
         flat = regions.ravel()
         # One cell per region: whichever cell of the region the assignment keeps.
@@ -108,14 +162,53 @@ class Grid:
         answers = exact(x0 + (column + 0.5) * size, y0 + (row + 0.5) * size)
         dtype = np.min_scalar_type(int(answers.max(initial=0)) + 3)
         cells = np.concatenate([[0], answers + 3]).astype(dtype)[regions]
-        del regions
+        del regions, flat
+        codes, answers = _subcell_answers(cells, crossed_at, marked, exact, x0, y0, size)
+        del marked
+        packed = codes.reshape(len(codes), -1, 4)
+        codes = packed[:, :, 0] | packed[:, :, 1] << 2 | packed[:, :, 2] << 4 | packed[:, :, 3] << 6
+        answers = answers.astype(np.min_scalar_type(int(answers.max(initial=0))))
         if far:
             near = ndimage.maximum_filter((cells != 2).view(np.uint8), size=2 * far + 1)
             cells[(cells == 2) & (near == 0)] = 1
-        return cls(x0=float(x0), y0=float(y0), size=float(size), cells=cells)
+        return cls(
+            x0=float(x0),
+            y0=float(y0),
+            size=float(size),
+            cells=cells,
+            split=split,
+            blocks=tuple(
+                zlib.compress(
+                    codes[start : start + BLOCK_CELLS].tobytes()
+                    + answers[start : start + BLOCK_CELLS].tobytes(),
+                    COMPRESSION,
+                )
+                for start in range(0, len(codes), BLOCK_CELLS)
+            ),
+            answer_type=answers.dtype.str,
+        )
+
+    @cached_property
+    def crossed(self) -> np.ndarray:
+        """Flat positions of the crossed cells in :attr:`cells`, sorted (not persisted)."""
+        return np.flatnonzero(self.cells.ravel() == 0)
+
+    @cached_property
+    def _sub_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Codes and answers of the crossed cells, and which blocks are decompressed."""
+        count = len(self.crossed)
+        return (
+            np.empty((count, self.split * self.split // 4), dtype=np.uint8),
+            np.empty((count, ANSWERS_PER_CELL), dtype=self.answer_type),
+            np.zeros(len(self.blocks), dtype=bool),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only: what is found again (crossed cells) or decompressed is not."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
     def lookup(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Answer of each point's cell.
+        """Answer of each point's cell, or sub-cell in a crossed cell.
 
         Parameters
         ----------
@@ -125,18 +218,250 @@ class Grid:
         Returns
         -------
         known : numpy.ndarray of bool
-            The point's cell lies wholly inside (or outside) the polygons; ``False``
-            for cells crossed by a boundary and points off the grid.
+            The point's cell (or sub-cell) lies wholly inside (or outside) the
+            polygons; ``False`` for sub-cells a boundary may cross and points off the
+            grid.
         answer : numpy.ndarray of int
             The answer for known points (-1 for none), -1 elsewhere.
         far : numpy.ndarray of bool
             The point's cell is outside every polygon and far from them (see
             :meth:`build`).
         """
-        column = np.floor((lon - self.x0) / self.size)
-        row = np.floor((lat - self.y0) / self.size)
+        x = (lon - self.x0) / self.size
+        y = (lat - self.y0) / self.size
+        column = np.floor(x)
+        row = np.floor(y)
         rows, columns = self.cells.shape
-        on_grid = (column >= 0) & (column < columns) & (row >= 0) & (row < rows)
+        on_grid = np.flatnonzero((column >= 0) & (column < columns) & (row >= 0) & (row < rows))
         value = np.zeros(len(lon), dtype=np.int64)
-        value[on_grid] = self.cells[row[on_grid].astype(np.intp), column[on_grid].astype(np.intp)]
+        row, column = row[on_grid].astype(np.intp), column[on_grid].astype(np.intp)
+        value[on_grid] = self.cells[row, column]
+        crossed = np.flatnonzero(value[on_grid] == 0)
+        if len(crossed) and self.blocks:
+            inner = on_grid[crossed]
+            row, column = row[crossed], column[crossed]
+            slot = np.searchsorted(self.crossed, row * columns + column)
+            codes, answers = self._decompressed(slot)
+            # Scaled by a power of two, exactly: the sub-cell lies in the cell found.
+            sub = np.floor(y[inner] * self.split).astype(np.intp) - row * self.split
+            sub *= self.split
+            sub += np.floor(x[inner] * self.split).astype(np.intp) - column * self.split
+            code = (codes[slot, sub >> 2] >> ((sub & 3) << 1).astype(np.uint8)) & 3
+            hit = np.flatnonzero(code)
+            value[inner[hit]] = answers[slot[hit], code[hit] - 1].astype(np.int64) + 2
         return value > 0, np.maximum(value - 3, -1), value == 1
+
+    def _decompressed(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Codes and answers of the crossed cells, their blocks holding ``slots`` ready."""
+        codes, answers, ready = self._sub_cells
+        width = codes.shape[1]
+        for block in np.unique(slots // BLOCK_CELLS):
+            if ready[block]:
+                continue
+            data = zlib.decompress(self.blocks[block])
+            start = block * BLOCK_CELLS
+            count = min(BLOCK_CELLS, len(codes) - start)
+            codes[start : start + count] = np.frombuffer(data, np.uint8, count * width).reshape(
+                count, width
+            )
+            answers[start : start + count] = np.frombuffer(
+                data, answers.dtype, offset=count * width
+            ).reshape(count, ANSWERS_PER_CELL)
+            ready[block] = True  # after the copy: a concurrent lookup reads it whole
+        return codes, answers
+
+
+def _near_vertices(
+    rings: np.ndarray, x0: float, y0: float, size: float, shape: tuple[int, int]
+) -> np.ndarray:
+    """Cells within the margin of a boundary (and a few more), as a boolean array."""
+    step = size / 4
+    vertices = shapely.get_coordinates(shapely.segmentize(rings, step))
+    reach = step / 2 + MARGIN_DEGREES
+    near = np.zeros(shape, dtype=bool)
+    for dx in (-reach, reach):
+        column = np.floor((vertices[:, 0] + dx - x0) / size).astype(np.intp)
+        for dy in (-reach, reach):
+            near[np.floor((vertices[:, 1] + dy - y0) / size).astype(np.intp), column] = True
+    return near
+
+
+def _crossed_subcells(
+    rings: np.ndarray,
+    cells_at: np.ndarray,
+    x0: float,
+    y0: float,
+    size: float,
+    split: int,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """Sub-cells of the cells at flat positions ``cells_at`` that a boundary may cross.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        ``(len(cells_at), split, split)``, rows from the south, columns from the west.
+    """
+    slot = np.full(shape[0] * shape[1], -1, dtype=np.int32)
+    slot[cells_at] = np.arange(len(cells_at), dtype=np.int32)
+    marked = np.zeros(len(cells_at) * split * split, dtype=bool)
+    # Coordinates in sub-cell sides from the grid's corner; the margin likewise.
+    coordinates, ring = shapely.get_coordinates(rings, return_index=True)
+    scale = split / size
+    x = (coordinates[:, 0] - x0) * scale
+    y = (coordinates[:, 1] - y0) * scale
+    del coordinates
+    margin = MARGIN_DEGREES * scale
+    segment = np.flatnonzero(ring[1:] == ring[:-1])
+    del ring
+    # Pieces shorter than a sub-cell side along both axes, by more than twice the
+    # margin: a piece's widened bounding box then meets at most two sub-cells per axis.
+    length = np.maximum(np.abs(x[segment + 1] - x[segment]), np.abs(y[segment + 1] - y[segment]))
+    pieces = np.maximum(np.ceil(length / 0.99), 1).astype(np.intp)
+    ends = np.cumsum(pieces)
+    shift = split.bit_length() - 1
+    start = 0
+    while start < len(segment):
+        stop = int(np.searchsorted(ends, ends[start] - pieces[start] + _PIECES_PER_BATCH))
+        stop = max(stop, start + 1)
+        count = pieces[start:stop]
+        owner = np.repeat(segment[start:stop], count)
+        fraction = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
+        fraction = fraction / np.repeat(count, count)
+        step = 1 / np.repeat(count, count)
+        corners = []
+        for axis in (x, y):
+            a = axis[owner]
+            delta = axis[owner + 1] - a
+            p, q = a + delta * fraction, a + delta * (fraction + step)
+            corners.append(
+                [
+                    np.floor(np.minimum(p, q) - margin).astype(np.int64),
+                    np.floor(np.maximum(p, q) + margin).astype(np.int64),
+                ]
+            )
+        del owner, fraction, step, a, delta, p, q
+        for fine_x in corners[0]:
+            cell_x, sub_x = fine_x >> shift, fine_x & (split - 1)
+            for fine_y in corners[1]:
+                # the grid has a margin of cells: no piece reaches beyond it
+                where = slot[(fine_y >> shift) * shape[1] + cell_x].astype(np.int64)
+                where = where * (split * split) + (fine_y & (split - 1)) * split + sub_x
+                marked[where[where >= 0]] = True
+        start = stop
+    return marked.reshape(len(cells_at), split, split)
+
+
+def _subcell_answers(
+    cells: np.ndarray,
+    crossed_at: np.ndarray,
+    marked: np.ndarray,
+    exact: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    x0: float,
+    y0: float,
+    size: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and answers of the crossed cells (see :class:`Grid`).
+
+    Parameters
+    ----------
+    cells : numpy.ndarray
+        The cells, answered (``0`` for crossed cells, no *far* mark yet).
+    crossed_at : numpy.ndarray of int
+        Flat positions of the crossed cells, sorted.
+    marked : numpy.ndarray of bool
+        ``(len(crossed_at), split, split)``: sub-cells a boundary may cross.
+    exact, x0, y0, size
+        As for :meth:`Grid.build`.
+
+    Returns
+    -------
+    codes : numpy.ndarray of uint8
+        ``(len(crossed_at), split * split)``: 0 for « test exactly », else ``c`` for
+        ``answers[:, c - 1]``.
+    answers : numpy.ndarray of int
+        ``(len(crossed_at), ANSWERS_PER_CELL)``: ``answer + 1``, 0 where unused.
+    """
+    from scipy import ndimage
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    count, split = marked.shape[:2]
+    rows, columns = cells.shape
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = ndimage.generate_binary_structure(2, 1)  # within a cell, by sides
+    labels, regions = ndimage.label(~marked, structure=structure)
+    # Labels are numbered in scan order: those of a cell follow those of the previous.
+    last_label = np.maximum.accumulate(labels.reshape(count, -1).max(axis=1))
+    cell_of = np.searchsorted(last_label, np.arange(regions + 1))
+    slot = np.full(cells.size, -1, dtype=np.int32)
+    slot[crossed_at] = np.arange(count, dtype=np.int32)
+    row, column = np.divmod(crossed_at, columns)
+    links, known, values = [], [], []
+    for beside, offset, mine, theirs in (
+        (column + 1 < columns, 1, labels[:, :, -1], labels[:, :, 0]),
+        (column > 0, -1, labels[:, :, 0], labels[:, :, -1]),
+        (row + 1 < rows, columns, labels[:, -1, :], labels[:, 0, :]),
+        (row > 0, -columns, labels[:, 0, :], labels[:, -1, :]),
+    ):
+        neighbour = np.where(beside, crossed_at + offset, crossed_at)
+        value = cells.ravel()[neighbour].astype(np.int64)
+        # Regions touching an unmarked cell take its answer (a crossed cell's own
+        # position gives none: it holds 0); each region once per side (runs of equal
+        # labels along the side kept once).
+        side = np.flatnonzero(beside & (value > 0))
+        label = mine[side]
+        keep = label > 0
+        keep[:, 1:] &= label[:, 1:] != label[:, :-1]
+        known.append(label[keep])
+        values.append(np.broadcast_to(np.maximum(value[side] - 3, -1)[:, None], label.shape)[keep])
+        if offset < 0:
+            continue
+        # Regions of sub-cells joined across the side of two crossed cells (each side
+        # once: from the west and the south cell).
+        other = slot[neighbour]
+        pair = np.flatnonzero(beside & (other >= 0))
+        a, b = mine[pair], theirs[other[pair]]
+        keep = (a > 0) & (b > 0)
+        keep[:, 1:] &= (a[:, 1:] != a[:, :-1]) | (b[:, 1:] != b[:, :-1])
+        links.append(np.stack([a[keep], b[keep]]))
+    link = np.concatenate(links, axis=1)
+    graph = coo_matrix((np.ones(link.shape[1], dtype=np.int8), tuple(link)), (regions + 1,) * 2)
+    _, component = connected_components(graph, directed=False)
+    known, values = component[np.concatenate(known)], np.concatenate(values)
+    unset = np.iinfo(np.int64).max
+    lowest = np.full(component.max() + 1, unset)
+    highest = np.full(component.max() + 1, -2)
+    np.minimum.at(lowest, known, values)
+    np.maximum.at(highest, known, values)
+    answered = highest > -2
+    if (lowest[answered] != highest[answered]).any():
+        raise RuntimeError("grille incohérente : une région de sous-cellules a deux réponses")
+    # One exact lookup per component no unmarked cell answers, at a sub-cell centre.
+    asked = np.unique(component[1:][lowest[component[1:]] == unset])
+    some_label = np.zeros(len(lowest), dtype=np.intp)
+    some_label[component[1:]] = np.arange(1, regions + 1)
+    label = some_label[asked]
+    cell = cell_of[label]
+    first = np.argmax(labels[cell].reshape(len(cell), split * split) == label[:, None], axis=1)
+    sub_row, sub_column = np.divmod(first, split)
+    lowest[asked] = exact(
+        x0 + (column[cell] + (sub_column + 0.5) / split) * size,
+        y0 + (row[cell] + (sub_row + 0.5) / split) * size,
+    )
+    # Codes: the rank of each region's answer among its cell's answers (3 kept).
+    answer = lowest[component[1:]]
+    order = np.lexsort((answer, cell_of[1:]))
+    cell_sorted, answer_sorted = cell_of[1:][order], answer[order]
+    new = np.ones(regions, dtype=bool)
+    new[1:] = (cell_sorted[1:] != cell_sorted[:-1]) | (answer_sorted[1:] != answer_sorted[:-1])
+    rank = np.cumsum(new) - 1
+    first_of_cell = np.ones(regions, dtype=bool)
+    first_of_cell[1:] = cell_sorted[1:] != cell_sorted[:-1]
+    rank -= np.maximum.accumulate(np.where(first_of_cell, rank, 0))
+    code = np.zeros(regions + 1, dtype=np.uint8)
+    code[1 + order] = np.where(rank < ANSWERS_PER_CELL, rank + 1, 0)
+    answers = np.zeros((count, ANSWERS_PER_CELL), dtype=np.int64)
+    kept = rank < ANSWERS_PER_CELL
+    answers[cell_sorted[kept], rank[kept]] = answer_sorted[kept] + 1
+    return code[labels.reshape(count, -1)], answers
