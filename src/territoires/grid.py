@@ -189,14 +189,25 @@ class Grid:
         )
 
     @cached_property
-    def crossed(self) -> np.ndarray:
-        """Flat positions of the crossed cells in :attr:`cells`, sorted (not persisted)."""
-        return np.flatnonzero(self.cells.ravel() == 0)
+    def _crossed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Which cells are crossed, as bits of 64-bit words in the order of the flat
+        positions, and how many crossed cells come before each word (not persisted)."""
+        bits = np.packbits(self.cells.ravel() == 0, bitorder="little")
+        words = np.concatenate([bits, np.zeros(-len(bits) % 8, dtype=np.uint8)]).view("<u8")
+        counts = np.bitwise_count(words)
+        return words, np.concatenate([[0], np.cumsum(counts[:-1], dtype=np.int64)])
+
+    def _slots(self, flat: np.ndarray) -> np.ndarray:
+        """Rank of the crossed cells at flat positions ``flat`` among the crossed cells."""
+        words, before = self._crossed
+        word = flat >> 6
+        below = (np.uint64(1) << (flat & 63).astype(np.uint64)) - np.uint64(1)
+        return before[word] + np.bitwise_count(words[word] & below)
 
     @cached_property
     def _sub_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Codes and answers of the crossed cells, and which blocks are decompressed."""
-        count = len(self.crossed)
+        count = int(np.count_nonzero(self.cells == 0))
         return (
             np.empty((count, self.split * self.split // 4), dtype=np.uint8),
             np.empty((count, ANSWERS_PER_CELL), dtype=self.answer_type),
@@ -204,7 +215,7 @@ class Grid:
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        """The fields only: what is found again (crossed cells) or decompressed is not."""
+        """The fields only: what is found again or decompressed on use is not persisted."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
 
     def lookup(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,7 +251,7 @@ class Grid:
         if len(crossed) and self.blocks:
             inner = on_grid[crossed]
             row, column = row[crossed], column[crossed]
-            slot = np.searchsorted(self.crossed, row * columns + column)
+            slot = self._slots(row * columns + column)
             codes, answers = self._decompressed(slot)
             # Scaled by a power of two, exactly: the sub-cell lies in the cell found.
             sub = np.floor(y[inner] * self.split).astype(np.intp) - row * self.split
