@@ -10,9 +10,10 @@ answers are exactly those of the exact test, never approximations:
 * a cell is a candidate when any boundary point lies within a safety margin of it:
   boundaries are cut into pieces no longer than a quarter of a cell, so every boundary
   point lies within half a piece of a vertex, and the cells near each vertex are marked;
-* in candidate cells, boundaries are cut into pieces no longer than a sub-cell, and
-  every sub-cell meeting a piece's bounding box widened by the margin is marked as
-  crossed. A candidate cell without any crossed sub-cell is not crossed after all;
+* in candidate cells, boundaries are cut into pieces shorter than a sub-cell's side
+  along both axes, and every sub-cell meeting a piece's bounding box widened by the
+  margin is marked as crossed. A candidate cell without any crossed sub-cell is not
+  crossed after all;
 * the cells left unmarked form connected regions (joined by their sides) that no
   boundary enters: each region is inside or outside each polygon as a whole, and one
   exact lookup of one of its cells' centres answers for the region;
@@ -165,7 +166,7 @@ class Grid:
         del regions, flat
         codes, answers = _subcell_answers(cells, crossed_at, marked, exact, x0, y0, size)
         del marked
-        packed = codes.reshape(len(codes), -1, 4)
+        packed = codes.reshape(len(codes), split * split // 4, 4)
         codes = packed[:, :, 0] | packed[:, :, 1] << 2 | packed[:, :, 2] << 4 | packed[:, :, 3] << 6
         answers = answers.astype(np.min_scalar_type(int(answers.max(initial=0))))
         if far:
