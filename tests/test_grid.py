@@ -148,40 +148,6 @@ def test_points_around_the_proximity_threshold_located_as_exactly(refs, monkeypa
     assert near.any() and not near.all()  # both sides of the threshold are present
 
 
-def test_grid_cells_on_polygon_edges_are_tested_exactly() -> None:
-    """Squares whose sides lie on grid lines, and points on cell and polygon edges."""
-    size = 0.25
-    squares = np.array(
-        [box(x, y, x + size, y + size) for x in np.arange(0, 2, size) for y in (0, size)]
-        + [box(0.3, 0.3, 0.7, 0.7)],  # overlaps two squares: the first listed wins
-        dtype=object,
-    )
-    rows = np.arange(len(squares))
-
-    def exact(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        hit_poly, hit_point = shapely.STRtree(shapely.points(lon, lat)).query(
-            squares, predicate="intersects"
-        )
-        answer = np.full(len(lon), np.iinfo(np.int64).max)
-        np.minimum.at(answer, hit_point, rows[hit_poly])
-        return np.where(answer == np.iinfo(np.int64).max, -1, answer)
-
-    grid = Grid.build(squares, exact, size=size / 8, far=3)
-    edges = np.arange(-0.5, 2.5, size / 16)  # cell edges and polygon edges, and between
-    lon, lat = (axis.ravel() for axis in np.meshgrid(edges, edges))
-    known, answer, _ = grid.lookup(lon, lat)
-    assert known.any() and not known.all()
-    np.testing.assert_array_equal(answer[known], exact(lon[known], lat[known]))
-    assert (answer[known] == -1).any()  # cells outside every square are known too
-
-    rng = np.random.default_rng(3)
-    lon, lat = rng.uniform(-0.5, 2.5, 200_000), rng.uniform(-0.5, 1.0, 200_000)
-    known, answer, far = grid.lookup(lon, lat)
-    np.testing.assert_array_equal(answer[known], exact(lon[known], lat[known]))
-    gap = shapely.distance(shapely.points(lon[far], lat[far]), shapely.union_all(squares))
-    assert far.any() and gap.min() > 2 * size / 8  # at least far - 1 cells away
-
-
 def _first_polygon(
     polygons: np.ndarray, rows: np.ndarray | None = None
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -197,6 +163,31 @@ def _first_polygon(
         return np.where(answer == np.iinfo(np.int64).max, -1, answer)
 
     return exact
+
+
+def test_grid_cells_on_polygon_edges_are_tested_exactly() -> None:
+    """Squares whose sides lie on grid lines, and points on cell and polygon edges."""
+    size = 0.25
+    squares = np.array(
+        [box(x, y, x + size, y + size) for x in np.arange(0, 2, size) for y in (0, size)]
+        + [box(0.3, 0.3, 0.7, 0.7)],  # overlaps two squares: the first listed wins
+        dtype=object,
+    )
+    exact = _first_polygon(squares)
+    grid = Grid.build(squares, exact, size=size / 8, far=3)
+    edges = np.arange(-0.5, 2.5, size / 16)  # cell edges and polygon edges, and between
+    lon, lat = (axis.ravel() for axis in np.meshgrid(edges, edges))
+    known, answer, _ = grid.lookup(lon, lat)
+    assert known.any() and not known.all()
+    np.testing.assert_array_equal(answer[known], exact(lon[known], lat[known]))
+    assert (answer[known] == -1).any()  # cells outside every square are known too
+
+    rng = np.random.default_rng(3)
+    lon, lat = rng.uniform(-0.5, 2.5, 200_000), rng.uniform(-0.5, 1.0, 200_000)
+    known, answer, far = grid.lookup(lon, lat)
+    np.testing.assert_array_equal(answer[known], exact(lon[known], lat[known]))
+    gap = shapely.distance(shapely.points(lon[far], lat[far]), shapely.union_all(squares))
+    assert far.any() and gap.min() > 2 * size / 8  # at least far - 1 cells away
 
 
 def _in_crossed_cells(grid: Grid, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
