@@ -253,7 +253,7 @@ def test_sub_cells_answer_as_exactly() -> None:
     assert ((truth[same_cell] >= 3) & (truth[same_cell] <= 4)).any()
 
 
-@pytest.mark.parametrize("split", [2, 4, 16])
+@pytest.mark.parametrize("split", [2, 4, 8])
 def test_sub_cells_of_any_split_answer_as_exactly(split: int) -> None:
     polygons = np.array(
         [shapely.buffer(shapely.Point(x, y), r) for x, y, r in ((0, 0, 0.03), (0.04, 0.01, 0.02))],

@@ -51,8 +51,9 @@ CELL_DEGREES: float = 0.0025
 #: assigning a point to a cell.
 MARGIN_DEGREES: float = 1e-9
 
-#: Sub-cells per side of a crossed cell (a power of two): 8 leaves about one point in
-#: seven of the crossed cells to the exact test, in 16 bytes per crossed cell.
+#: Sub-cells per side of a crossed cell (2, 4 or 8: the sub-cells of a cell are found
+#: as bits of a 64-bit word): 8 leaves about one point in seven of the crossed cells to
+#: the exact test, in 16 bytes per crossed cell before compression.
 SPLIT: int = 8
 
 #: Answers kept per crossed cell: one two-bit code per sub-cell, 0 for « test exactly ».
@@ -66,7 +67,7 @@ BLOCK_CELLS: int = 4096
 COMPRESSION: int = 4
 
 #: Boundary pieces processed at once when marking sub-cells (bounds the memory used).
-_PIECES_PER_BATCH: int = 2_000_000
+_PIECES_PER_BATCH: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Grid:
         cell outside every polygon and far from them (see :meth:`build`), ``0`` for a
         cell a boundary crosses (see :attr:`blocks`).
     split : int
-        Sub-cells per side of a crossed cell (a power of two).
+        Sub-cells per side of a crossed cell (2, 4 or 8).
     blocks : tuple of bytes
         The sub-cells of the crossed cells, taken in the order of their flat position in
         :attr:`cells`, by :data:`BLOCK_CELLS`, each block compressed (zlib) on its own
@@ -134,12 +135,12 @@ class Grid:
             polygon: its points are then more than ``far - 1`` cell sides from every
             polygon, which lets a caller skip a nearest-polygon search bounded by less.
         split : int, default :data:`SPLIT`
-            Sub-cells per side of a crossed cell, a power of two, at least 2.
+            Sub-cells per side of a crossed cell: 2, 4 or 8.
         """
         from scipy import ndimage  # only to build a grid: not imported by a new process
 
-        if split < 2 or split & (split - 1):
-            raise ValueError(f"split must be a power of two, at least 2, not {split}")
+        if split not in (2, 4, 8):
+            raise ValueError(f"split must be 2, 4 or 8, not {split}")
         xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
         x0 = np.floor(xmin / size) * size - size
         y0 = np.floor(ymin / size) * size - size
@@ -166,8 +167,6 @@ class Grid:
         del regions, flat
         codes, answers = _subcell_answers(cells, crossed_at, marked, exact, x0, y0, size)
         del marked
-        packed = codes.reshape(len(codes), split * split // 4, 4)
-        codes = packed[:, :, 0] | packed[:, :, 1] << 2 | packed[:, :, 2] << 4 | packed[:, :, 3] << 6
         answers = answers.astype(np.min_scalar_type(int(answers.max(initial=0))))
         if far:
             near = ndimage.maximum_filter((cells != 2).view(np.uint8), size=2 * far + 1)
@@ -341,27 +340,74 @@ def _crossed_subcells(
         fraction = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
         fraction = fraction / np.repeat(count, count)
         step = 1 / np.repeat(count, count)
-        corners = []
+        low, high = [], []
         for axis in (x, y):
             a = axis[owner]
             delta = axis[owner + 1] - a
             p, q = a + delta * fraction, a + delta * (fraction + step)
-            corners.append(
-                [
-                    np.floor(np.minimum(p, q) - margin).astype(np.int64),
-                    np.floor(np.maximum(p, q) + margin).astype(np.int64),
-                ]
-            )
+            low.append(np.floor(np.minimum(p, q) - margin).astype(np.int64))
+            high.append(np.floor(np.maximum(p, q) + margin).astype(np.int64))
         del owner, fraction, step, a, delta, p, q
-        for fine_x in corners[0]:
-            cell_x, sub_x = fine_x >> shift, fine_x & (split - 1)
-            for fine_y in corners[1]:
-                # the grid has a margin of cells: no piece reaches beyond it
-                where = slot[(fine_y >> shift) * shape[1] + cell_x].astype(np.int64)
-                where = where * (split * split) + (fine_y & (split - 1)) * split + sub_x
-                marked[where[where >= 0]] = True
+        # The sub-cells of the corners of each box (some of them the same sub-cell).
+        wide, tall = high[0] != low[0], high[1] != low[1]
+        both, wide, tall = np.flatnonzero(wide & tall), np.flatnonzero(wide), np.flatnonzero(tall)
+        for fine_x, fine_y in (
+            (low[0], low[1]),
+            (high[0][wide], low[1][wide]),
+            (low[0][tall], high[1][tall]),
+            (high[0][both], high[1][both]),
+        ):
+            # the grid has a margin of cells: no piece reaches beyond it
+            where = slot[(fine_y >> shift) * shape[1] + (fine_x >> shift)].astype(np.int64)
+            where *= split * split
+            where += (fine_y & (split - 1)) * split + (fine_x & (split - 1))
+            marked[where[where >= 0]] = True
         start = stop
     return marked.reshape(len(cells_at), split, split)
+
+
+def _regions(free: np.ndarray, split: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sets of free sub-cells of each cell connected by their sides.
+
+    Parameters
+    ----------
+    free : numpy.ndarray of uint64
+        One board per cell: bit ``row * split + column`` set for a sub-cell no boundary
+        meets.
+    split : int
+        Sub-cells per side (at most 8: a board holds 64 sub-cells).
+
+    Returns
+    -------
+    cell : numpy.ndarray of int
+        Cell of each region, in increasing order.
+    board : numpy.ndarray of uint64
+        Sub-cells of each region, as bits of a board.
+    """
+    west = np.uint64(sum(1 << (row * split) for row in range(split)))
+    east = west << np.uint64(split - 1)
+    shift, one = np.uint64(split), np.uint64(1)
+    cells, boards = [], []
+    cell = np.flatnonzero(free)
+    remaining = free[cell]
+    while len(cell):
+        region = remaining & (~remaining + one)  # the lowest free sub-cell: a seed
+        growing = np.arange(len(cell))
+        while len(growing):  # spread by sides within the free sub-cells, until stable
+            board = region[growing]
+            grown = board | (board << one) & ~west | (board >> one) & ~east
+            grown = (grown | board << shift | board >> shift) & remaining[growing]
+            changed = grown != board
+            region[growing] = grown
+            growing = growing[changed]
+        cells.append(cell)
+        boards.append(region)
+        remaining &= ~region
+        left = np.flatnonzero(remaining)
+        cell, remaining = cell[left], remaining[left]
+    cell, board = np.concatenate(cells), np.concatenate(boards)
+    order = np.argsort(cell, kind="stable")
+    return cell[order], board[order]
 
 
 def _subcell_answers(
@@ -389,44 +435,64 @@ def _subcell_answers(
     Returns
     -------
     codes : numpy.ndarray of uint8
-        ``(len(crossed_at), split * split)``: 0 for « test exactly », else ``c`` for
-        ``answers[:, c - 1]``.
+        ``(len(crossed_at), split * split / 4)``: the two-bit codes of :attr:`Grid.blocks`.
     answers : numpy.ndarray of int
         ``(len(crossed_at), ANSWERS_PER_CELL)``: ``answer + 1``, 0 where unused.
     """
-    from scipy import ndimage
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     count, split = marked.shape[:2]
     rows, columns = cells.shape
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = ndimage.generate_binary_structure(2, 1)  # within a cell, by sides
-    labels, regions = ndimage.label(~marked, structure=structure)
-    # Labels are numbered in scan order: those of a cell follow those of the previous.
-    last_label = np.maximum.accumulate(labels.reshape(count, -1).max(axis=1))
-    cell_of = np.searchsorted(last_label, np.arange(regions + 1))
+    bits = np.packbits(~marked.reshape(count, -1), axis=1, bitorder="little")
+    free = np.zeros((count, 8), dtype=np.uint8)
+    free[:, : bits.shape[1]] = bits
+    cell_of, board = _regions(free.view("<u8").ravel(), split)
+    del bits, free
+    regions = len(board)
+    # Regions are numbered from 1 in the order of their cells (0: a marked sub-cell).
+    # A cell's regions are disjoint: taken by their rank in the cell, each write below
+    # meets every cell once.
+    starts = np.flatnonzero(np.r_[True, cell_of[1:] != cell_of[:-1]])
+    nth = np.arange(regions) - np.repeat(starts, np.diff(np.r_[starts, regions]))
+    by_rank = [np.flatnonzero(nth == rank) for rank in range(int(nth.max(initial=-1)) + 1)]
+    # The region of each sub-cell along each side of each cell, from the west or south:
+    sides = {}
+    for name, first, step in (
+        ("west", 0, split),
+        ("east", split - 1, split),
+        ("south", 0, 1),
+        ("north", split * (split - 1), 1),
+    ):
+        positions = np.uint64(first) + np.uint64(step) * np.arange(split, dtype=np.uint64)
+        along = np.zeros((count, split), dtype=np.int32)
+        for ranked in by_rank:
+            holds = (board[ranked, None] >> positions) & np.uint64(1)
+            along[cell_of[ranked]] += (holds * (ranked + 1)[:, None]).astype(np.int32)
+        sides[name] = along
     slot = np.full(cells.size, -1, dtype=np.int32)
     slot[crossed_at] = np.arange(count, dtype=np.int32)
     row, column = np.divmod(crossed_at, columns)
     links, known, values = [], [], []
     for beside, offset, mine, theirs in (
-        (column + 1 < columns, 1, labels[:, :, -1], labels[:, :, 0]),
-        (column > 0, -1, labels[:, :, 0], labels[:, :, -1]),
-        (row + 1 < rows, columns, labels[:, -1, :], labels[:, 0, :]),
-        (row > 0, -columns, labels[:, 0, :], labels[:, -1, :]),
+        (column + 1 < columns, 1, sides["east"], sides["west"]),
+        (column > 0, -1, sides["west"], sides["east"]),
+        (row + 1 < rows, columns, sides["north"], sides["south"]),
+        (row > 0, -columns, sides["south"], sides["north"]),
     ):
         neighbour = np.where(beside, crossed_at + offset, crossed_at)
         value = cells.ravel()[neighbour].astype(np.int64)
         # Regions touching an unmarked cell take its answer (a crossed cell's own
-        # position gives none: it holds 0); each region once per side (runs of equal
-        # labels along the side kept once).
+        # position gives none: it holds 0), each region once per side (runs of the same
+        # region along the side kept once).
         side = np.flatnonzero(beside & (value > 0))
-        label = mine[side]
-        keep = label > 0
-        keep[:, 1:] &= label[:, 1:] != label[:, :-1]
-        known.append(label[keep])
-        values.append(np.broadcast_to(np.maximum(value[side] - 3, -1)[:, None], label.shape)[keep])
+        touching = mine[side]
+        keep = touching > 0
+        keep[:, 1:] &= touching[:, 1:] != touching[:, :-1]
+        known.append(touching[keep])
+        values.append(
+            np.broadcast_to(np.maximum(value[side] - 3, -1)[:, None], touching.shape)[keep]
+        )
         if offset < 0:
             continue
         # Regions of sub-cells joined across the side of two crossed cells (each side
@@ -450,30 +516,41 @@ def _subcell_answers(
     if (lowest[answered] != highest[answered]).any():
         raise RuntimeError("grille incohérente : une région de sous-cellules a deux réponses")
     # One exact lookup per component no unmarked cell answers, at a sub-cell centre.
-    asked = np.unique(component[1:][lowest[component[1:]] == unset])
-    some_label = np.zeros(len(lowest), dtype=np.intp)
-    some_label[component[1:]] = np.arange(1, regions + 1)
-    label = some_label[asked]
-    cell = cell_of[label]
-    first = np.argmax(labels[cell].reshape(len(cell), split * split) == label[:, None], axis=1)
-    sub_row, sub_column = np.divmod(first, split)
+    component = component[1:]  # of each region
+    asked = np.unique(component[lowest[component] == unset])
+    some_region = np.zeros(len(lowest), dtype=np.intp)
+    some_region[component] = np.arange(regions)
+    region = some_region[asked]
+    cell = cell_of[region]
+    seed = board[region] & (~board[region] + np.uint64(1))  # its lowest sub-cell
+    sub_row, sub_column = np.divmod(np.bitwise_count(seed - np.uint64(1)).astype(np.intp), split)
     lowest[asked] = exact(
         x0 + (column[cell] + (sub_column + 0.5) / split) * size,
         y0 + (row[cell] + (sub_row + 0.5) / split) * size,
     )
     # Codes: the rank of each region's answer among its cell's answers (3 kept).
-    answer = lowest[component[1:]]
-    order = np.lexsort((answer, cell_of[1:]))
-    cell_sorted, answer_sorted = cell_of[1:][order], answer[order]
+    answer = lowest[component]
+    order = np.lexsort((answer, cell_of))
+    cell_sorted, answer_sorted = cell_of[order], answer[order]
     new = np.ones(regions, dtype=bool)
     new[1:] = (cell_sorted[1:] != cell_sorted[:-1]) | (answer_sorted[1:] != answer_sorted[:-1])
     rank = np.cumsum(new) - 1
     first_of_cell = np.ones(regions, dtype=bool)
     first_of_cell[1:] = cell_sorted[1:] != cell_sorted[:-1]
     rank -= np.maximum.accumulate(np.where(first_of_cell, rank, 0))
-    code = np.zeros(regions + 1, dtype=np.uint8)
-    code[1 + order] = np.where(rank < ANSWERS_PER_CELL, rank + 1, 0)
+    code = np.zeros(regions, dtype=np.uint8)
+    code[order] = np.where(rank < ANSWERS_PER_CELL, rank + 1, 0)
     answers = np.zeros((count, ANSWERS_PER_CELL), dtype=np.int64)
     kept = rank < ANSWERS_PER_CELL
     answers[cell_sorted[kept], rank[kept]] = answer_sorted[kept] + 1
-    return code[labels.reshape(count, -1)], answers
+    # Two bits per sub-cell: each region's code on the bits of its sub-cells (the
+    # regions of a cell are disjoint: their sum is their union).
+    spread = np.array(
+        [sum((byte >> bit & 1) << (2 * bit) for bit in range(8)) for byte in range(256)],
+        dtype=np.uint16,
+    )
+    spread = spread[board.astype("<u8").view(np.uint8).reshape(regions, 8)] * code[:, None]
+    codes = np.zeros((count, 8), dtype="<u2")
+    for ranked in by_rank:
+        codes[cell_of[ranked]] += spread[ranked]
+    return codes.view(np.uint8)[:, : split * split // 4], answers
