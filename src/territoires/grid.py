@@ -451,12 +451,8 @@ def _subcell_answers(
     del bits, free
     regions = len(board)
     # Regions are numbered from 1 in the order of their cells (0: a marked sub-cell).
-    # A cell's regions are disjoint: taken by their rank in the cell, each write below
-    # meets every cell once.
-    starts = np.flatnonzero(np.r_[True, cell_of[1:] != cell_of[:-1]])
-    nth = np.arange(regions) - np.repeat(starts, np.diff(np.r_[starts, regions]))
-    by_rank = [np.flatnonzero(nth == rank) for rank in range(int(nth.max(initial=-1)) + 1)]
-    # The region of each sub-cell along each side of each cell, from the west or south:
+    # The region of each sub-cell along each side of each cell, from the west or south
+    # (the regions of a cell are disjoint: each sub-cell is written once):
     sides = {}
     for name, first, step in (
         ("west", 0, split),
@@ -465,10 +461,10 @@ def _subcell_answers(
         ("north", split * (split - 1), 1),
     ):
         positions = np.uint64(first) + np.uint64(step) * np.arange(split, dtype=np.uint64)
+        touching = np.flatnonzero(board & np.bitwise_or.reduce(np.uint64(1) << positions))
+        region, position = np.nonzero((board[touching, None] >> positions) & np.uint64(1))
         along = np.zeros((count, split), dtype=np.int32)
-        for ranked in by_rank:
-            holds = (board[ranked, None] >> positions) & np.uint64(1)
-            along[cell_of[ranked]] += (holds * (ranked + 1)[:, None]).astype(np.int32)
+        along[cell_of[touching[region]], position] = touching[region] + 1
         sides[name] = along
     slot = np.full(cells.size, -1, dtype=np.int32)
     slot[crossed_at] = np.arange(count, dtype=np.int32)
@@ -551,6 +547,5 @@ def _subcell_answers(
     )
     spread = spread[board.astype("<u8").view(np.uint8).reshape(regions, 8)] * code[:, None]
     codes = np.zeros((count, 8), dtype="<u2")
-    for ranked in by_rank:
-        codes[cell_of[ranked]] += spread[ranked]
+    np.add.at(codes, cell_of, spread)
     return codes.view(np.uint8)[:, : split * split // 4], answers
