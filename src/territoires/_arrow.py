@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,8 +21,18 @@ def text(values: Any) -> pa.Array:
     return pa.array(values, type=pa.string(), from_pandas=True)
 
 
-def series(values: pa.Array, index: pd.Index) -> pd.Series:
-    """pandas ``string[pyarrow]`` Series over an arrow string array, without copying."""
+def scattered(n: int, rows: np.ndarray, values: Any) -> pa.Array:
+    """Arrow strings of length ``n``: ``values`` at positions ``rows``, null elsewhere.
+
+    Converts only the given values, not ``n`` Python objects (mostly None) under the GIL.
+    """
+    position = np.full(n, -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    return text(values).take(pa.array(position, mask=position < 0))
+
+
+def series(values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    """pandas ``string[pyarrow]`` Series over arrow strings, without copying."""
     return pd.Series(pd.arrays.ArrowStringArray(values), index=index)
 
 

@@ -19,9 +19,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from . import places
+from . import engine, places
 from ._errors import InputError
 from ._gc import paused
+from ._trim import trim
 from .engine import (
     COMMUNE_TOLERANCE_M,
     INPUT_SUFFIX,
@@ -202,14 +203,16 @@ def classify(
         precision=precision,
         data_dir=data_dir,
     )
+    trim(len(frame))  # the reading's freed memory would add to the classification's peak
     if ref is None:
         ref = reference(chosen, data_dir)
     numbers = places.lines(frame)
     if len(frame) <= chunk_size and not progress:  # one chunk (a check): no thread, no bar
-        parts = [classify_frame(frame, ref, numbers)]
+        columns = engine.classify_columns(frame, ref, numbers)
     else:
-        parts = _classify_chunks(frame, ref, numbers, chunk_size, workers, progress)
-    out = pd.concat(parts) if len(parts) > 1 else parts[0]
+        columns = _classify_chunks(frame, ref, numbers, chunk_size, workers, progress)
+    out = engine.framed(frame, columns)
+    del columns
     out.attrs = {
         **({"lignes": frame.attrs["lignes"]} if "lignes" in frame.attrs else {}),
         "regles": ref.rules.describe(),
@@ -228,29 +231,26 @@ def _classify_chunks(
     chunk_size: int,
     workers: int | None,
     progress: bool,
-) -> list[gpd.GeoDataFrame]:
-    """Classify ``frame`` by chunks of ``chunk_size`` rows in parallel threads, in order."""
+) -> dict[str, Any]:
+    """Output columns of ``frame`` (see :func:`territoires.engine.assemble`), classified by
+    chunks of ``chunk_size`` rows in parallel threads."""
     from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
 
-    chunks = [
-        (
-            frame.iloc[start : start + chunk_size],
-            None if numbers is None else numbers[start : start + chunk_size],
-        )
-        for start in range(0, len(frame), chunk_size)
-    ]
+    collected = engine.Collected(len(frame))
     with (
         paused(len(frame)),  # see territoires._gc: a geometry per place
         ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
         tqdm(total=len(frame), disable=not progress, unit=" lieux", desc="classement") as bar,
     ):
 
-        def run(chunk: tuple[gpd.GeoDataFrame, np.ndarray | None]) -> gpd.GeoDataFrame:
-            done = classify_frame(chunk[0], ref, chunk[1])
-            bar.update(len(chunk[0]))
-            return done
+        def run(start: int) -> None:
+            chunk = frame.iloc[start : start + chunk_size]
+            lines = None if numbers is None else numbers[start : start + chunk_size]
+            collected.put(start, engine.classify_columns(chunk, ref, lines))
+            bar.update(len(chunk))
 
-        return list(pool.map(run, chunks)) or [classify_frame(frame, ref, numbers)]
+        list(pool.map(run, range(0, len(frame), chunk_size)))
+    return collected.columns() if len(frame) else engine.classify_columns(frame, ref, numbers)
 
 
 #: Output columns that depend on the QPV geography (``qpv_code`` … ``qpv_a_verifier``,

@@ -30,7 +30,7 @@ from pyproj import Transformer
 from shapely.ops import substring
 
 from . import catalogue, crs, french, loaders, motifs, places, prepared, qpv_reach
-from ._arrow import series, text
+from ._arrow import scattered, series, text
 from ._errors import DataNotFoundError, DownloadError
 from ._gc import paused
 from .grid import CELL_DEGREES, Grid
@@ -1232,7 +1232,7 @@ def _reach(
 
 def assemble(
     frame: gpd.GeoDataFrame, where: Location, ref: Reference, lines: np.ndarray | None = None
-) -> gpd.GeoDataFrame:
+) -> dict[str, Any]:
     """Output columns, verdict and motif of the places of ``frame`` located at ``where``.
 
     Every column is taken from arrays prepared once in the reference (commune text and
@@ -1257,13 +1257,13 @@ def assemble(
 
     Returns
     -------
-    geopandas.GeoDataFrame
-        ``frame``'s own columns (renamed with :data:`INPUT_SUFFIX` on a clash, whatever
-        the case: ``Commune`` → ``Commune_entree``), then
-        :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``), point geometry.
+    dict of str to array
+        :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``) then ``geometry``
+        (shapely points or None), positional, each a numpy array, a pandas nullable
+        array or an arrow string array: :func:`framed` makes them a GeoDataFrame, and
+        :class:`Collected` gathers those of consecutive batches.
     """
     n = len(frame)
-    index = frame.index
     names = [territory.name for territory in crs.TERRITORIES]
     valid, checked, commune = where.valid, where.checked, where.commune
     nearest, distance, containing = where.nearest, where.distance, where.containing
@@ -1326,16 +1326,18 @@ def assemble(
     nearest = np.where(edge, -1, nearest)
     verdict = _verdicts(valid, in_qpv, near, values["hors_grands_centres_urbains"], uncertain)
     point_qpv = np.flatnonzero(inside & on_point)
-    qpv_code = np.full(n, None, dtype=object)
-    qpv_code[point_qpv] = containing[point_qpv]
-    qpv_nom = np.full(n, None, dtype=object)
-    qpv_nom[point_qpv] = [
-        " ; ".join(ref.qpv_names[code] for code in codes.split(";"))
-        for codes in containing[point_qpv]
-    ]
-    qpv_code = pa.array(qpv_code, type=pa.string(), from_pandas=True)
-    qpv_nom = pa.array(qpv_nom, type=pa.string(), from_pandas=True)
-    to_check = pa.array(where.to_check, type=pa.string(), from_pandas=True)
+    qpv_code = scattered(n, point_qpv, containing[point_qpv])
+    qpv_nom = scattered(
+        n,
+        point_qpv,
+        [
+            " ; ".join(ref.qpv_names[code] for code in codes.split(";"))
+            for codes in containing[point_qpv]
+        ],
+    )
+    listed = np.flatnonzero(reached)
+    to_check = scattered(n, listed, where.to_check[listed])
+    edges = np.flatnonzero(pd.notna(where.edge))
     motif = motifs.compose(
         verdict,
         sentence,
@@ -1355,48 +1357,127 @@ def assemble(
             "boundary": where.boundary,
             "to_check": to_check,
             "listed": source == BY_LIST,
-            "edge": pa.array(where.edge, type=pa.string(), from_pandas=True),
+            "edge": scattered(n, edges, where.edge[edges]),
         },
         ref.rules,
         ref.texts,
     )
     territory = np.where(valid, where.territory + 1, 0)
-    localisation = np.select([by_commune, valid], ["commune", "point"], default="")
+    localisation = np.select([by_commune, valid], [1, 2], default=0)
+    return {
+        "lon": np.where(valid, frame["lon"].to_numpy(dtype=float), np.nan),
+        "lat": np.where(valid, frame["lat"].to_numpy(dtype=float), np.nan),
+        "precision_m": np.where(valid & ~by_commune, precision, np.nan),
+        "localisation": _LOCALISATIONS.take(pa.array(localisation)),
+        "territoire": pa.array(["", *names]).take(pa.array(territory)),
+        "qpv_code": qpv_code,
+        "qpv_nom": qpv_nom,
+        "in_qpv": in_qpv,
+        "distance_qpv_m": np.round(distance, 1),
+        "nearest_qpv_code": ref.qpv_text["code_qpv"].take(pa.array(nearest, mask=nearest < 0)),
+        "near_qpv": near,
+        "qpv_a_verifier": to_check,
+        "code_insee": columns["code_insee"],
+        "commune": columns["nom"],
+        "dep": columns["dep"],
+        "reg": columns["reg"],
+        "densite7": values["densite7"],
+        "cateaav2020": values["cateaav2020"],
+        "hors_grands_centres_urbains": values["hors_grands_centres_urbains"],
+        "verdict": _VERDICT_TEXT.take(pa.array(verdict)),
+        "motif": motif,
+        "geometry": where.points,  # shapely points or None, built by locate
+    }
+
+
+#: Text of :func:`assemble`'s ``localisation`` codes.
+_LOCALISATIONS = pa.array(["", "commune", "point"])
+_VERDICT_TEXT = pa.array(list(VERDICTS))
+
+
+class Collected:
+    """Output columns of ``n`` rows, filled batch by batch from any thread.
+
+    Numeric, nullable and geometry columns are written into arrays of ``n`` rows
+    allocated once, so that the arrays of each batch are freed (and their memory reused
+    by the next batch) as soon as they are copied, and nothing is concatenated at the
+    end; arrow strings are chained without copy.
+
+    Parameters
+    ----------
+    n : int
+        Rows of the whole table.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._arrays: dict[str, np.ndarray] = {}
+        self._masks: dict[str, np.ndarray] = {}
+        self._kinds: dict[str, type] = {}
+        self._texts: dict[str, dict[int, pa.Array]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, start: int, columns: dict[str, Any]) -> None:
+        """Store the columns of :func:`assemble` of rows ``start`` onwards (emptied)."""
+        for name in list(columns):
+            values = columns.pop(name)
+            rows = slice(start, start + len(values))
+            if isinstance(values, pa.Array | pa.ChunkedArray):
+                # pandas keeps large_string: cast here, in the batch's thread
+                values = values.cast(pa.large_string())
+                with self._lock:
+                    self._texts.setdefault(name, {})[start] = values
+            elif isinstance(values, np.ndarray):
+                self._array(name, self._arrays, values.dtype)[rows] = values
+            else:  # a nullable array (pandas BooleanArray, IntegerArray)
+                kind = values.dtype.numpy_dtype
+                self._kinds.setdefault(name, type(values))
+                self._array(name, self._arrays, kind)[rows] = values.to_numpy(kind, na_value=0)
+                self._array(name, self._masks, np.dtype(bool))[rows] = values.isna()
+            del values
+
+    def _array(self, name: str, arrays: dict[str, np.ndarray], dtype: np.dtype) -> np.ndarray:
+        with self._lock:
+            if name not in arrays:
+                arrays[name] = np.empty(self.n, dtype=dtype)
+            return arrays[name]
+
+    def columns(self) -> dict[str, Any]:
+        """Every column, whole: numpy arrays, nullable arrays and chained arrow strings."""
+        out: dict[str, Any] = {
+            name: pa.chunked_array([pieces[start] for start in sorted(pieces)])
+            for name, pieces in self._texts.items()
+        }
+        for name, values in self._arrays.items():
+            kind = self._kinds.get(name)
+            out[name] = values if kind is None else kind(values, self._masks[name])
+        return out
+
+
+def framed(frame: gpd.GeoDataFrame, columns: dict[str, Any]) -> gpd.GeoDataFrame:
+    """The GeoDataFrame of ``frame``'s rows with the output ``columns`` of :func:`assemble`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``frame``'s own columns (renamed with :data:`INPUT_SUFFIX` on a clash, whatever
+        the case: ``Commune`` → ``Commune_entree``), then :data:`OUTPUT_COLUMNS`, point
+        geometry in EPSG:4326; the arrays are taken without copy.
+    """
+    index = frame.index
+
+    def column(values: Any) -> pd.Series:
+        if isinstance(values, pa.Array | pa.ChunkedArray):
+            return series(values, index)
+        return pd.Series(values, index=index, copy=False)
+
     result = pd.DataFrame(
-        {
-            "lon": frame["lon"].where(valid),
-            "lat": frame["lat"].where(valid),
-            "precision_m": pd.Series(np.where(valid & ~by_commune, precision, np.nan), index=index),
-            "localisation": series(pa.array(localisation, type=pa.string()), index),
-            "territoire": series(pa.array(["", *names]).take(pa.array(territory)), index),
-            "qpv_code": series(qpv_code, index),
-            "qpv_nom": series(qpv_nom, index),
-            "in_qpv": pd.Series(in_qpv, index=index),
-            "distance_qpv_m": pd.Series(np.round(distance, 1), index=index),
-            "nearest_qpv_code": series(
-                ref.qpv_text["code_qpv"].take(pa.array(nearest, mask=nearest < 0)), index
-            ),
-            "near_qpv": pd.Series(near, index=index),
-            "qpv_a_verifier": series(to_check, index),
-            "code_insee": series(columns["code_insee"], index),
-            "commune": series(columns["nom"], index),
-            "dep": series(columns["dep"], index),
-            "reg": series(columns["reg"], index),
-            "densite7": pd.Series(values["densite7"], index=index),
-            "cateaav2020": pd.Series(values["cateaav2020"], index=index),
-            "hors_grands_centres_urbains": pd.Series(
-                values["hors_grands_centres_urbains"], index=index
-            ),
-            "verdict": series(pa.array(list(VERDICTS)).take(pa.array(verdict)), index),
-            "motif": series(motif, index),
-        },
-        index=index,
+        {name: column(columns[name]) for name in OUTPUT_COLUMNS}, index=index, copy=False
     )
     user = frame.drop(columns=[c for c in places.ADDED_COLUMNS if c in frame])
     user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in user if _clashes(c)})
     out = pd.concat([user, result], axis=1)
-    # shapely points or None, built by locate: no copy, no per-row validation
-    geometry = gpd.array.GeometryArray(where.points, crs=crs.GEOGRAPHIC)
+    geometry = gpd.array.GeometryArray(columns["geometry"], crs=crs.GEOGRAPHIC)
     return gpd.GeoDataFrame(out, geometry=geometry, copy=False)
 
 
@@ -1473,5 +1554,12 @@ def classify_frame(
     geopandas.GeoDataFrame
         ``frame`` with :data:`OUTPUT_COLUMNS` (``probleme`` folded into ``motif``).
     """
+    return framed(frame, classify_columns(frame, ref, lines))
+
+
+def classify_columns(
+    frame: gpd.GeoDataFrame, ref: Reference, lines: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The output columns of :func:`classify_frame` (see :func:`assemble`), not yet framed."""
     with paused(len(frame)):  # see territoires._gc: a geometry per place
         return assemble(frame, locate(frame, ref), ref, lines)
