@@ -1013,6 +1013,22 @@ def test_invariants_rows_order_index_input_and_types(real) -> None:
     assert counts == out["verdict"].value_counts().to_dict()
 
 
+def test_chunks_in_threads_give_the_frame_of_one_batch(real) -> None:
+    """Chunks gathered column by column (engine.Collected) equal one classify_frame."""
+    table = pd.concat([_messy_table(real)] * 7)
+    table.index = [f"{name}-{copy}" for copy, name in enumerate(table.index)]
+    table["commune"] = "entrée de l'utilisateur"  # clashes with an output column
+
+    chunked = classify(table, real.ref, chunk_size=5, workers=3)
+    frame = territoires.places.read_places(table, geometry=False)
+    whole = engine.classify_frame(frame, real.ref, territoires.places.lines(frame))
+
+    pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
+    assert chunked["motif"].array._pa_array.num_chunks > 1  # chained, not copied
+    for column in chunked:
+        assert type(chunked[column].array) is type(whole[column].array), column
+
+
 def test_input_layer_with_index_is_not_mutated(real) -> None:
     layer = gpd.GeoDataFrame(
         {"nom": ["Conques", "Reynerie", "Mer"]},

@@ -359,6 +359,11 @@ class Reference:
         return _by_row(len(self.qpv), self.qpv_layers)
 
     @cached_property
+    def commune_deps(self) -> np.ndarray:
+        """Département code of every commune, by reference row (Python strings)."""
+        return self.communes["dep"].to_numpy(dtype=object)
+
+    @cached_property
     def commune_polygons(self) -> np.ndarray:
         """Metric polygon of every commune, by reference row (gathered on first use).
 
@@ -368,10 +373,10 @@ class Reference:
         return _by_row(len(self.communes), self.commune_layers)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Everything but the polygons by row, which pickle would write one by one."""
+        """Everything but what is derived on first use (polygons by row, pickled one by one)."""
         state = dict(self.__dict__)
-        state.pop("qpv_polygons", None)
-        state.pop("commune_polygons", None)
+        for derived in ("qpv_polygons", "commune_polygons", "commune_deps"):
+            state.pop(derived, None)
         return state
 
     @classmethod
@@ -1121,7 +1126,7 @@ def _find_edge(
     )
     first = _first_hit(len(at), hit_point, hit)
     near = first >= 0
-    found[rows[near]] = ref.communes["dep"].to_numpy(dtype=object)[layer.rows[first[near]]]
+    found[rows[near]] = ref.commune_deps[layer.rows[first[near]]]
     return found
 
 
