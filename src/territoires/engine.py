@@ -700,13 +700,21 @@ def land_border(polygons: np.ndarray, territory: str) -> shapely.Geometry:
 def _containing(layer: Layer, points: np.ndarray) -> np.ndarray:
     """Reference row of the polygon of ``layer`` containing each point, -1 if none.
 
-    Each (prepared) polygon is queried against a tree of the points: far faster than
-    testing every point against unprepared polygons. A point on a shared boundary
-    belongs to the polygon listed first in the reference.
+    Many points (half as many as polygons or more): each (prepared) polygon is queried
+    against a tree of the points, far faster than testing every point against
+    unprepared polygons. Fewer points (those of a batch that the grid leaves): each
+    point is queried against the layer's tree of polygons, which spares a pass over
+    every polygon. Both test the same exact predicate, and a point on a shared boundary
+    belongs to the polygon listed first in the reference either way.
     """
     if not len(points):  # e.g. every point answered by the grid: no polygon decoded
         return np.full(0, -1)
-    hit_poly, hit_point = shapely.STRtree(points).query(layer.geometries, predicate="intersects")
+    if 2 * len(points) >= len(layer.rows):
+        hit_poly, hit_point = shapely.STRtree(points).query(
+            layer.geometries, predicate="intersects"
+        )
+    else:
+        hit_point, hit_poly = layer.tree.query(points, predicate="intersects")
     return _first_hit(len(points), hit_point, layer.rows[hit_poly])
 
 
