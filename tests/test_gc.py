@@ -87,3 +87,26 @@ def test_classify_pauses_only_large_frames(monkeypatch) -> None:
     territoires.classify(many, chunk_size=BIG)
     assert seen == [True, False]
     assert gc.isenabled()
+
+
+def test_objects_made_during_a_pause_go_to_the_oldest_generation() -> None:
+    """The first collection after a pause does not traverse what the pause created."""
+    with paused(BIG):
+        made = [[] for _ in range(50_000)]  # tracked objects, like geometries
+    young, middle, _ = gc.get_count()
+    assert young < 1_000 and middle < 2
+    assert all(gc.is_tracked(item) for item in made[:10])
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert gc.isenabled()
+
+
+def test_a_pause_leaves_the_objects_frozen_by_the_process_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with paused(BIG):
+            [[] for _ in range(1_000)]
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

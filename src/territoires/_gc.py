@@ -7,7 +7,10 @@ million places, those collections took a third of the CPU time of
 :func:`territoires.classify`, holding the GIL while the other thread waited. The
 engine creates no reference cycle worth collecting meanwhile: the collector is paused
 for the duration of a classification and restored afterwards (reference counting still
-frees every object as usual). Small classifications (fewer than :data:`PAUSE_FROM` rows)
+frees every object as usual). When the pause ends, the objects created meanwhile (a
+million geometries) are handed to the oldest generation at once (:func:`_promote`)
+rather than traversed by the first collection that follows, then again by the next
+generation's. Small classifications (fewer than :data:`PAUSE_FROM` rows)
 leave it alone: their collections cost nothing worth saving, and a long-running process
 that classifies small batches without pause (the web service under load) would otherwise
 never collect its own cycles.
@@ -51,7 +54,22 @@ class _Pause:
             with self.lock:
                 self.depth -= 1
                 if self.depth == 0 and self.was_enabled:
+                    _promote()
                     gc.enable()
+
+
+def _promote() -> None:
+    """Move every tracked object to the oldest generation, without traversing any.
+
+    ``gc.freeze`` then ``gc.unfreeze`` splice the generations' lists (constant time)
+    and reset the young generation's count: the next collections see only the objects
+    created afterwards, and a full collection still examines everything as usual. Not
+    done when the process keeps frozen objects of its own (``gc.freeze`` before forking
+    workers, or :func:`freeze_for_exit`): unfreezing would hand them back.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 #: Context manager: ``with paused(len(frame)): ...`` runs without cyclic collections
