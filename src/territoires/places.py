@@ -71,7 +71,7 @@ from pyproj.exceptions import CRSError
 
 from . import _csv, communes, geocode, loaders
 from . import crs as _crs
-from ._arrow import text
+from ._arrow import scattered, text
 from ._errors import ColumnError, DataNotFoundError, InputError
 
 #: Name of the column giving the precision of each point, in metres.
@@ -1219,7 +1219,8 @@ def _assemble(
     lon, lat = numbers["lon"], numbers["lat"]
     out["lon"] = lon
     out["lat"] = lat
-    out["probleme"] = pd.arrays.ArrowStringArray(text(problems))
+    flagged = np.flatnonzero(pd.notna(problems))  # few: converted alone
+    out["probleme"] = pd.arrays.ArrowStringArray(scattered(len(out), flagged, problems[flagged]))
     out["territoire"] = pd.arrays.ArrowStringArray(text(territoire))
     out[PRECISION_COLUMN] = numbers[PRECISION_COLUMN]
     out["commune_donnee"] = commune.array
