@@ -365,6 +365,9 @@ def test_interrupted_xlsx_write_leaves_previous_file_or_nothing(
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # a test run in the background of a shell ignores SIGINT, and so would the
+        # command: Python keeps a signal ignored at start-up (Ctrl-C then does nothing)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not any(output.parent.glob(".partiel-*")):  # the write has started
