@@ -1233,7 +1233,7 @@ def _assemble(
     if located is not None:
         for column in GEOCODING_COLUMNS:
             out[column] = located[column].to_numpy()
-    result = gpd.GeoDataFrame(out, geometry="geometry")
+    result = gpd.GeoDataFrame(out, geometry="geometry", copy=False)  # no consolidating copy
     result.attrs["colonnes_entree"] = {str(old): new for old, new in renames.items()}
     result.attrs["lignes"] = line_ranges(lines)
     if located is not None:
