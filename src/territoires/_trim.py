@@ -1,12 +1,16 @@
-"""Freed memory handed back to the operating system after reading a large table.
+"""Freed memory handed back to the operating system around the reading of a large table.
 
-Reading and validating a million places (:func:`territoires.places.read_places`) frees
-more than a hundred megabytes of temporary arrays in the reading thread's heap. The C
-library keeps that memory for later allocations of the same heap, but the
-classification runs in worker threads, which allocate from heaps of their own: the
-freed memory would only add to the peak of the process. :func:`trim` asks the GNU C
-library to return it (``malloc_trim``, as dask's workers do); elsewhere (macOS,
-Windows, musl) it does nothing.
+Allocators keep freed memory for later allocations of their own, which the process
+still counts: arrow's allocator (mimalloc) purges freed pages only after a delay, so
+a million places classified just before (and deleted) leave about 600 MB in it; the
+GNU C library keeps the temporary arrays freed while reading and validating a million
+places (:func:`territoires.places.read_places`, more than a hundred megabytes) in the
+reading thread's heap, while the classification runs in worker threads that allocate
+from heaps of their own. Both would add to the peak of a large classification:
+:func:`before_reading` asks arrow to return what it holds, :func:`after_reading` asks
+the C library (``malloc_trim``, as dask's workers do; nothing on macOS, Windows or
+musl). Small tables are left alone: a service classifying many small batches keeps
+its memory at hand.
 """
 
 from __future__ import annotations
@@ -15,8 +19,23 @@ import ctypes
 from functools import cache
 from typing import Any
 
-#: Rows from which :func:`territoires.classify` trims after reading.
+#: Rows from which :func:`territoires.classify` hands freed memory back.
 TRIM_FROM: int = 100_000
+
+
+def before_reading(source: Any) -> None:
+    """Return the memory arrow's allocator holds before reading a large ``source``.
+
+    Only for a source of known length (a table) of at least :data:`TRIM_FROM` rows.
+    """
+    try:
+        rows = len(source)
+    except TypeError:  # a path: its size is known after reading
+        return
+    if rows >= TRIM_FROM:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
 
 
 @cache
@@ -28,7 +47,7 @@ def _malloc_trim() -> Any:
         return None
 
 
-def trim(rows: int) -> None:
+def after_reading(rows: int) -> None:
     """Return the freed memory of the C heaps to the system after reading ``rows`` rows.
 
     Does nothing under :data:`TRIM_FROM` rows (nothing worth the call) or without glibc.

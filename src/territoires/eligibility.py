@@ -22,7 +22,7 @@ import pandas as pd
 from . import engine, places
 from ._errors import InputError
 from ._gc import paused
-from ._trim import trim
+from ._trim import after_reading, before_reading
 from .engine import (
     COMMUNE_TOLERANCE_M,
     INPUT_SUFFIX,
@@ -191,6 +191,7 @@ def classify(
         return side_by_side(runs)
     if vintages and ref is None:
         chosen = (chosen or preset()).replace(qpv_vintage=vintages[0])
+    before_reading(source)
     frame = places.read_places(
         source,
         lon=lon,
@@ -203,7 +204,7 @@ def classify(
         precision=precision,
         data_dir=data_dir,
     )
-    trim(len(frame))  # the reading's freed memory would add to the classification's peak
+    after_reading(len(frame))  # freed memory would add to the classification's peak
     if ref is None:
         ref = reference(chosen, data_dir)
     numbers = places.lines(frame)
