@@ -1025,6 +1025,9 @@ def test_chunks_in_threads_give_the_frame_of_one_batch(real) -> None:
 
     pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
     assert chunked["motif"].array._pa_array.num_chunks > 1  # chained, not copied
+    # counted chunk by chunk, listed as value_counts lists them (ties included)
+    counts = chunked["verdict"].value_counts()
+    assert list(chunked.attrs["verdicts"].items()) == list(counts.items())
     for column in chunked:
         assert type(chunked[column].array) is type(whole[column].array), column
 

@@ -18,6 +18,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import engine, places
 from ._errors import InputError
@@ -210,15 +212,16 @@ def classify(
     numbers = places.lines(frame)
     if len(frame) <= chunk_size and not progress:  # one chunk (a check): no thread, no bar
         columns = engine.classify_columns(frame, ref, numbers)
+        tallies = [pc.value_counts(columns["verdict"])]
     else:
-        columns = _classify_chunks(frame, ref, numbers, chunk_size, workers, progress)
+        columns, tallies = _classify_chunks(frame, ref, numbers, chunk_size, workers, progress)
     out = engine.framed(frame, columns)
     del columns
     out.attrs = {
         **({"lignes": frame.attrs["lignes"]} if "lignes" in frame.attrs else {}),
         "regles": ref.rules.describe(),
         "sources": ref.sources,
-        "verdicts": {key: int(value) for key, value in out["verdict"].value_counts().items()},
+        "verdicts": _verdict_counts(tallies),
     }
     if "geocodage" in frame.attrs:
         out.attrs["geocodage"] = frame.attrs["geocodage"]
@@ -232,12 +235,14 @@ def _classify_chunks(
     chunk_size: int,
     workers: int | None,
     progress: bool,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[pa.StructArray]]:
     """Output columns of ``frame`` (see :func:`territoires.engine.assemble`), classified by
-    chunks of ``chunk_size`` rows in parallel threads."""
+    chunks of ``chunk_size`` rows in parallel threads, and each chunk's count of verdicts
+    (``pyarrow.compute.value_counts``), in order."""
     from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
 
     collected = engine.Collected(len(frame))
+    tallies: dict[int, pa.StructArray] = {}
     with (
         paused(len(frame)),  # see territoires._gc: a geometry per place
         ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
@@ -247,11 +252,28 @@ def _classify_chunks(
         def run(start: int) -> None:
             chunk = frame.iloc[start : start + chunk_size]
             lines = None if numbers is None else numbers[start : start + chunk_size]
-            collected.put(start, engine.classify_columns(chunk, ref, lines))
+            columns = engine.classify_columns(chunk, ref, lines)
+            tallies[start] = pc.value_counts(columns["verdict"])
+            collected.put(start, columns)
             bar.update(len(chunk))
 
         list(pool.map(run, range(0, len(frame), chunk_size)))
-    return collected.columns() if len(frame) else engine.classify_columns(frame, ref, numbers)
+    if not len(frame):
+        columns = engine.classify_columns(frame, ref, numbers)
+        return columns, [pc.value_counts(columns["verdict"])]
+    return collected.columns(), [tallies[start] for start in sorted(tallies)]
+
+
+def _verdict_counts(tallies: list[pa.StructArray]) -> dict[str, int]:
+    """Places per verdict, as ``out["verdict"].value_counts()`` gives them (most frequent
+    first, ties in order of first appearance), from the counts of consecutive chunks."""
+    total: dict[str, int] = {}
+    for tally in tallies:
+        counts = tally.field("counts").to_pylist()
+        for verdict, count in zip(tally.field("values").to_pylist(), counts, strict=True):
+            total[verdict] = total.get(verdict, 0) + count
+    ordered = pd.Series(total, dtype="int64").sort_values(ascending=False, kind="stable")
+    return {str(verdict): int(count) for verdict, count in ordered.items()}
 
 
 #: Output columns that depend on the QPV geography (``qpv_code`` … ``qpv_a_verifier``,
