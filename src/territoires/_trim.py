@@ -16,6 +16,7 @@ its memory at hand.
 from __future__ import annotations
 
 import ctypes
+import threading
 from functools import cache
 from typing import Any
 
@@ -47,11 +48,21 @@ def _malloc_trim() -> Any:
         return None
 
 
-def after_reading(rows: int) -> None:
+def after_reading(rows: int) -> threading.Thread | None:
     """Return the freed memory of the C heaps to the system after reading ``rows`` rows.
 
-    Does nothing under :data:`TRIM_FROM` rows (nothing worth the call) or without glibc.
+    The trim (tens of milliseconds over a large heap, without the GIL) runs in a thread
+    of its own, beside the classification; the caller joins it. Nothing is done under
+    :data:`TRIM_FROM` rows (nothing worth the call) or without glibc.
+
+    Returns
+    -------
+    threading.Thread or None
+        The started thread, or None when there is nothing to do.
     """
     malloc_trim = _malloc_trim() if rows >= TRIM_FROM else None
-    if malloc_trim is not None:
-        malloc_trim(0)
+    if malloc_trim is None:
+        return None
+    thread = threading.Thread(target=malloc_trim, args=(0,), name="territoires-trim")
+    thread.start()
+    return thread

@@ -206,7 +206,7 @@ def classify(
         precision=precision,
         data_dir=data_dir,
     )
-    after_reading(len(frame))  # freed memory would add to the classification's peak
+    trimming = after_reading(len(frame))  # freed memory would add to the classification's peak
     if ref is None:
         ref = reference(chosen, data_dir)
     numbers = places.lines(frame)
@@ -217,6 +217,8 @@ def classify(
         columns, tallies = _classify_chunks(frame, ref, numbers, chunk_size, workers, progress)
     out = engine.framed(frame, columns)
     del columns
+    if trimming is not None:
+        trimming.join()
     out.attrs = {
         **({"lignes": frame.attrs["lignes"]} if "lignes" in frame.attrs else {}),
         "regles": ref.rules.describe(),
