@@ -1196,6 +1196,17 @@ def test_input_columns_named_like_outputs_are_kept_with_a_suffix(real) -> None:
     assert list(table.columns) == ["lon", "lat", "commune", "verdict"]
 
 
+def test_input_columns_already_suffixed_get_a_free_name(real) -> None:
+    """Re-classifying a result: « verdict » and « verdict_entree » both kept, distinct."""
+    table = points_table([1.4020], [43.5750], verdict=["ancien"], verdict_entree=["plus ancien"])
+    out = classify(table, real.ref)
+
+    assert out.columns.is_unique
+    assert out["verdict_entree"].tolist() == ["plus ancien"]
+    assert out["verdict_entree_2"].tolist() == ["ancien"]
+    assert out["verdict"].tolist() == ["qpv"]
+
+
 # ------------------------------------------- distances from the CGI, NPNRU list, presets
 
 #: Toulouse: 348 m from QP031007 « Grand Mirail » (the nearest QPV) and 457 m from

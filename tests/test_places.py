@@ -234,6 +234,31 @@ def test_xlsx_first_sheet_or_named_sheet(tmp_path) -> None:
         read_places(path, sheet="Absente")
 
 
+def test_xlsx_cells_are_read_as_written(tmp_path) -> None:
+    """Text that pandas takes for missing stays text; whole numbers beside an empty
+    cell stay whole (a SIRET is not a decimal). (« #N/A » typed in Excel is an error
+    value, not text: read as an empty cell.)"""
+    path = tmp_path / "lieux.xlsx"
+    words = ["n/a", "NA", "null", "None", "nan", "N/A", "NULL", "-", None]
+    pd.DataFrame(
+        {
+            "nom": [f"lieu {i}" for i in range(len(words))],
+            "note": words,
+            "siret": [12345678901234, None, *range(len(words) - 2)],
+            "lon": [1.4020 + i / 1000 for i in range(len(words))],
+            "lat": [43.5750] * len(words),
+        }
+    ).to_excel(path, index=False)
+
+    out = read_places(path)
+
+    assert out["note"].tolist()[:-1] == words[:-1]
+    assert pd.isna(out["note"].iloc[-1])
+    assert out["siret"].dtype == "Int64"
+    assert out["siret"].iloc[0] == 12345678901234 and pd.isna(out["siret"].iloc[1])
+    assert "12345678901234;" in export.csv_text(out.drop(columns="geometry")).decode("utf-8-sig")
+
+
 def test_geojson_points_and_other_geometries() -> None:
     out = read_places(PLACES / "points.geojson")
 

@@ -1488,7 +1488,12 @@ def framed(frame: gpd.GeoDataFrame, columns: dict[str, Any]) -> gpd.GeoDataFrame
         {name: column(columns[name]) for name in OUTPUT_COLUMNS}, index=index, copy=False
     )
     user = frame.drop(columns=[c for c in places.ADDED_COLUMNS if c in frame])
-    user = user.rename(columns={c: f"{c}{INPUT_SUFFIX}" for c in user if _clashes(c)})
+    renames: dict[Any, str] = {}
+    for column in user:  # « verdict » → « verdict_entree », or « verdict_entree_2 »…
+        if _clashes(column):
+            taken = pd.Index([*user.columns, *renames.values()])
+            renames[column] = places.free_name(taken, f"{column}{INPUT_SUFFIX}")
+    user = user.rename(columns=renames)
     out = pd.concat([user, result], axis=1)
     geometry = gpd.array.GeometryArray(columns["geometry"], crs=crs.GEOGRAPHIC)
     return gpd.GeoDataFrame(out, geometry=geometry, copy=False)

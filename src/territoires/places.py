@@ -494,7 +494,7 @@ def _read_csv(path: Path, wanted: set[str]) -> _Table:
         ]
     if longer.any():
         extra = [separator.join(record[width:]) or np.nan for record in records]
-        frame_extra[_free_name(pd.Index(names), "champs_en_trop")] = pd.Series(extra, dtype=object)
+        frame_extra[free_name(pd.Index(names), "champs_en_trop")] = pd.Series(extra, dtype=object)
     if (lengths != width).any():
         records = [
             record if len(record) == width else (record + [""] * width)[:width]
@@ -539,7 +539,7 @@ def _read_regular_csv(text: str, separator: str, skipped: int) -> _Table | None:
     return _Table(frame, np.arange(first, first + len(frame), dtype=np.int64))
 
 
-def _free_name(columns: pd.Index, name: str) -> str:
+def free_name(columns: pd.Index, name: str) -> str:
     """``name``, or ``name_2``, ``name_3``… when the table already has that column."""
     candidate, count = name, 1
     while candidate in columns:
@@ -619,7 +619,13 @@ def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
                 raise InputError(
                     f"feuille {sheet!r} absente de {path} ; feuilles : {', '.join(names)}"
                 )
-            raw = pd.read_excel(book, sheet_name=0 if sheet is None else sheet, header=None)
+            raw = pd.read_excel(
+                book,
+                sheet_name=0 if sheet is None else sheet,
+                header=None,
+                keep_default_na=False,  # « NA », « n/a », « null »… are the user's text
+                na_values=[""],
+            )
     except InputError:  # a ValueError too, but already worded for the user
         raise
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError) as error:
@@ -637,8 +643,28 @@ def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
         for position, name in enumerate(frame.columns, start=1)
         if name == f"colonne_{position}" and frame[name].isna().all()
     ]
-    frame = frame.drop(columns=unnamed).infer_objects()
+    frame = _whole_numbers(frame.drop(columns=unnamed)).infer_objects()
     return _Table(frame, np.arange(len(frame)) + header + 2, others=others, part="feuille")
+
+
+def _whole_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of whole numbers with empty cells as nullable integers (``Int64``).
+
+    ``infer_objects`` would make them floats, and a SIRET ``12345678901234`` would come
+    out as ``12345678901234,0``.
+    """
+    out = frame.copy(deep=False)
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object or not column.isna().any():
+            continue
+        present = column.dropna()
+        if len(present) and all(
+            isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+            for value in present
+        ):
+            out[name] = column.astype("Int64")
+    return out
 
 
 def _read_layer(path: Path, layer: str | int | None) -> _Table:
@@ -1212,7 +1238,7 @@ def _assemble(
     for name in out.columns:  # « LON » clashes with the added « lon » as « lon » does
         if str(name).casefold() in folded and name != geometry_column:
             taken = pd.Index([*out.columns, *renames.values()])
-            renames[name] = _free_name(taken, f"{name}{INPUT_SUFFIX}")
+            renames[name] = free_name(taken, f"{name}{INPUT_SUFFIX}")
     out = out.rename(columns=renames)
     if geometry_column is not None:
         out = out.rename(columns={geometry_column: "geometry"})
