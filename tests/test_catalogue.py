@@ -145,6 +145,23 @@ def test_choose_offline_with_nothing_on_disk(tmp_path: Path) -> None:
         catalogue.choose("qpv", 1996)
 
 
+def test_a_mistyped_mirror_folder_is_named_as_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TERRITOIRES_DATA_DIR naming no folder: the message says so, not only « introuvable »."""
+    monkeypatch.setattr(settings, "cache_dir", tmp_path / "cache")
+    typo = tmp_path / "mirorr"
+    for attempt in (
+        lambda: catalogue.choose("qpv", 2024, typo),
+        lambda: catalogue.fetch("qpv2024", data_dir=typo),
+    ):
+        with pytest.raises(DataNotFoundError, match=rf"{typo} n'existe pas : vérifiez le chemin"):
+            attempt()
+    with pytest.raises(DataNotFoundError) as info:  # an existing folder: nothing added
+        catalogue.choose("qpv", 2024, tmp_path)
+    assert "n'existe pas" not in str(info.value)
+
+
 def test_fetch_reads_the_mirror(data_dir: Path) -> None:
     assert catalogue.fetch("regions_anct2025") == data_dir / "admin" / "regions.geojson"
 

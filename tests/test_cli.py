@@ -513,3 +513,17 @@ def test_partitions_progress_on_stderr(data_dir: Path, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "Completed" not in run.stdout and "Completed" in run.stderr
     assert out.is_dir()
+
+
+def test_summary_counts_are_french_numbers_most_frequent_first(capsys) -> None:
+    """A partitioned run's counts (sorted by verdict name) print as classify's do."""
+    from territoires import cli
+
+    cli._summary({"verdicts": {"invalide": 21, "qpv": 6_699, "non_eligible": 147_603}})
+
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "  Non éligible : 147\u202f603",
+        "  Dans un quartier prioritaire (QPV) : 6\u202f699",
+        "  Entrée invalide : 21",
+    ]

@@ -308,8 +308,17 @@ def choose(kind: str, vintage: int | None = None, data_dir: Path | None = None) 
     expected = "; ".join(f"{ds.name}: {', '.join(ds.mirror)}" for ds in options)
     raise DataNotFoundError(
         f"données {wanted} introuvables hors ligne. Miroir : {folder or 'non défini'} "
-        f"({settings.DATA_DIR_ENV}). Fichiers attendus dans le miroir : {expected}"
+        f"({settings.DATA_DIR_ENV}){_absent_folder(folder)}. Fichiers attendus dans le "
+        f"miroir : {expected}"
     )
+
+
+def _absent_folder(folder: Path | None) -> str:
+    """`` ; … n'existe pas`` when the mirror folder named does not exist (a mistyped
+    path), to add to the message of data not found; empty otherwise."""
+    if folder is None or folder.is_dir():
+        return ""
+    return f" ; {folder} n'existe pas : vérifiez le chemin donné par {settings.DATA_DIR_ENV}"
 
 
 def checksum_status(dataset: Dataset, path: Path) -> str | None:
@@ -433,6 +442,8 @@ def fetch(
             return ds.cache_path
         except ChecksumError:
             quarantine(ds, "somme de contrôle différente de celle du catalogue")
+    folder = mirror_folder(data_dir)
+    missing = _absent_folder(folder)
     if not ds.downloadable or settings.offline:
         reason = (
             "n'est publié qu'hors ligne"
@@ -442,7 +453,7 @@ def fetch(
         )
         raise DataNotFoundError(
             f"{ds.name} {reason} : placez {' ou '.join(ds.mirror)} dans le "
-            f"dossier miroir ({settings.DATA_DIR_ENV}={mirror_folder(data_dir) or ''})"
+            f"dossier miroir ({settings.DATA_DIR_ENV}={folder or ''}){missing}"
         )
     try:
         url = ds.url or _http.resolve_datagouv(ds.datagouv["dataset"], ds.datagouv["resource"])
@@ -451,4 +462,4 @@ def fetch(
             url, ds.cache_path, sha256=ds.sha256, progress=progress, validate=validate
         )
     except (DownloadError, ChecksumError) as error:
-        raise type(error)(f"{ds.name} : {error}") from error
+        raise type(error)(f"{ds.name} : {error}{missing}") from error

@@ -714,8 +714,12 @@ def _summary(result: Any) -> None:
     for vintage, block in blocks.items():
         if vintage:
             typer.echo(f"  Géographie prioritaire {vintage} :", err=True)
-        for verdict, count in block.items():
-            typer.secho(f"  {VERDICTS[verdict]} : {count}", fg=_VERDICT_COLOURS[verdict], err=True)
+        for verdict, count in sorted(block.items(), key=lambda item: -item[1]):
+            typer.secho(
+                f"  {VERDICTS[verdict]} : {french.number(count)}",
+                fg=_VERDICT_COLOURS[verdict],
+                err=True,
+            )
 
 
 @app.command("regles", cls=TerritoiresCommand)

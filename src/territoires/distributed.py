@@ -513,6 +513,7 @@ def classify_file_in_partitions(
                         dask.delayed(_write_csv)(block, target, writes[-1] if writes else None)
                     )
             counts = pd.concat(_compute(*writes, progress=progress)).groupby(level=0).sum()
+            counts = counts.sort_values(ascending=False, kind="stable")  # as classify's attrs
             verdicts = {str(key): int(value) for key, value in counts.items()}
             described = {"regles": ref.rules.describe(), "sources": ref.sources}
             export.write_provenance(provenance, {**described, "verdicts": verdicts})
