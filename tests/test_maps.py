@@ -145,6 +145,15 @@ def _page(fmap: folium.Map, tmp_path: Path, *, self_contained: bool = False) -> 
 # --- eligibility map on synthetic frames ---------------------------------------------------
 
 
+def test_page_declares_french(tmp_path):
+    """Screen readers read the map's page in French (both saving modes)."""
+    for contained in (False, True):
+        page = _page(
+            maps.eligibility_map(_classified(), _qpv()), tmp_path, self_contained=contained
+        )
+        assert page.count('<html lang="fr">') == 1 and "<html>" not in page
+
+
 def test_layers_named_in_french(tmp_path):
     fmap = maps.eligibility_map(_classified(), _qpv(), communes=_communes())
     layers = _layers(fmap)

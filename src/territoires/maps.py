@@ -1053,7 +1053,8 @@ def save(fmap: folium.Map, path: str | Path, *, self_contained: bool = False) ->
         installed package ships.
     """
     path = outputs.check_path(path, MAP_FORMATS)
-    page = fmap.get_root().render()
+    # the page is in French: screen readers and spell checkers read it so
+    page = fmap.get_root().render().replace("<html>", '<html lang="fr">', 1)
     if self_contained:
         page = _leaflet_assets.inline(page)
     with outputs.replacing(path) as (target,):
