@@ -111,6 +111,52 @@ def test_check_swapped_coordinates(data_dir: Path) -> None:
     assert result.exit_code == 1
     assert "Entrée invalide" in result.stdout
     assert "inversées" in result.stdout
+    # One point typed at the command line: no line of a file, no file to correct.
+    assert "ligne 1" not in result.stdout
+    assert "corrigez le fichier" not in result.stdout
+    assert "donnez la longitude puis la latitude" in result.stdout
+
+
+def test_check_out_of_bounds_does_not_advise_an_option_check_lacks(data_dir: Path) -> None:
+    result = runner.invoke(app, ["check", "500", "43"])
+    assert result.exit_code == 1
+    assert "hors des bornes WGS84 (lon=500.0)" in result.stdout
+    assert "ligne 1" not in result.stdout
+    assert "--crs" not in result.stdout  # check has no --crs
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["1.4020"], "latitude manquante après '1.4020' : attendu « longitude latitude »"),
+        (["1.4020", "nan"], "latitude 'nan' illisible : attendu des degrés décimaux"),
+        (["abc", "43.5"], "longitude 'abc' illisible : attendu des degrés décimaux"),
+        (["43.5,", "abc"], "longitude 'abc' illisible"),  # « lat, lon » of a web map
+        (
+            ["43°34'30\"N 1°24'07\"E"],
+            "les degrés, minutes, secondes ne sont pas lus : donnez des degrés décimaux, "
+            "longitude puis latitude (ex. 1.401944 43.575)",
+        ),
+    ],
+    ids=["lone-number", "nan", "word-and-number", "web-map", "dms"],
+)
+def test_check_mistyped_coordinates_fail_at_once_in_french(args: list[str], message: str) -> None:
+    """Text meant as coordinates is refused before any geocoding (it used to wait for the
+    geocoder, then say it was unreachable)."""
+    result = runner.invoke(app, ["check", *args, "--offline"])
+    assert result.exit_code == 1, result.output
+    assert message in " ".join(result.output.split())
+    assert "géocod" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args", [["31000", "Toulouse"], ["12 rue de Metz, Toulouse"], ["n° 12 rue de Metz Toulouse"]]
+)
+def test_check_addresses_still_go_to_the_geocoder(data_dir: Path, args: list[str]) -> None:
+    result = runner.invoke(app, ["check", *args, "--offline"])
+    assert result.exit_code == 1, result.output
+    assert "adresse absente du cache de géocodage (mode hors ligne)" in result.stdout
+    assert "ligne 1" not in result.stdout
 
 
 def _verdict(*args: str) -> tuple[str, str]:

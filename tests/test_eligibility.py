@@ -1179,6 +1179,39 @@ def test_check_refuses_unreadable_coordinates_in_french(real, args, message) -> 
         territoires.check(*args, ref=real.ref)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1,4020", r"latitude manquante après '1,4020'"),
+        ("abc 43.5", r"longitude 'abc' illisible"),
+        ("43°34'30\"N 1°24'07\"E", r"minutes, secondes ne sont pas lus.*1\.401944 43\.575\)"),
+    ],
+)
+def test_check_refuses_text_meant_as_coordinates_before_geocoding(real, text, message) -> None:
+    with pytest.raises(InputError, match=message):
+        territoires.check(text, ref=real.ref, offline=True)
+
+
+@pytest.mark.filterwarnings("ignore:contours QPV 2024 indisponibles")
+def test_check_words_invalid_motifs_for_one_point_and_classify_for_a_file(real) -> None:
+    row = territoires.check(43.5750, 1.4020, ref=real.ref)
+    runs = territoires.check(500, 43, data_dir=real.data_dir, qpv_vintages=[2015, 2024])
+    table = classify(points_table([43.5750], [1.4020]), real.ref)
+
+    assert row["verdict"] == "invalide"
+    assert row["motif"] == (
+        "Entrée invalide : latitude et longitude semblent inversées (lon=43.575, lat=1.402) : "
+        "donnez la longitude puis la latitude"
+    )
+    for vintage in (2015, 2024):
+        assert runs[f"motif_{vintage}"].endswith("CRS erroné ? attendu : degrés décimaux")
+    # The motifs of a classified table are unchanged: they name the line and the file.
+    assert table["motif"].iloc[0] == (
+        "Entrée invalide : ligne 1 : latitude et longitude semblent inversées "
+        "(lon=43.575, lat=1.402) : corrigez le fichier"
+    )
+
+
 @pytest.mark.parametrize("precision", ["30", [30], True, -1, float("nan")])
 def test_precision_that_is_not_metres_is_refused_in_french(real, precision) -> None:
     with pytest.raises(InputError, match=r"précision .* : attendu un nombre de mètres ≥ 0"):

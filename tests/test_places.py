@@ -593,3 +593,47 @@ def test_classified_attrs_serialise(data_dir, tmp_path):
     assert (
         json.loads(export.provenance_path(written).read_text(encoding="utf-8"))["lignes"] == "1-3"
     )
+
+
+@pytest.mark.parametrize("source", [[(1.402, 43.575)], {"lon": [1.402], "lat": [43.575]}, 3])
+def test_a_source_neither_path_nor_table_is_refused_in_french(source) -> None:
+    """A list or a dict raised ``TypeError: expected str, bytes or os.PathLike``."""
+    expected = r"non pris en charge : attendu le chemin d'un fichier .* un DataFrame pandas"
+    with pytest.raises(InputError, match=rf"lieux de type {type(source).__name__} {expected}"):
+        read_places(source)
+    with pytest.raises(InputError, match="DataFrame dask"):
+        territoires.classify(source)
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("1,4020 43,5750", (1.402, 43.575)),
+        ("43.5750, 1.4020", (1.402, 43.575)),
+        ("31000 Toulouse", "31000 Toulouse"),
+        ("31000", "31000"),
+        ("12 Toulouse", "12 Toulouse"),
+        ("n° 12 rue de Metz, Toulouse", "n° 12 rue de Metz, Toulouse"),
+        ("1.4020 43.5750 Toulouse", "1.4020 43.5750 Toulouse"),
+    ],
+)
+def test_read_place_points_and_addresses(text, read) -> None:
+    assert places.read_place(text) == read
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("-52.33", r"latitude manquante après '-52.33'"),
+        ("nan", r"latitude manquante après 'nan'"),
+        ("1.4020 abc", r"latitude 'abc' illisible"),
+        ("nan 43", r"longitude 'nan' illisible"),
+        ("43.5750; abc", r"longitude 'abc' illisible"),
+        ("43°34'30\"N 1°24'07\"E", r"\(ex\. 1\.401944 43\.575\)"),
+        ("1° 24′ 7″ O 43° 34′ 30″ S", r"\(ex\. -1\.401944 -43\.575\)"),
+        ("43°34'N", r"ne sont pas lus : donnez des degrés décimaux.*\(ex\. 1\.4020 43\.5750\)"),
+    ],
+)
+def test_read_place_refuses_text_meant_as_coordinates(text, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        places.read_place(text)

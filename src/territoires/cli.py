@@ -36,7 +36,7 @@ from . import (
     prepared,
     settings,
 )
-from ._errors import DataNotFoundError, OutputError, RulesError, TerritoiresError
+from ._errors import DataNotFoundError, InputError, OutputError, RulesError, TerritoiresError
 from .catalogue import Dataset
 from .rules import CGI_278_SEXIES, DEFAULT_PRESET, PRESETS, URBAN_RULES, VERDICTS, Rules, preset
 
@@ -695,13 +695,16 @@ def _geocoding_summary(provenance: dict[str, Any] | None) -> None:
 
 
 def _place(words: list[str]) -> tuple[float, float] | str:
-    """Coordinates when the words are a point (:func:`territoires.places.parse_point`: two
-    numbers, decimal comma accepted, or a « lat, lon » pair), else an address."""
-    text = " ".join(words)
+    """Coordinates when the words are a point (:func:`territoires.places.read_place`: two
+    numbers, decimal comma accepted, or a « lat, lon » pair), else an address.
+
+    Text meant as coordinates but unreadable (one number, ``abc 43.5``, degrees minutes
+    seconds) is an :class:`InputError` at once, never sent to the geocoder.
+    """
     try:
-        return places.parse_point(text)
-    except ValueError:
-        return text
+        return places.read_place(" ".join(words))
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 def _summary(result: Any) -> None:

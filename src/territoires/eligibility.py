@@ -359,7 +359,7 @@ def check(
         number or as typed text (``"1,4020"``, ``"1.4020"``); or, alone, what
         ``territoires check`` reads: a point (``"1,4020 43,5750"``, or ``"43.5750,
         1.4020"`` latitude first as copied from a web map, see
-        :func:`territoires.places.parse_point`) or else a postal address (``"12 rue de
+        :func:`territoires.places.read_place`) or else a postal address (``"12 rue de
         Metz 31000 Toulouse"``), geocoded with one request (see
         :mod:`territoires.geocode`).
     lat : float or str, optional
@@ -381,8 +381,14 @@ def check(
     ------
     InputError
         When a longitude is given without latitude, or a coordinate is not a number
-        of degrees (an address given with a latitude, ``"abc"``, a list), or
-        ``precision`` is not a number of metres ≥ 0.
+        of degrees (an address given with a latitude, ``"abc"``, a list), or a text
+        meant as coordinates cannot be read (``"1.4020"`` alone, ``"abc 43.5"``, degrees
+        minutes seconds), or ``precision`` is not a number of metres ≥ 0.
+
+    Notes
+    -----
+    The motifs of an invalid place speak of the place, not of a file: no line number,
+    no advice to correct a file or to give ``--crs``.
 
     Examples
     --------
@@ -393,9 +399,13 @@ def check(
     """
     if isinstance(lon, str) and lat is None:
         try:  # a point typed as at the command line: "1,4020 43,5750", "43.5750, 1.4020"
-            lon, lat = places.parse_point(lon)
-        except ValueError:
-            table = pd.DataFrame({"adresse": [lon]})
+            place = places.read_place(lon)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        if isinstance(place, str):
+            table = pd.DataFrame({"adresse": [place]})
+        else:
+            lon, lat = place
     elif lat is None:
         raise InputError(f"longitude {lon!r} sans latitude : donnez les deux, ou une adresse")
     if lat is not None:
@@ -406,5 +416,7 @@ def check(
         table = pd.DataFrame({"lon": [lon], "lat": [lat]})
     result = classify(table, rules, **kwargs)
     row = result.iloc[0].drop(labels="geometry")
+    for label in row.index[row.index.str.startswith("motif")]:  # no file, no line, no --crs
+        row[label] = places.point_wording(row[label])
     row.attrs = result.attrs
     return row

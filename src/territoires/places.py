@@ -232,7 +232,8 @@ def read_places(
     Raises
     ------
     InputError
-        When no row can be used: missing or unreadable file, no row, neither coordinate,
+        When ``source`` is neither a path nor a table (a list, a dict), or when no row
+        can be used: missing or unreadable file, no row, neither coordinate,
         address nor commune columns, ambiguous columns, unknown CRS, coordinates without
         a CRS (``x``/``y`` columns without ``crs``, a layer without CRS): the message
         names the columns and the option to give (``--crs 2154``, ``input_crs=2154``).
@@ -246,6 +247,13 @@ def read_places(
         raise InputError(
             f"précision {precision!r} ({type(precision).__name__}) : attendu un nombre de "
             "mètres ≥ 0, ex. precision=30"
+        )
+    if not isinstance(source, str | PathLike | pd.DataFrame):
+        raise InputError(
+            f"lieux de type {type(source).__name__} non pris en charge : attendu le chemin "
+            "d'un fichier (CSV, XLSX, GeoJSON, GeoPackage), un DataFrame pandas ou un "
+            "GeoDataFrame geopandas, ou un DataFrame dask (classify) ; pour quelques points, "
+            "pd.DataFrame({'lon': [1.402], 'lat': [43.575]}) ou check(1.402, 43.575)"
         )
     wanted = {communes.simplify(name) for name in (lon, lat) if name is not None}
     table = _read(source, sheet, wanted)
@@ -1186,6 +1194,38 @@ def _describe(
     problems[mask] = [message(x, y) for x, y in zip(lon[mask], lat[mask], strict=True)]
 
 
+#: Ends of problem messages that speak of a file or of the ``--crs`` option, and what
+#: :func:`point_wording` says instead for one point typed alone.
+_FIX_FILE = "corrigez le fichier"
+_OR_CRS = ", ou précisez --crs"
+_ONE_POINT_WORDING = (
+    ("ligne 1 : ", ""),
+    (_FIX_FILE, "donnez la longitude puis la latitude"),
+    (_OR_CRS, ""),
+)
+
+
+def point_wording(problem: str) -> str:
+    """Word a problem (or a motif quoting it) for one point typed alone, not a file.
+
+    Parameters
+    ----------
+    problem : str
+        A problem of :func:`read_places` on a table of one row, or a motif quoting it
+        (``Entrée invalide : ligne 1 : …``).
+
+    Returns
+    -------
+    str
+        The same text without the line number, and without the advice to correct the
+        file or to give ``--crs`` (``territoires check`` reads no file and has no such
+        option).
+    """
+    for file_wording, point in _ONE_POINT_WORDING:
+        problem = problem.replace(file_wording, point, 1)
+    return problem
+
+
 def _number(value: float) -> str:
     """A coordinate for a message: ``652000.0``, ``-74.006``."""
     return repr(round(float(value), 6))
@@ -1197,7 +1237,7 @@ def _out_of_bounds(lon: float, lat: float) -> str:
     parts += [f"lat={_number(lat)}"] if not abs(lat) <= 90 else []
     return (
         f"coordonnées hors des bornes WGS84 ({', '.join(parts)}) : CRS erroné ? "
-        "attendu : degrés décimaux, ou précisez --crs"
+        f"attendu : degrés décimaux{_OR_CRS}"
     )
 
 
@@ -1205,7 +1245,7 @@ def _swapped(lon: float, lat: float) -> str:
     """Message for a point that would be in France with lon and lat exchanged."""
     return (
         f"latitude et longitude semblent inversées (lon={_number(lon)}, lat={_number(lat)}) : "
-        "corrigez le fichier"
+        f"{_FIX_FILE}"
     )
 
 
@@ -1503,3 +1543,87 @@ def parse_lon_lat(lon: float | str, lat: float | str) -> tuple[float, float]:
                 f"{label} {value!r} ({type(value).__name__}) : attendu un nombre de degrés décimaux"
             )
     return read[0], read[1]
+
+
+#: One number meant as degrees: at most three digits before the decimal part, or not a
+#: number at all (``nan``, ``inf``).
+_DEGREES = re.compile(r"[-+\u2212]?(?:\d{1,3}(?:[.,]\d+)?|nan|inf(?:inity)?)", re.IGNORECASE)
+#: A number that can only be meant as degrees beside a word: a decimal part or a sign.
+_DECIMAL_DEGREES = re.compile(
+    r"[-+\u2212]?(?:\d{1,3}[.,]\d+|nan|inf(?:inity)?)|[-+\u2212]\d{1,3}", re.IGNORECASE
+)
+#: One coordinate in degrees, minutes, seconds: ``43°34'30"N``, ``1° 24′ 7.5″ E``.
+_DMS = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*°\s*(?:(\d+(?:[.,]\d+)?)\s*['′’]\s*)?"
+    r"(?:(\d+(?:[.,]\d+)?)\s*(?:\"|″|”|'')\s*)?([NSEWO])?",
+    re.IGNORECASE,
+)
+
+
+def read_place(text: str) -> tuple[float, float] | str:
+    """Read one place typed by a person: a point, else an address to geocode.
+
+    Parameters
+    ----------
+    text : str
+        A point as :func:`parse_point` reads it (``1,4020 43,5750``, ``43.5750,
+        1.4020``), or a postal address (``12 rue de Metz 31000 Toulouse``, ``31000
+        Toulouse``).
+
+    Returns
+    -------
+    tuple of float or str
+        Longitude and latitude, or the text itself, an address.
+
+    Raises
+    ------
+    ValueError
+        In French, with the form expected, when the text is clearly meant as
+        coordinates but cannot be read: one number alone (``1.4020``), two words of which
+        one is a number of degrees (``1.4020 nan``, ``abc 43.5``), or degrees, minutes,
+        seconds (``43°34'30"N 1°24'07"E``, not read: the message gives them in decimal
+        degrees). Such a text would otherwise be sent to the geocoder.
+    """
+    try:
+        return parse_point(text)
+    except ValueError as error:
+        unreadable = error
+    if re.search(r"\d\s*°", text):  # not « n° 12 rue… »
+        raise ValueError(_dms_message(text)) from None
+    words = text.split()
+    if len(words) == 1 and _DEGREES.fullmatch(words[0].rstrip(",;")):
+        raise ValueError(
+            f"latitude manquante après {words[0]!r} : attendu « longitude latitude » "
+            "(ex. 1.4020 43.5750), ou une adresse"
+        )
+    if len(words) == 2 and any(_DECIMAL_DEGREES.fullmatch(word.rstrip(",;")) for word in words):
+        first, second = words
+        if first[-1] in ",;":  # « latitude, longitude » as copied from a web map
+            second, first = first[:-1], second
+        parse_lon_lat(first, second)  # names the coordinate that is not a number
+        raise unreadable  # two numbers in a form parse_point does not read
+    return text
+
+
+def _dms_message(text: str) -> str:
+    """Message for coordinates in degrees, minutes, seconds, with their decimal form."""
+    decimal = "1.4020 43.5750"
+    parts = [part for part in _DMS.findall(text) if part[3]]
+    hemispheres = "".join(sorted(part[3].upper() for part in parts))
+    if len(parts) == 2 and hemispheres in ("EN", "ES", "NW", "NO", "OS", "SW"):
+        degrees = {}
+        for whole, minutes, seconds, hemisphere in parts:
+            value = sum(
+                _typed_number(number) / 60**rank
+                for rank, number in enumerate((whole, minutes, seconds))
+                if number
+            )
+            sign = -1 if hemisphere.upper() in "SWO" else 1
+            degrees["lat" if hemisphere.upper() in "NS" else "lon"] = sign * value
+        decimal = " ".join(
+            f"{degrees[name]:.6f}".rstrip("0").rstrip(".") for name in ("lon", "lat")
+        )
+    return (
+        f"coordonnées illisibles : « {text.strip()} » ; les degrés, minutes, secondes ne sont pas "
+        f"lus : donnez des degrés décimaux, longitude puis latitude (ex. {decimal})"
+    )
