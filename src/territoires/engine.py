@@ -51,8 +51,9 @@ _BORDER_SLACK_M: float = 1.0
 _ENCLAVE_M2: float = 1e6
 
 #: Suffix given to an input column that bears the name of an output column (e.g. an
-#: input ``commune`` column comes out as ``commune_entree``): nothing is dropped.
-INPUT_SUFFIX = "_entree"
+#: input ``commune`` column comes out as ``commune_entree``): nothing is dropped; the
+#: same as for the columns ``read_places`` adds (:func:`territoires.places.suffixed`).
+INPUT_SUFFIX = places.INPUT_SUFFIX
 
 #: Columns added by :func:`classify_frame`, in order, before the geometry.
 OUTPUT_COLUMNS = [
@@ -1488,23 +1489,10 @@ def framed(frame: gpd.GeoDataFrame, columns: dict[str, Any]) -> gpd.GeoDataFrame
         {name: column(columns[name]) for name in OUTPUT_COLUMNS}, index=index, copy=False
     )
     user = frame.drop(columns=[c for c in places.ADDED_COLUMNS if c in frame])
-    renames: dict[Any, str] = {}
-    for column in user:  # « verdict » → « verdict_entree », or « verdict_entree_2 »…
-        if _clashes(column):
-            taken = pd.Index([*user.columns, *renames.values()])
-            renames[column] = places.free_name(taken, f"{column}{INPUT_SUFFIX}")
-    user = user.rename(columns=renames)
+    user = user.rename(columns=places.suffixed(user.columns, OUTPUT_COLUMNS))
     out = pd.concat([user, result], axis=1)
     geometry = gpd.array.GeometryArray(columns["geometry"], crs=crs.GEOGRAPHIC)
     return gpd.GeoDataFrame(out, geometry=geometry, copy=False)
-
-
-_OUTPUT_FOLDED = frozenset(column.casefold() for column in OUTPUT_COLUMNS)
-
-
-def _clashes(column: Any) -> bool:
-    """An input column named like an output column, whatever its case (« Commune »)."""
-    return str(column).casefold() in _OUTPUT_FOLDED
 
 
 def _masked(values: pd.api.extensions.ExtensionArray, hidden: np.ndarray) -> Any:

@@ -54,7 +54,7 @@ import itertools
 import re
 import warnings
 import zipfile
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from os import PathLike
@@ -502,7 +502,7 @@ def _read_csv(path: Path, wanted: set[str]) -> _Table:
         ]
     if longer.any():
         extra = [separator.join(record[width:]) or np.nan for record in records]
-        frame_extra[free_name(pd.Index(names), "champs_en_trop")] = pd.Series(extra, dtype=object)
+        frame_extra[_free_name(pd.Index(names), "champs_en_trop")] = pd.Series(extra, dtype=object)
     if (lengths != width).any():
         records = [
             record if len(record) == width else (record + [""] * width)[:width]
@@ -547,7 +547,40 @@ def _read_regular_csv(text: str, separator: str, skipped: int) -> _Table | None:
     return _Table(frame, np.arange(first, first + len(frame), dtype=np.int64))
 
 
-def free_name(columns: pd.Index, name: str) -> str:
+def suffixed(
+    columns: Iterable[Hashable], names: Iterable[str], keep: Hashable | None = None
+) -> dict[Hashable, str]:
+    """New names of the input ``columns`` named like one of ``names``, so that both stay.
+
+    The comparison ignores case (« LON » clashes with ``lon`` as « lon » does); a column
+    gets the suffix :data:`INPUT_SUFFIX` (``lon`` → ``lon_entree``), or ``_entree_2``…
+    when the table already has that name.
+
+    Parameters
+    ----------
+    columns : iterable of hashable
+        The input's columns, in order.
+    names : iterable of str
+        The names the output adds.
+    keep : hashable, optional
+        A column never renamed (the active geometry of a layer).
+
+    Returns
+    -------
+    dict
+        Old name → new name, for the columns to rename (for ``DataFrame.rename``).
+    """
+    columns = list(columns)
+    folded = {name.casefold() for name in names}
+    renames: dict[Hashable, str] = {}
+    for column in columns:
+        if str(column).casefold() in folded and column != keep:
+            taken = pd.Index([*columns, *renames.values()])
+            renames[column] = _free_name(taken, f"{column}{INPUT_SUFFIX}")
+    return renames
+
+
+def _free_name(columns: pd.Index, name: str) -> str:
     """``name``, or ``name_2``, ``name_3``… when the table already has that column."""
     candidate, count = name, 1
     while candidate in columns:
@@ -1273,12 +1306,7 @@ def _assemble(
     out = pd.DataFrame(frame).copy(deep=False)
     geometry_column = coordinates.columns.get("geometry")
     added = [*ADDED_COLUMNS, *(GEOCODING_COLUMNS if located is not None else ())]
-    renames: dict[Hashable, str] = {}
-    folded = {name.casefold() for name in added}
-    for name in out.columns:  # « LON » clashes with the added « lon » as « lon » does
-        if str(name).casefold() in folded and name != geometry_column:
-            taken = pd.Index([*out.columns, *renames.values()])
-            renames[name] = free_name(taken, f"{name}{INPUT_SUFFIX}")
+    renames = suffixed(out.columns, added, keep=geometry_column)
     out = out.rename(columns=renames)
     if geometry_column is not None:
         out = out.rename(columns={geometry_column: "geometry"})
@@ -1488,7 +1516,7 @@ def parse_point(text: str) -> tuple[float, float]:
     """
     pair = _WEB_MAP_PAIR.match(text)
     if pair:
-        lat, lon = (float(value.replace("\u2212", "-")) for value in pair.groups())
+        lat, lon = (_typed_number(value) for value in pair.groups())
         return lon, lat
     numbers = _TWO_NUMBERS.match(text)
     if numbers:
