@@ -20,6 +20,8 @@ import threading
 from functools import cache
 from typing import Any
 
+import pyarrow as pa
+
 #: Rows from which :func:`territoires.classify` hands freed memory back.
 TRIM_FROM: int = 100_000
 
@@ -34,8 +36,6 @@ def before_reading(source: Any) -> None:
     except TypeError:  # a path: its size is known after reading
         return
     if rows >= TRIM_FROM:
-        import pyarrow as pa
-
         pa.default_memory_pool().release_unused()
 
 
