@@ -61,3 +61,68 @@ def test_nearest_matches_exhaustive_search(monkeypatch, candidates: int) -> None
 def test_nearest_of_no_point_is_empty() -> None:
     found, distance = engine.nearest_polygons(_layer(seed=0, count=5), np.zeros(0), np.zeros(0))
     assert found.shape == (0,) and distance.shape == (0,)
+
+
+def _tiled(columns: int, rows: int, side: float) -> tuple[shapely.STRtree, np.ndarray]:
+    """A grid of square polygons sharing edges and vertices (a coverage, as communes)."""
+    squares = np.array(
+        [
+            shapely.box(
+                600_000 + i * side,
+                6_200_000 + j * side,
+                *(600_000 + (i + 1) * side, 6_200_000 + (j + 1) * side),
+            )
+            for j in range(rows)
+            for i in range(columns)
+        ],
+        dtype=object,
+    )[np.random.default_rng(0).permutation(columns * rows)]  # GEOS's tie choice is its own
+    return shapely.STRtree(squares), squares
+
+
+def test_nearest_within_is_query_nearest_with_ties_and_reach() -> None:
+    tree, squares = _tiled(6, 4, 800.0)
+    rng = np.random.default_rng(3)
+    xy = rng.uniform([598_000, 6_198_000], [607_000, 6_205_400], size=(20_000, 2))
+    corners = shapely.get_coordinates(shapely.boundary(squares))
+    xy = np.vstack(
+        [
+            xy,
+            corners,  # on shared vertices: several squares at distance 0
+            corners[:200] - [500.0, 500.0],  # facing a shared vertex from outside
+            [[599_000.0, 6_200_400.0], [598_999.9999, 6_200_400.0]],  # 1000 m, just beyond
+        ]
+    )
+    points = shapely.points(xy)
+
+    point, nearest, distance = engine._nearest_within(tree, squares, points, 1000.0)
+    (expected_point, expected), expected_distance = tree.query_nearest(
+        points, max_distance=1000.0, return_distance=True, all_matches=False
+    )
+
+    np.testing.assert_array_equal(point, expected_point)
+    np.testing.assert_array_equal(nearest, expected)  # ties: GEOS's own choice
+    np.testing.assert_array_equal(distance, expected_distance)  # bit for bit
+    assert len(xy) - 2 in point and len(xy) - 1 not in point  # exactly 1000 m is within
+
+
+def test_border_pieces_measure_as_the_whole_border() -> None:
+    layer = _layer(seed=5, count=40)
+    border = shapely.MultiLineString(  # two zigzags, as a border and an enclave's outline
+        [
+            [(590_000 + (k % 3) * 90.0, 6_190_000 + 700 * k) for k in range(60)],
+            [(710_000 - 1000 * k, 6_310_000 - (k % 4) * 300.0) for k in range(30)],
+        ]
+    )
+    layer.__dict__["land_border"] = border
+    tree, pieces = layer.border_pieces
+    rng = np.random.default_rng(8)
+    points = shapely.points(rng.uniform([580_000, 6_180_000], [720_000, 6_320_000], (20_000, 2)))
+
+    at, _, closest = engine._pairs_within(tree, pieces, points, 5_000.0)
+    first = engine._firsts(at)
+    whole = shapely.distance(points, border)
+
+    assert len(pieces) > 2 * len(shapely.get_parts(border))
+    np.testing.assert_array_equal(closest[first], whole[at[first]])  # bit for bit
+    assert set(at[first]) == set(np.flatnonzero(whole <= 5_000.0))

@@ -91,6 +91,9 @@ NEAREST_INDEX_MIN_POINTS: int = 1_000
 #: Candidate polygons examined per point by :func:`nearest_polygons` before falling back.
 NEAREST_CANDIDATES: int = 8
 
+#: Segments per piece of a land border in :attr:`Layer.border_pieces`.
+BORDER_PIECE_SEGMENTS: int = 8
+
 
 class Layer:
     """Reference polygons of one territory, indexed for containment and for distances.
@@ -171,6 +174,20 @@ class Layer:
         when a point falls outside every commune: see :func:`land_border`.
         """
         return land_border(self.metric_geometries, self.territory)
+
+    @cached_property
+    def border_pieces(self) -> tuple[shapely.STRtree, np.ndarray]:
+        """STRtree of :attr:`land_border` cut into lines of :data:`BORDER_PIECE_SEGMENTS`
+        segments (the same segments), and those lines: a point far from the border is
+        then measured against none of them."""
+        pieces = [
+            shapely.LineString(coordinates[start : start + BORDER_PIECE_SEGMENTS + 1])
+            for line in shapely.get_parts(self.land_border)
+            for coordinates in [shapely.get_coordinates(line)]
+            for start in range(0, len(coordinates) - 1, BORDER_PIECE_SEGMENTS)
+        ]
+        lines = np.array(pieces, dtype=object)
+        return shapely.STRtree(lines), lines
 
     @cached_property
     def radii(self) -> np.ndarray:
@@ -762,21 +779,91 @@ def _find_communes(
     missing = np.flatnonzero((commune < 0) & ~far)
     if len(missing):
         metric = _metric_points(lon[missing], lat[missing], territory)
-        (near_point, near_poly), distance = layer.metric.query_nearest(
-            metric,
-            max_distance=COMMUNE_TOLERANCE_M,
-            return_distance=True,
-            all_matches=False,
+        near_point, near_poly, distance = _nearest_within(
+            layer.metric, layer.metric_geometries, metric, COMMUNE_TOLERANCE_M
         )
+        # The border's distance where it can be the nearer outline (NaN elsewhere): the
+        # smallest over its pieces within reach, GEOS's distance to the whole border.
         to_border = np.full(len(near_point), np.nan)
-        if len(near_point):
-            to_border = shapely.distance(metric[near_point], layer.land_border)
-        abroad = to_border <= distance + _BORDER_SLACK_M  # NaN (no border) compares False
+        border_tree, pieces = layer.border_pieces
+        reach = COMMUNE_TOLERANCE_M + _BORDER_SLACK_M
+        at, _, closest = _pairs_within(border_tree, pieces, metric[near_point], reach)
+        first = _firsts(at)
+        to_border[at[first]] = closest[first]
+        abroad = to_border <= distance + _BORDER_SLACK_M  # NaN (no border near) is False
         kept = ~abroad
         commune[missing[near_point[kept]]] = layer.rows[near_poly[kept]]
         gap[missing[near_point[kept]]] = distance[kept]
         border[missing[near_point[abroad]]] = to_border[abroad]
     return commune, gap, border
+
+
+def _pairs_within(
+    tree: shapely.STRtree, geometries: np.ndarray, points: np.ndarray, reach: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (point, geometry) pair at most ``reach`` apart, with its exact distance,
+    ordered by point, then distance, then geometry.
+
+    One ``dwithin`` query (widened by a metre, so that no pair at exactly ``reach``
+    hinges on the prepared test's rounding) and one vectorised ``shapely.distance``:
+    GEOS's own distance, kept when at most ``reach`` as ``query_nearest`` keeps it.
+    """
+    point, item = tree.query(points, predicate="dwithin", distance=reach + 1.0)
+    distance = shapely.distance(points[point], geometries[item])
+    kept = distance <= reach
+    order = np.lexsort((item[kept], distance[kept], point[kept]))
+    return point[kept][order], item[kept][order], distance[kept][order]
+
+
+def _firsts(point: np.ndarray) -> np.ndarray:
+    """Whether each entry of a sorted array of point positions is its point's first."""
+    return np.r_[True, point[1:] != point[:-1]] if len(point) else np.zeros(0, dtype=bool)
+
+
+def _nearest_within(
+    tree: shapely.STRtree, geometries: np.ndarray, points: np.ndarray, reach: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tree.query_nearest(points, max_distance=reach, return_distance=True)``, faster.
+
+    GEOS searches the nearest geometry point by point; here the pairs within ``reach``
+    come from :func:`_pairs_within` and the nearest is the closest pair. Where two
+    geometries lie at exactly the smallest distance (a point at sea facing the vertex
+    shared by two communes), ``query_nearest`` itself answers for that point: which of
+    them it returns is its own choice, and it stays the answer.
+
+    Parameters
+    ----------
+    tree : shapely.STRtree
+        The tree of ``geometries``.
+    geometries : numpy.ndarray of shapely geometries
+    points : numpy.ndarray of shapely.Point
+    reach : float
+        Largest distance, as ``max_distance``.
+
+    Returns
+    -------
+    point : numpy.ndarray of int
+        Ascending positions of the points with a geometry within reach.
+    nearest : numpy.ndarray of int
+        Position of the nearest geometry in ``geometries``.
+    distance : numpy.ndarray of float
+        Distance to it.
+    """
+    point, item, distance = _pairs_within(tree, geometries, points, reach)
+    start = np.flatnonzero(_firsts(point))
+    following = np.minimum(start + 1, len(point) - 1)
+    tied = (
+        (following > start)
+        & (point[following] == point[start])
+        & (distance[following] == distance[start])
+    )
+    point, nearest, distance = point[start], item[start], distance[start]
+    if tied.any():
+        (at, chosen), exact = tree.query_nearest(
+            points[point[tied]], max_distance=reach, return_distance=True, all_matches=False
+        )
+        nearest[np.flatnonzero(tied)[at]], distance[np.flatnonzero(tied)[at]] = chosen, exact
+    return point, nearest, distance
 
 
 def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
