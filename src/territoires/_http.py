@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import urlparse
 
-from territoires import french, settings
+from territoires import _progress, french, settings
 from territoires._errors import ChecksumError, DownloadError
 
 if TYPE_CHECKING:  # requests is imported on the first request: `territoires check` starts sooner
@@ -266,9 +266,7 @@ def _write_body(response: requests.Response, *, fh: BinaryIO, desc: str, progres
     digest = hashlib.sha256()
     announced = response.headers.get("Content-Length", "")
     total = int(announced) if announced.isdigit() else None
-    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
-
-    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+    with _progress.bar(progress, total=total, unit="B", unit_scale=True, desc=desc) as bar:
         for chunk in response.iter_content(_CHUNK_SIZE):
             fh.write(chunk)
             digest.update(chunk)

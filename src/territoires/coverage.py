@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import crs, french, loaders
+from . import _progress, crs, french, loaders
 from ._errors import ColumnError, DataNotFoundError, DownloadError, InputError, UnknownNameError
 from .places import place_labels
 from .rules import Rules, preset
@@ -577,7 +577,8 @@ def analyse(
         Column naming the places (see :func:`qpv_coverage`).
     progress : bool, default False
         Show a progress bar on stderr, one step per stage (loading the reference,
-        measuring QPV and communes, aggregating by département and région).
+        measuring QPV and communes, aggregating by département and région); outside a
+        terminal or a notebook (log, CI, pipe), one final line.
 
     Returns
     -------
@@ -585,8 +586,6 @@ def analyse(
         ``"qpv"``, ``"communes"``, ``"dep"`` and ``"reg"``, ready for
         ``export.write_report(path, r["qpv"], r["communes"], {"dep": r["dep"], "reg": r["reg"]})``.
     """
-    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
-
     rules = rules or preset()
     stages = iter(
         [
@@ -598,9 +597,9 @@ def analyse(
             "terminé",
         ]
     )
-    with tqdm(
+    with _progress.bar(
+        progress,
         total=5,
-        disable=not progress,
         desc="couverture",
         # tqdm writes the postfix after a comma: « … | 00:01, données de référence »
         bar_format="{desc} : étape {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}",

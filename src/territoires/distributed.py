@@ -44,11 +44,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from dask.base import get_scheduler, tokenize
-from dask.diagnostics import ProgressBar
 from dask.system import CPU_COUNT
 from dask.utils import parse_bytes
 
-from . import _csv, _partition, catalogue, engine, export, outputs, places
+from . import _csv, _partition, _progress, catalogue, engine, export, outputs, places
 from ._errors import InputError, OutputError
 from .rules import Rules, preset
 
@@ -221,13 +220,10 @@ def _compute(*collections: Any, progress: bool) -> tuple[Any, ...]:
     client = _client()
     if client is None:
         # on stderr: the output of a command piped or redirected stays clean
-        with ProgressBar(out=sys.stderr) if progress else contextlib.nullcontext():
+        with _progress.dask_bar(progress):
             return dask.compute(*collections)
     futures = client.compute(list(collections))
-    if progress:
-        from distributed import progress as distributed_progress
-
-        distributed_progress(futures)
+    _progress.follow(futures, progress)
     return tuple(client.gather(futures))
 
 
@@ -442,6 +438,8 @@ def classify_file_in_partitions(
     progress : bool, default True
         Show a progress bar per pass: ``dask.diagnostics.ProgressBar`` on the local
         scheduler, ``distributed.progress`` when a ``distributed.Client`` is active.
+        Drawn live in a terminal or a notebook only: in a log, a CI job or a pipe, each
+        pass writes one final line (nothing with a ``distributed.Client``).
     data_dir : pathlib.Path, optional
         Mirror folder; defaults to :data:`territoires.settings.data_dir`.
     scheduler : str, optional

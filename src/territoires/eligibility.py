@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import engine, places
+from . import _progress, engine, places
 from ._errors import InputError
 from ._gc import paused
 from ._trim import after_reading, before_reading
@@ -98,7 +98,8 @@ def classify(
         Prepared reference layers (e.g. built from your own QPV/commune frames with
         :meth:`Reference.build`); ``rules`` is then taken from it.
     progress : bool, default False
-        Show a progress bar (one step per chunk of ``chunk_size`` rows).
+        Show a progress bar (one step per chunk of ``chunk_size`` rows); outside a
+        terminal or a notebook (log, CI, pipe), one final line.
     chunk_size : int, default :data:`CHUNK_SIZE`
         Rows classified together; chunks run in parallel threads (shapely and arrow
         release the GIL), which also bounds the memory of intermediate arrays.
@@ -241,14 +242,12 @@ def _classify_chunks(
     """Output columns of ``frame`` (see :func:`territoires.engine.assemble`), classified by
     chunks of ``chunk_size`` rows in parallel threads, and each chunk's count of verdicts
     (``pyarrow.compute.value_counts``), in order."""
-    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
-
     collected = engine.Collected(len(frame))
     tallies: dict[int, pa.StructArray] = {}
     with (
         paused(len(frame)),  # see territoires._gc: a geometry per place
         ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
-        tqdm(total=len(frame), disable=not progress, unit=" lieux", desc="classement") as bar,
+        _progress.bar(progress, total=len(frame), unit=" lieux", desc="classement") as bar,
     ):
 
         def run(start: int) -> None:

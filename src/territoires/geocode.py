@@ -40,7 +40,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from . import _http, catalogue, french, settings
+from . import _http, _progress, catalogue, french, settings
 from ._errors import DownloadError, InputError
 
 if TYPE_CHECKING:  # imported by _http on the first request
@@ -387,9 +387,7 @@ def _fetch_files(
     answers: dict[str, Answer] = {}
     failures: dict[str, str] = {}
     url = f"{service}/search/csv"
-    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
-
-    for chunk in tqdm(chunks, disable=not progress, unit=" fichier", desc="géocodage"):
+    for chunk in _progress.bar(progress, iterable=chunks, unit=" fichier", desc="géocodage"):
         ids = [str(position) for position in range(len(chunk))]
         body = io.StringIO()
         writer = csv.writer(body, lineterminator="\n")
@@ -459,9 +457,9 @@ def _fetch_each(
     answers: dict[str, Answer] = {}
     failures: dict[str, str] = {}
     url = f"{service}/search"
-    from tqdm.auto import tqdm  # imported here: `territoires check` starts faster
-
-    for key, text in tqdm(missing.items(), disable=not progress, unit=" adresse", desc="géocodage"):
+    for key, text in _progress.bar(
+        progress, iterable=missing.items(), unit=" adresse", desc="géocodage"
+    ):
         try:
             answers[key] = _http.request(
                 url,
