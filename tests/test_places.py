@@ -637,3 +637,20 @@ def test_read_place_points_and_addresses(text, read) -> None:
 def test_read_place_refuses_text_meant_as_coordinates(text, message) -> None:
     with pytest.raises(ValueError, match=message):
         places.read_place(text)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [7],
+        [3, 1, 2],
+        [5, 5, 5, 5],
+        [2**64 - 1, 0, 2**64 - 1, 9, 0, 4],
+        list(np.random.default_rng(2).integers(0, 50, 2_000)),
+    ],
+)
+def test_repeated_is_duplicated_keep_false(values: list[int]) -> None:
+    array = np.array(values, dtype=np.uint64)
+    expected = pd.Series(array).duplicated(keep=False).to_numpy()
+    np.testing.assert_array_equal(places._repeated(array), expected)

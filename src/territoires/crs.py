@@ -134,6 +134,8 @@ TERRITORIES: tuple[Territory, ...] = (
     Territory("mayotte", "Mayotte", 4471, ("976",), ((44.9, -13.1, 45.35, -12.5),)),
 )
 _BY_NAME = {territory.name: territory for territory in TERRITORIES}
+#: Territory names by position in :data:`TERRITORIES` plus one, ``""`` first (none).
+_NAMES = np.array(["", *_BY_NAME], dtype=object)
 
 
 def territory(name: str) -> Territory:
@@ -176,13 +178,47 @@ def metric_crs(dep: str) -> int:
     return territory_of_departement(dep).epsg
 
 
+def territory_positions(departements: np.ndarray | list[str]) -> np.ndarray:
+    """Vectorised :func:`territory_of_departement`: positions in :data:`TERRITORIES`."""
+    deps = np.asarray(departements, dtype=object)
+    positions = np.zeros(deps.shape, dtype=np.int8)
+    for position, candidate in enumerate(TERRITORIES[1:], start=1):
+        positions[np.isin(deps, candidate.departements)] = position
+    return positions
+
+
 def territory_names(departements: np.ndarray | list[str]) -> np.ndarray:
     """Vectorised :func:`territory_of_departement`, returning territory names."""
-    deps = np.asarray(departements, dtype=object)
-    names = np.full(deps.shape, TERRITORIES[0].name, dtype=object)
-    for candidate in TERRITORIES[1:]:
-        names[np.isin(deps, candidate.departements)] = candidate.name
-    return names
+    return names_of(territory_positions(departements))
+
+
+def names_of(positions: np.ndarray) -> np.ndarray:
+    """Territory names (object array) of positions in :data:`TERRITORIES`, ``""`` for -1."""
+    return _NAMES[np.asarray(positions, dtype=np.intp) + 1]
+
+
+def locate_positions(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Position in :data:`TERRITORIES` of each longitude/latitude pair, -1 when outside all.
+
+    Parameters
+    ----------
+    lon, lat : numpy.ndarray
+        WGS84 coordinates in degrees; NaN gives -1.
+
+    Returns
+    -------
+    numpy.ndarray of int8
+        Small integers, compared and converted to text far faster than names.
+    """
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    positions = np.full(lon.shape, -1, dtype=np.int8)
+    for position, candidate in enumerate(TERRITORIES):
+        inside = np.zeros(lon.shape, dtype=bool)
+        for lon_min, lat_min, lon_max, lat_max in candidate.boxes:
+            inside |= (lon >= lon_min) & (lon <= lon_max) & (lat >= lat_min) & (lat <= lat_max)
+        positions[inside & (positions < 0)] = position  # the first territory listed wins
+    return positions
 
 
 def locate(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -197,18 +233,7 @@ def locate(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray of str
     """
-    lon = np.asarray(lon, dtype=float)
-    lat = np.asarray(lat, dtype=float)
-    names = np.full(lon.shape, "", dtype=object)
-    unnamed = np.ones(lon.shape, dtype=bool)  # the first territory listed wins
-    for candidate in TERRITORIES:
-        inside = np.zeros(lon.shape, dtype=bool)
-        for lon_min, lat_min, lon_max, lat_max in candidate.boxes:
-            inside |= (lon >= lon_min) & (lon <= lon_max) & (lat >= lat_min) & (lat <= lat_max)
-        inside &= unnamed
-        names[inside] = candidate.name
-        unnamed &= ~inside
-    return names
+    return names_of(locate_positions(lon, lat))
 
 
 def to_metric(frame: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:

@@ -71,7 +71,7 @@ from pyproj.exceptions import CRSError
 
 from . import _csv, communes, geocode, loaders
 from . import crs as _crs
-from ._arrow import scattered, text
+from ._arrow import scattered
 from ._errors import ColumnError, DataNotFoundError, InputError
 
 #: Name of the column giving the precision of each point, in metres.
@@ -299,7 +299,7 @@ def read_places(
     if located is not None:
         geocoded = located[PRECISION_COLUMN].notna().to_numpy()
         precision_m[geocoded] = located[PRECISION_COLUMN].to_numpy(dtype=float)[geocoded]
-    lon_values[wrong], lat_values[wrong], territoire[wrong] = np.nan, np.nan, ""
+    lon_values[wrong], lat_values[wrong], territoire[wrong] = np.nan, np.nan, -1
     commune[wrong] = pd.NA
     precision_m[np.isnan(lon_values)] = np.nan
     return _assemble(
@@ -995,9 +995,10 @@ def _validate(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pd.Series]:
     """Return lon, lat, problem, territory and commune code of each row.
 
-    Unusable rows get NaN, NaN, a message, ``""`` and ``<NA>``; rows located by their
-    commune (``commune_columns``, or ``geocoded``: the commune of a geocoding result of
-    type municipality) NaN, NaN, None, the commune's territory and its code.
+    The territory is a position in :data:`territoires.crs.TERRITORIES`. Unusable rows
+    get NaN, NaN, a message, -1 and ``<NA>``; rows located by their commune
+    (``commune_columns``, or ``geocoded``: the commune of a geocoding result of type
+    municipality) NaN, NaN, None, the commune's territory and its code.
     ``read_problems`` (a ragged CSV line) replace the row's coordinate problems (its
     cells are misplaced) and make it unusable whatever its coordinates or commune.
     """
@@ -1009,10 +1010,10 @@ def _validate(
     pending = pd.isna(problems)
     out_of_bounds = pending & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90))
     _describe(problems, out_of_bounds, lon, lat, _out_of_bounds)
-    territoire = _crs.locate(lon, lat)
-    nowhere = pending & ~out_of_bounds & (territoire == "")
+    territoire = _crs.locate_positions(lon, lat)
+    nowhere = pending & ~out_of_bounds & (territoire < 0)
     swapped = nowhere.copy()
-    swapped[nowhere] = _crs.locate(lat[nowhere], lon[nowhere]) != ""
+    swapped[nowhere] = _crs.locate_positions(lat[nowhere], lon[nowhere]) >= 0
     _describe(problems, swapped, lon, lat, _swapped)
     _describe(problems, nowhere & ~swapped, lon, lat, _outside)
     if commune_columns or geocoded is not None:
@@ -1024,7 +1025,7 @@ def _validate(
         problems[ragged] = read_problems[ragged]
         pending &= ~ragged
     first = _first_occurrences(frame, coordinates)
-    duplicate = pending & (territoire != "") & (first >= 0)
+    duplicate = pending & (territoire >= 0) & (first >= 0)
     problems[duplicate] = [f"doublon de la ligne {line}" for line in lines[first[duplicate]]]
     flagged = pd.notna(problems)
     if "geometry" not in coordinates.columns and frame.shape[1] > 1:
@@ -1033,7 +1034,7 @@ def _validate(
         f"ligne {line} : {text}"
         for line, text in zip(lines[flagged], problems[flagged], strict=True)
     ]
-    territoire[flagged] = ""
+    territoire[flagged] = -1
     commune[flagged] = pd.NA
     lon, lat = np.where(flagged, np.nan, lon), np.where(flagged, np.nan, lat)
     return lon, lat, problems, territoire, commune
@@ -1110,7 +1111,7 @@ def _locate_communes(
         found = np.zeros(len(frame), dtype=bool)
         found[np.flatnonzero(rows)[code.notna().to_numpy()]] = True
         commune[found] = code[code.notna()].to_numpy()
-        territoire[found] = _crs.territory_names(dep[code.notna()].to_numpy(dtype=object))
+        territoire[found] = _crs.territory_positions(dep[code.notna()].to_numpy(dtype=object))
         located |= found
     return located
 
@@ -1170,9 +1171,7 @@ def _first_occurrences(frame: pd.DataFrame, coordinates: _Coordinates) -> np.nda
     """
     keys = _keys(frame, coordinates)
     first = np.full(len(keys), -1)
-    candidates = np.flatnonzero(
-        pd.util.hash_pandas_object(keys, index=False).duplicated(keep=False).to_numpy()
-    )
+    candidates = np.flatnonzero(_repeated(pd.util.hash_pandas_object(keys, index=False).to_numpy()))
     if candidates.size:
         subset = keys.iloc[candidates]
         later = subset.duplicated(keep="first").to_numpy()
@@ -1180,6 +1179,19 @@ def _first_occurrences(frame: pd.DataFrame, coordinates: _Coordinates) -> np.nda
         _, first_of_group = np.unique(groups, return_index=True)
         first[candidates[later]] = candidates[first_of_group[groups[later]]]
     return first
+
+
+def _repeated(values: np.ndarray) -> np.ndarray:
+    """Whether each value occurs more than once (``duplicated(keep=False)``).
+
+    Sorting a copy of the numbers finds the repeated ones (numpy's vectorised sort:
+    a few milliseconds for a million, where a hash table takes tens).
+    """
+    ordered = np.sort(values)
+    twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if not len(twice):
+        return np.zeros(len(values), dtype=bool)
+    return twice[np.minimum(np.searchsorted(twice, values), len(twice) - 1)] == values
 
 
 def _keys(frame: pd.DataFrame, coordinates: _Coordinates) -> pd.DataFrame:
@@ -1287,6 +1299,10 @@ def _outside(lon: float, lat: float) -> str:
     return f"point hors de France (lon={_number(lon)}, lat={_number(lat)})"
 
 
+#: Text of the ``territoire`` column by territory position plus one (``""``: none).
+_TERRITORY_TEXT = pa.array(["", *(territory.name for territory in _crs.TERRITORIES)])
+
+
 def _assemble(
     frame: pd.DataFrame,
     coordinates: _Coordinates,
@@ -1300,7 +1316,8 @@ def _assemble(
 ) -> gpd.GeoDataFrame:
     """Copy the input and add the output columns (the input object is left untouched).
 
-    ``numbers`` holds the ``lon``, ``lat`` and ``precision_m`` arrays, ``located`` the
+    ``numbers`` holds the ``lon``, ``lat`` and ``precision_m`` arrays, ``territoire``
+    the positions in :data:`territoires.crs.TERRITORIES` (-1: none), ``located`` the
     geocoding columns of a table with addresses.
     """
     out = pd.DataFrame(frame).copy(deep=False)
@@ -1315,7 +1332,7 @@ def _assemble(
     out["lat"] = lat
     flagged = np.flatnonzero(pd.notna(problems))  # few: converted alone
     out["probleme"] = pd.arrays.ArrowStringArray(scattered(len(out), flagged, problems[flagged]))
-    out["territoire"] = pd.arrays.ArrowStringArray(text(territoire))
+    out["territoire"] = pd.arrays.ArrowStringArray(_TERRITORY_TEXT.take(pa.array(territoire + 1)))
     out[PRECISION_COLUMN] = numbers[PRECISION_COLUMN]
     out["commune_donnee"] = commune.array
     if geometry:
