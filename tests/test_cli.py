@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 import territoires
-from territoires import export
+from territoires import cli, export
 from territoires.cli import app
 from territoires.rules import PRESETS, URBAN_RULES
 
@@ -503,6 +504,23 @@ def test_classify_both_vintages_to_xlsx(data_dir: Path, tmp_path: Path) -> None:
     rows = pd.read_excel(output, sheet_name="resultats")
     assert {"verdict_2015 (libellé)", "verdict_2024 (libellé)"} <= set(rows.columns)
     assert len(rows) == EXAMPLE_ROWS
+
+
+def test_both_vintages_warn_once_about_a_title(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--qpv 2015,2024` reads the file once per vintage: its title is reported once."""
+    source = tmp_path / "titre.csv"
+    source.write_text("Liste des lieux 2025\nnom;lon;lat\nA;1,4020;43,5750\n", encoding="utf-8")
+    monkeypatch.setattr(warnings, "showwarning", cli._show_warning)  # as main() does
+    monkeypatch.setattr(cli, "_SHOWN", set(), raising=False)  # a run of its own
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # every warning reaches the command's printer
+        result = runner.invoke(
+            app, ["classify", str(source), "-o", str(tmp_path / "r.csv"), "--qpv", "2015,2024"]
+        )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("en-tête lu ligne 2 ; ligne 1 ignorée") == 1, result.stderr
 
 
 @pytest.mark.parametrize(

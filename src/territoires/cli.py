@@ -1330,9 +1330,20 @@ def bilan_command(
         typer.echo(f"Bilan → {output}", err=True)
 
 
+#: Warnings already printed by this run of the command.
+_SHOWN: set[str] = set()
+
+
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
-    """Print library warnings (e.g. a QPV layer of another vintage) as one yellow line."""
-    typer.secho(f"Avertissement : {cli_message(str(message))}", fg=typer.colors.YELLOW, err=True)
+    """Print library warnings (e.g. a QPV layer of another vintage) as one yellow line.
+
+    A warning is printed once per run: a file read once per QPV vintage (``--qpv
+    2015,2024``) warns about its title line once, not twice.
+    """
+    line = f"Avertissement : {cli_message(str(message))}"
+    if line not in _SHOWN:
+        _SHOWN.add(line)
+        typer.secho(line, fg=typer.colors.YELLOW, err=True)
 
 
 def main() -> None:
