@@ -431,6 +431,25 @@ def test_classify_in_partitions_matches_in_memory(data_dir: Path, tmp_path: Path
     assert partitioned["motif"].tolist() == expected["motif"].tolist()
 
 
+def test_classify_in_partitions_has_the_provenance_of_a_whole_run(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """Same provenance keys and values with or without --partitions, ``lignes`` included
+    (lines 3-5 after Excel's ``sep=;`` line)."""
+    source = tmp_path / "lieux.csv"
+    source.write_text(
+        "sep=;\nnom;lon;lat\nA;1,4020;43,5750\nB;200;43\nC;1,44;43,60\n", encoding="utf-8"
+    )
+    provenances = []
+    for output, options in (("p.csv", ["--partitions"]), ("m.csv", [])):
+        result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / output), *options])
+        assert result.exit_code == 0, result.output
+        provenance = export.provenance_path(tmp_path / output).read_text(encoding="utf-8")
+        provenances.append(json.loads(provenance))
+    assert provenances[0] == provenances[1]
+    assert provenances[0]["lignes"] == "3-5"
+
+
 def test_classify_in_partitions_on_processes(data_dir: Path, tmp_path: Path) -> None:
     """`python -m territoires … --ordonnanceur processus`: the command runs once (not in
     the spawned worker processes), which classify as in memory."""

@@ -234,6 +234,7 @@ class Work:
         ref = self.shared.reference()
         lines = self.offset + np.arange(len(frame)) + reader.first_line  # as _global_lines
         out = engine.classify_frame(frame, ref, lines)
+        # the same attrs in every partition, kept by pandas when they are gathered
         out.attrs = {"regles": ref.rules.describe(), "sources": ref.sources}
         return out
 

@@ -513,10 +513,15 @@ def classify_file_in_partitions(
             counts = pd.concat(_compute(*writes, progress=progress)).groupby(level=0).sum()
             counts = counts.sort_values(ascending=False, kind="stable")  # as classify's attrs
             verdicts = {str(key): int(value) for key, value in counts.items()}
+            rows = int(counts.sum())
+            numbered = places.line_ranges(range(reader.first_line, reader.first_line + rows))
             described = {"regles": ref.rules.describe(), "sources": ref.sources}
-            export.write_provenance(provenance, {**described, "verdicts": verdicts})
+            # the provenance of `territoires classify` without --partitions, key for key
+            export.write_provenance(
+                provenance, {"lignes": numbered, **described, "verdicts": verdicts}
+            )
     return {
-        "lignes": int(counts.sum()),
+        "lignes": rows,
         "partitions": len(parts),
         "verdicts": verdicts,
         "sortie": str(output),

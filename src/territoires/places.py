@@ -1362,13 +1362,16 @@ def line_ranges(lines: np.ndarray | Sequence[int]) -> str:
     Parameters
     ----------
     lines : array-like of int
-        The line of each row, in row order.
+        The line of each row, in row order; a ``range`` of step 1 (the lines of a file
+        read in blocks, one record per line) is never expanded.
 
     Returns
     -------
     str
         Comma-separated runs of consecutive lines, ``first-last`` (or ``first`` alone).
     """
+    if isinstance(lines, range) and lines.step == 1 and len(lines) > 1:
+        return f"{lines.start}-{lines.stop - 1}"
     numbers = np.asarray(lines, dtype=np.int64)
     if not len(numbers):
         return ""
