@@ -442,7 +442,9 @@ def test_classify_in_partitions_has_the_provenance_of_a_whole_run(
     )
     provenances = []
     for output, options in (("p.csv", ["--partitions"]), ("m.csv", [])):
-        result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / output), *options])
+        result = runner.invoke(
+            app, ["classify", str(source), "-o", str(tmp_path / output), *options]
+        )
         assert result.exit_code == 0, result.output
         provenance = export.provenance_path(tmp_path / output).read_text(encoding="utf-8")
         provenances.append(json.loads(provenance))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import dask
 import dask.dataframe as dd
@@ -360,12 +361,27 @@ def test_processes_scheduler_gives_the_same_file(places, tmp_path, data_dir):
 
 
 def test_irregular_csv_refused_in_partitions(tmp_path):
-    """What blocks cannot read is refused in French, naming the line and the way out."""
+    """What blocks cannot read is refused in French, naming the line, what was found and
+    expected there and how to correct the file (never to drop --partitions, far too heavy
+    for a file that needs it)."""
     header = "nom;lon;lat\n"
     rows = "".join(f"lieu {i};1.44;43.6{i}\n" for i in range(50))
     cases = {
-        "ragged.csv": (header + rows + "lieu;1.44;43.6;en trop\n" + rows, "ligne 52 : 4 champs"),
-        "multiline.csv": (header + rows + '"lieu\nsur deux lignes";1.44;43.6\n', "ligne 52"),
+        "ragged.csv": (
+            header + rows + "lieu;1.44;43.6;en trop\n" + rows,
+            re.escape(
+                "ligne 52 : 4 champs trouvés, 3 attendus comme dans l'en-tête (séparateur "
+                "point-virgule) : un point-virgule en trop dans une cellule ?"
+            ),
+        ),
+        "short.csv": (
+            header + rows + "lieu;1.44\n" + rows,
+            "ligne 52 : 2 champs trouvés, 3 attendus .* ajoutez le séparateur manquant",
+        ),
+        "multiline.csv": (
+            header + rows + '"lieu\nsur deux lignes";1.44;43.6\n',
+            "ligne 52 : guillemet ouvert et non refermé",
+        ),
     }
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
@@ -373,9 +389,14 @@ def test_irregular_csv_refused_in_partitions(tmp_path):
             classify_file_in_partitions(
                 tmp_path / name, tmp_path / "o.csv", blocksize=100, progress=False
             )
-        assert "sans --partitions" in str(error.value)
+        assert "corrigez cette ligne du fichier" in str(error.value)
+        assert "sans --partitions" not in str(error.value)
+    utf8 = (header + rows * 1200).encode("utf-8")  # beyond the first megabyte, guessed UTF-8
+    (tmp_path / "mixed.csv").write_bytes(utf8 + "café;1.44;43.6\n".encode("cp1252"))
+    with pytest.raises(InputError, match=r"ligne 60002 : caractères hors de l'encodage utf-8"):
+        classify_file_in_partitions(tmp_path / "mixed.csv", tmp_path / "o.csv", progress=False)
     (tmp_path / "utf16.csv").write_text(header + rows, encoding="utf-16")
-    with pytest.raises(InputError, match=r"UTF-16.*sans --partitions"):
+    with pytest.raises(InputError, match=r"UTF-16.*enregistrez-le en « CSV UTF-8 »"):
         classify_file_in_partitions(tmp_path / "utf16.csv", tmp_path / "o.csv")
     assert not (tmp_path / "o.csv").exists()
 

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from . import french
 from ._errors import InputError
 
 #: Encodings tried in order, after UTF-16 recognised by its byte order mark or its zeros.
@@ -126,8 +127,13 @@ def header_names(cells: list[Any]) -> list[str]:
     return names
 
 
-#: What a block reader cannot read, and what to do instead.
-_WHOLE_FILE = "classez ce fichier sans --partitions, qui le lit en entier"
+#: Separators as a message names them.
+SEPARATOR_NAMES = {";": "point-virgule", ",": "virgule", "\t": "tabulation"}
+
+
+def separator_name(separator: str) -> str:
+    """The separator as a message names it: ``point-virgule``, ``'|'``."""
+    return SEPARATOR_NAMES.get(separator, repr(separator))
 
 
 @dataclass(frozen=True)
@@ -167,7 +173,7 @@ def layout(path: Path) -> Layout:
     ------
     InputError
         An empty file, a file without header or without rows, or a UTF-16 file (whose
-        lines cannot be found by their bytes: the message says to classify it whole).
+        lines cannot be found by their bytes: the message says to save it as UTF-8).
     """
     text, encoding = sample(path)
     if not text.strip():
@@ -175,7 +181,7 @@ def layout(path: Path) -> Layout:
     if encoding.startswith("utf-16"):
         raise InputError(
             f"{path} est en UTF-16 (« Texte Unicode » d'Excel), illisible par blocs : "
-            f"enregistrez-le en « CSV UTF-8 », ou {_WHOLE_FILE}"
+            "ouvrez-le dans le tableur et enregistrez-le en « CSV UTF-8 », puis relancez"
         )
     separator = sniff_separator(text)
     skipped = 1 if excel_separator(text) is not None else 0
@@ -249,8 +255,8 @@ def read_block(where: Layout, offset: int, length: int) -> pd.DataFrame:
     InputError
         A record with more or fewer fields than the header, a quoted cell spanning
         several lines, or bytes that are not in the file's encoding: the message names
-        the line and says to classify the file whole (which reports ragged lines row by
-        row).
+        the first such line, what was found there and expected, and how to correct the
+        file (see :func:`_irregular`).
     """
     with open(where.path, "rb") as handle:
         begin = _line_start(handle, offset, where)
@@ -261,7 +267,7 @@ def read_block(where: Layout, offset: int, length: int) -> pd.DataFrame:
     try:
         data.decode(where.encoding)
     except UnicodeDecodeError as error:
-        raise _irregular(where, begin, data[: error.start], None) from error
+        raise _irregular(where, begin, data[: error.start], encoding=True) from error
     if not data:
         return pd.DataFrame({name: pd.Series([], dtype="str") for name in names})
     try:
@@ -279,42 +285,72 @@ def read_block(where: Layout, offset: int, length: int) -> pd.DataFrame:
             ),
         )
     except pa.ArrowInvalid as error:
-        raise _irregular(where, begin, data, str(error)) from error
+        raise _irregular(where, begin, data) from error
     records = data.count(b"\n") + (not data.endswith(b"\n"))
     if b"\r" in data:  # a lone CR ends a line too
         records += data.count(b"\r") - data.count(b"\r\n")
     if table.num_rows != records:
-        raise _irregular(where, begin, data, "cellule sur plusieurs lignes")
+        raise _irregular(where, begin, data)
     frame = table.to_pandas()
     frame.columns = names
     return frame
 
 
-def _irregular(where: Layout, begin: int, data: bytes, reason: str | None) -> InputError:
+def _irregular(where: Layout, begin: int, data: bytes, *, encoding: bool = False) -> InputError:
     """The error for a block that cannot be read line by line, naming the first bad line.
 
-    ``reason`` None means that ``data`` stops where its bytes leave the encoding.
+    The message says what was found and expected there and how to correct the file: a
+    line with more or fewer fields than the header, a quoted cell spanning lines, or
+    (``encoding``: ``data`` stops where its bytes leave the encoding) bytes outside the
+    encoding.
     """
     with open(where.path, "rb") as handle:
         before = handle.read(begin).count(b"\n")
     text = data.decode(where.encoding, errors="replace")
-    width = len(where.names)
-    number, problem = before + 1, reason or "ligne illisible"
-    if reason is None:
+    if encoding:
         number = before + text.count("\n") + 1
-        problem = f"octets hors de l'encodage {where.encoding} (deviné sur le premier mégaoctet)"
-    for line_number, line in enumerate(io.StringIO(text, newline=""), start=before + 1):
-        if reason is None:
-            break
-        fields = next(csv.reader([line], delimiter=where.separator), [])
-        if line.count('"') % 2:
-            number, problem = line_number, "guillemet ouvert, cellule sur plusieurs lignes ?"
-            break
-        if fields and len(fields) != width:
-            number, problem = line_number, f"{len(fields)} champs au lieu de {width}"
-            break
+        problem = (
+            f"caractères hors de l'encodage {where.encoding} du début du fichier (encodages "
+            "mêlés ?) : ouvrez le fichier dans le tableur et enregistrez-le entier en "
+            "« CSV UTF-8 »"
+        )
+    else:
+        number, problem = before + 1, "vérifiez ses guillemets et ses séparateurs"
+        for line_number, line in enumerate(io.StringIO(text, newline=""), start=before + 1):
+            found = _line_problem(line, where)
+            if found is not None:
+                number, problem = line_number, found
+                break
     return InputError(
-        f"{where.path}, ligne {number} : {problem} ; les lignes irrégulières et les "
-        f"encodages mêlés ne se lisent pas par blocs : {_WHOLE_FILE}, qui signale chaque "
-        "ligne irrégulière"
+        f"{where.path}, ligne {number} : {problem} ; corrigez cette ligne du fichier et "
+        "relancez (la lecture par blocs s'arrête à la première ligne irrégulière)"
+    )
+
+
+def _line_problem(line: str, where: Layout) -> str | None:
+    """What is wrong with one line of the file and how to correct it, None if nothing."""
+    if line.count('"') % 2:
+        return (
+            "guillemet ouvert et non refermé sur la ligne (cellule sur plusieurs lignes ?) : "
+            "refermez le guillemet, ou retirez les retours à la ligne de la cellule"
+        )
+    fields = len(next(csv.reader([line], delimiter=where.separator), []))
+    width, separator = len(where.names), separator_name(where.separator)
+    if not fields or fields == width:
+        return None
+    if fields > width:
+        fix = (
+            f"un {separator} en trop dans une cellule ? retirez-le ou mettez la cellule "
+            'entre guillemets ("…")'
+        )
+    else:
+        missing = width - fields
+        fix = (
+            f"il manque {french.count(missing, 'champ', 'champs')} : ajoutez "
+            f"{'le séparateur manquant' if missing == 1 else 'les séparateurs manquants'} "
+            "(une cellule vide compte comme un champ)"
+        )
+    return (
+        f"{french.count(fields, 'champ trouvé', 'champs trouvés')}, {width} attendus comme "
+        f"dans l'en-tête (séparateur {separator}) : {fix}"
     )

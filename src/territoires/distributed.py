@@ -463,8 +463,8 @@ def classify_file_in_partitions(
     InputError
         Missing, empty or unreadable file, unknown format, no coordinate column; a CSV
         that cannot be read by blocks (UTF-16, a ragged line, a quoted cell spanning
-        lines, bytes out of the encoding guessed): the message names the line and says
-        to classify the file whole, which reports such lines row by row.
+        lines, bytes out of the encoding guessed): the message names the first such
+        line, what was found there and expected, and how to correct the file.
     OutputError
         Output neither ``.parquet`` nor ``.csv``, or a Parquet folder that is not empty.
 

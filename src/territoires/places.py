@@ -484,9 +484,8 @@ def _read_csv(path: Path, wanted: set[str]) -> _Table:
     frame_extra: dict[str, pd.Series] = {}
     if ragged.any():
         problems = np.full(len(records), None, dtype=object)
-        label = {";": "point-virgule", ",": "virgule", "\t": "tabulation"}.get(separator)
         problems[ragged] = [
-            f"{length} champs au lieu de {width} (séparateur {label or repr(separator)}) : "
+            f"{length} champs au lieu de {width} (séparateur {_csv.separator_name(separator)}) : "
             + (
                 f"guillemet ouvert et jamais refermé ? l'enregistrement s'étend jusqu'à la "
                 f"ligne {last}, dont les lignes sont dans ses cellules"
