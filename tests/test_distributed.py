@@ -169,6 +169,19 @@ def test_local_scheduler_matches_in_memory(places, expected, data_dir):
         _same(result.compute(), expected)
 
 
+def test_input_attrs_are_carried_by_every_partition(places, data_dir):
+    """As with classify: the user's attrs come out, the output's own keys win."""
+    table = places.iloc[:200].copy()
+    table.attrs = {"projet": "réseau", "regles": "les miennes"}
+    with dask.config.set(scheduler="sync"):
+        result = classify_dask(_dask_frame(table), data_dir=data_dir)
+        parts = [part.compute() for part in result.partitions]
+    expected = classify(table, data_dir=data_dir).attrs
+    for part in parts:
+        assert part.attrs["projet"] == expected["projet"] == "réseau"
+        assert part.attrs["regles"] == expected["regles"]
+
+
 def test_point_layer_in_partitions(places, data_dir):
     sample = places.iloc[:5000]
     numbers = sample.assign(

@@ -299,6 +299,29 @@ def test_rules_and_sources_are_recorded(real, data_dir) -> None:
     assert out.attrs["verdicts"] == {"non_eligible": 1}
 
 
+def test_the_input_attrs_are_carried_and_the_output_keys_win(real, data_dir) -> None:
+    """A user's attrs on the places come out with the results; theirs never pass for ours."""
+    table = points_table([1.4442, 2.5740], [43.6047, 44.3506])
+    table.attrs = {"projet": {"reseau": "Occitanie"}, "verdicts": {"ancien": 9}, "geocodage": 1}
+    out = territoires.classify(table, data_dir=data_dir)
+    assert out.attrs["projet"] == {"reseau": "Occitanie"}
+    assert out.attrs["verdicts"] == {"non_eligible": 1, "hors_grands_centres_urbains": 1}
+    assert "geocodage" not in out.attrs  # no address geocoded in this run
+    assert set(out.attrs) >= {"regles", "sources", "lignes"}
+    out.attrs["projet"]["reseau"] = "changé"
+    assert table.attrs["projet"] == {"reseau": "Occitanie"}  # a copy: the input is untouched
+
+    layer = gpd.GeoDataFrame(
+        {"nom": ["Rodez"]}, geometry=gpd.points_from_xy([2.5740], [44.3506]), crs=4326
+    )
+    layer.attrs = {"projet": "couche"}
+    assert territoires.classify(layer, data_dir=data_dir).attrs["projet"] == "couche"
+
+    both = territoires.classify(table, data_dir=data_dir, qpv_vintages=[2015, 2024])
+    assert both.attrs["projet"] == {"reseau": "Occitanie"}
+    assert set(both.attrs["verdicts"]) == {"2015", "2024"}
+
+
 def test_commune_representative_points_in_occitanie(real) -> None:
     """Every commune of the covered départements: commune found, verdict by precedence."""
     communes = real.communes[real.communes["dep"].isin(real.covered)].reset_index(drop=True)

@@ -28,7 +28,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from . import _csv, _geoparquet, engine, export, places
+from . import _csv, _geoparquet, eligibility, engine, export, places
 from .rules import Rules
 
 #: Output columns with mostly distinct values, written plain in Parquet like the user's
@@ -234,8 +234,13 @@ class Work:
         ref = self.shared.reference()
         lines = self.offset + np.arange(len(frame)) + reader.first_line  # as _global_lines
         out = engine.classify_frame(frame, ref, lines)
-        # the same attrs in every partition, kept by pandas when they are gathered
-        out.attrs = {"regles": ref.rules.describe(), "sources": ref.sources}
+        # the same attrs in every partition (the input's, then the rules and sources),
+        # kept by pandas when they are gathered
+        out.attrs = {
+            **eligibility.carried_attrs(self.part),
+            "regles": ref.rules.describe(),
+            "sources": ref.sources,
+        }
         return out
 
 

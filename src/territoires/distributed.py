@@ -342,7 +342,8 @@ def classify_dask(
     dask_geopandas.GeoDataFrame
         Lazy; once computed, equal row for row to ``territoires.classify(ddf.compute())``
         (same index, columns, dtypes, line numbers and doublons), each partition with
-        ``attrs["regles"]`` and ``attrs["sources"]``. Count the verdicts with
+        its input partition's ``attrs`` (see :func:`territoires.eligibility.carried_attrs`),
+        then ``attrs["regles"]`` and ``attrs["sources"]``. Count the verdicts with
         ``result["verdict"].value_counts()``.
 
     Raises

@@ -9,6 +9,7 @@ comes out, in input order, with a verdict and a French motif (:mod:`territoires.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +41,10 @@ __all__ = [
     "CHUNK_SIZE",
     "COMMUNE_TOLERANCE_M",
     "INPUT_SUFFIX",
+    "OUTPUT_ATTRS",
     "OUTPUT_COLUMNS",
     "Reference",
+    "carried_attrs",
     "check",
     "classify",
     "classify_frame",
@@ -138,7 +141,9 @@ def classify(
         were geocoded, ``attrs["geocodage"]`` the geocoder, the dates of its answers and
         the requests sent; ``attrs["lignes"]`` the input lines of the rows as ranges
         (``"2-28"``, read back by :func:`territoires.places.lines`), which name unnamed
-        places in maps and reports. ``attrs`` hold only text, numbers, lists and dicts:
+        places in maps and reports. The input's own ``attrs`` (a DataFrame's) come first,
+        copied (see :func:`carried_attrs`): on a clash the output's keys
+        (:data:`OUTPUT_ATTRS`) win. ``attrs`` hold only text, numbers, lists and dicts:
         ``to_parquet`` stores them, and they are the provenance file of the outputs.
     """
     if hasattr(source, "__dask_graph__"):  # a dask (geo)DataFrame: see territoires.distributed
@@ -221,6 +226,7 @@ def classify(
     if trimming is not None:
         trimming.join()
     out.attrs = {
+        **carried_attrs(source),
         **({"lignes": frame.attrs["lignes"]} if "lignes" in frame.attrs else {}),
         "regles": ref.rules.describe(),
         "sources": ref.sources,
@@ -277,6 +283,40 @@ def _verdict_counts(tallies: list[pa.StructArray]) -> dict[str, int]:
     return {str(verdict): int(count) for verdict, count in ordered.items()}
 
 
+#: Keys of the ``attrs`` that :func:`classify` and :func:`side_by_side` write.
+OUTPUT_ATTRS: tuple[str, ...] = (
+    "lignes",
+    "regles",
+    "sources",
+    "verdicts",
+    "geocodage",
+    "millesimes_qpv",
+)
+
+
+def carried_attrs(source: Any) -> dict[str, Any]:
+    """The ``attrs`` of the places given to :func:`classify` that its output carries.
+
+    Parameters
+    ----------
+    source : Any
+        What :func:`classify` was given: a DataFrame, a GeoDataFrame (or a partition of
+        a dask one), a path…
+
+    Returns
+    -------
+    dict
+        A deep copy of ``source.attrs`` without the keys of :data:`OUTPUT_ATTRS`, which
+        the output writes for its own run: a previous run's ``verdicts`` or
+        ``geocodage`` never passes for this one's. Empty when ``source`` has no
+        ``attrs`` (a path).
+    """
+    attrs = getattr(source, "attrs", None)
+    if not isinstance(attrs, dict):
+        return {}
+    return copy.deepcopy({key: value for key, value in attrs.items() if key not in OUTPUT_ATTRS})
+
+
 #: Output columns that depend on the QPV geography (``qpv_code`` … ``qpv_a_verifier``,
 #: ``verdict``, ``motif``), suffixed by vintage in :func:`side_by_side`.
 BY_VINTAGE = [
@@ -308,7 +348,8 @@ def side_by_side(runs: dict[int, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
         place ``qpv`` in 2015 and ``indetermine`` in 2024 for lack of the 2024
         contours may well still be in a QPV. The geometry last. ``attrs`` hold, per
         vintage, the rules and the count per verdict (``regles``, ``verdicts`` keyed by
-        vintage), and every source read.
+        vintage), and every source read, after the first run's other ``attrs`` (the
+        user's, see :func:`carried_attrs`).
     """
     first = next(iter(runs.values()))
     out = pd.DataFrame(first.drop(columns=[*BY_VINTAGE, "geometry"]))
@@ -322,6 +363,7 @@ def side_by_side(runs: dict[int, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
     result = gpd.GeoDataFrame(out, geometry=first.geometry.to_numpy(), crs=first.crs)
     sources = [source for run in runs.values() for source in run.attrs.get("sources", [])]
     result.attrs = {
+        **carried_attrs(first),
         "regles": {str(vintage): run.attrs["regles"] for vintage, run in runs.items()},
         "sources": list({repr(s): s for s in sources}.values()),
         "verdicts": {str(vintage): run.attrs["verdicts"] for vintage, run in runs.items()},
