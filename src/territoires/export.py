@@ -16,6 +16,7 @@ thousands, shares as percentages, booleans as oui/non, distances to the metre, a
 from __future__ import annotations
 
 import contextlib
+import datetime
 import itertools
 import json
 import math
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from . import coverage, crs, french, loaders, outputs
@@ -87,21 +89,43 @@ _FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 _NEGATIVE_NUMBER = re.compile(r"^-(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?$")
 
 
-def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix with ``'`` the text cells a spreadsheet would execute (CSV injection)."""
+def _csv_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cells of text columns as a French spreadsheet should show them (:func:`_csv_cell`)."""
     out = frame.copy()
     for column in out.columns:
         if _is_text(out[column]):
-            out[column] = out[column].map(
-                lambda v: (
-                    f"'{v}"
-                    if isinstance(v, str)
-                    and _FORMULA_START.match(v)
-                    and not _NEGATIVE_NUMBER.match(v)
-                    else v
-                )
-            )
+            out[column] = out[column].map(_csv_cell)
     return out
+
+
+def _csv_cell(value: Any) -> Any:
+    """One cell of a text column, for a CSV.
+
+    Text a spreadsheet would execute gets a leading ``'`` (CSV injection); a number
+    among words (a workbook's column holding ``ABC`` and ``12345``) is written like the
+    numbers of a numeric column, with a decimal comma, and a whole one without decimals
+    (``12345``, not ``12345.0``); a date-time at midnight (a date-only cell of a
+    workbook) is written as its date. Anything else is left to pandas.
+    """
+    if isinstance(value, str):
+        if _FORMULA_START.match(value) and not _NEGATIVE_NUMBER.match(value):
+            return f"'{value}"
+        return value
+    if isinstance(value, float | np.floating) and math.isfinite(value):
+        text = repr(float(value))
+        return (text[:-2] if text.endswith(".0") else text).replace(".", ",")
+    if _is_date(value):
+        return value.date().isoformat()
+    return value
+
+
+def _is_date(value: Any) -> bool:
+    """Whether a cell is a date-time at midnight without time zone (a date-only cell)."""
+    return (
+        isinstance(value, datetime.datetime)
+        and value.tzinfo is None
+        and value.time() == datetime.time()
+    )
 
 
 def provenance_path(path: Path) -> Path:
@@ -115,20 +139,63 @@ def write_provenance(path: Path, attrs: Mapping[str, Any]) -> Path:
     return path
 
 
-def csv_text(result: pd.DataFrame, *, header: bool = True) -> bytes:
-    """Classified places as the CSV staff open in a French spreadsheet (see :func:`write_results`).
+#: Cells pandas formats at a time when it writes a CSV (its own default step, passed
+#: explicitly): a date-time column is written date-only in a step whose values all fall
+#: at midnight, so blocks made of whole steps write the bytes of the file written at once.
+_CSV_STEP_CELLS = 100_000
+#: Rows of a CSV formatted and written at a time (rounded down to whole steps): memory
+#: holds the result and the text of one block, never the text of the whole file.
+_CSV_BLOCK_ROWS = 60_000
+
+
+def csv_blocks(result: pd.DataFrame, *, header: bool = True) -> Iterator[bytes]:
+    """Classified places as the CSV staff open in a French spreadsheet, block by block.
 
     Semicolons, decimal commas, :func:`readable` values, text a spreadsheet would run as
     a formula neutralised, CRLF line ends (as Excel writes them, so that a cell holding a
     lone carriage return is quoted instead of breaking its row in two), UTF-8 with a
-    byte order mark before the header. Without ``header``, the rows alone: the blocks
-    of a large file (:func:`territoires.distributed.classify_file_in_partitions`) append
-    to the first one's text.
+    byte order mark before the header. Numbers in a text column (a cell of a workbook
+    holding a number among words) are written as in a numeric column, whole numbers
+    without decimals. The blocks, joined, are the same bytes however many there are.
 
     Parameters
     ----------
     result : pandas.DataFrame
         Classified places (their geometry is left out: ``lon`` and ``lat`` give it).
+    header : bool, default True
+        Start with the byte order mark and the header line. Without it, the rows alone:
+        the blocks of a large file (:func:`territoires.distributed.classify_file_in_partitions`)
+        append to the first one's text.
+
+    Yields
+    ------
+    bytes
+        The text of a few tens of thousands of rows (the first block also when
+        ``result`` has no row).
+    """
+    columns = len(readable(result.iloc[:0]).columns)
+    step = max(_CSV_STEP_CELLS // max(columns, 1), 1)
+    rows = max(_CSV_BLOCK_ROWS // step, 1) * step
+    for start in range(0, max(len(result), 1), rows):
+        first = header and start == 0
+        text = _csv_cells(readable(result.iloc[start : start + rows])).to_csv(
+            sep=";",
+            decimal=",",
+            index=False,
+            header=first,
+            lineterminator="\r\n",
+            chunksize=step,
+        )
+        yield (("\ufeff" if first else "") + text).encode("utf-8")
+
+
+def csv_text(result: pd.DataFrame, *, header: bool = True) -> bytes:
+    """Classified places as one CSV text: the blocks of :func:`csv_blocks`, joined.
+
+    Parameters
+    ----------
+    result : pandas.DataFrame
+        Classified places.
     header : bool, default True
         Start with the byte order mark and the header line.
 
@@ -136,10 +203,7 @@ def csv_text(result: pd.DataFrame, *, header: bool = True) -> bytes:
     -------
     bytes
     """
-    text = _csv_safe(readable(result)).to_csv(
-        sep=";", decimal=",", index=False, header=header, lineterminator="\r\n"
-    )
-    return (("\ufeff" if header else "") + text).encode("utf-8")
+    return b"".join(csv_blocks(result, header=header))
 
 
 def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
@@ -172,7 +236,8 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     with outputs.replacing(path, provenance_path(path)) as (target, provenance):
         if suffix == ".csv":
-            target.write_bytes(csv_text(result))
+            with target.open("wb") as file:
+                file.writelines(csv_blocks(result))
         elif suffix == ".xlsx":
             if len(result) >= XLSX_ROWS:
                 raise OutputError(
