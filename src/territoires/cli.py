@@ -659,8 +659,10 @@ def _classify(
     nom: str | None = None,
     precision: float | None = None,
     qpv: str | None = None,
+    output: Path | None = None,
 ) -> Any:
-    """Classify a file; the file is read (and rejected if unusable) before the reference."""
+    """Classify a file; the file is read (and rejected if unusable) before the reference,
+    and refused at once if it has more places than ``output`` can show."""
     if sheet is not None and layer is not None:
         raise typer.BadParameter("--feuille (XLSX) ou --couche (GeoPackage), pas les deux")
     typer.echo(f"Lecture de {source} puis des données de référence…", err=True)
@@ -676,6 +678,7 @@ def _classify(
         offline=offline or None,
         precision=precision,
         qpv_vintages=_vintages(qpv),
+        on_read=None if output is None else partial(export.check_rows, output),
     )
     _geocoding_summary(result.attrs.get("geocodage"))
     places.name_column(result.columns, nom)  # an unknown --nom fails before any output
@@ -972,7 +975,19 @@ def classify(
 
         _check_output(carte, maps.MAP_FORMATS, "--carte")
     result = _classify(
-        source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom, precision, qpv
+        source,
+        rules,
+        lon,
+        lat,
+        crs,
+        score_min,
+        offline,
+        feuille,
+        couche,
+        nom,
+        precision,
+        qpv,
+        output,
     )
     export.write_results(result, output)
     typer.echo(f"{french.count(len(result), 'lieu classé', 'lieux classés')} → {output}", err=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ def classify(
     offline: bool | None = None,
     precision: float | None = None,
     qpv_vintages: Sequence[int] | None = None,
+    on_read: Callable[[int], None] | None = None,
 ) -> gpd.GeoDataFrame:
     """Classify places: in or near a QPV, outside large urban centres, with reasons.
 
@@ -126,6 +127,10 @@ def classify(
         changed for each place; ``changement_qpv`` is NA (empty cell in the files)
         where a verdict could still change once a missing datum is known (see
         :func:`side_by_side`): the 2024 contours absent, a département not covered.
+    on_read : callable, optional
+        Called with the number of places once they are read, before any is classified;
+        an exception it raises stops the run (the command line refuses there a result
+        too long for its output file).
 
     Returns
     -------
@@ -158,6 +163,7 @@ def classify(
             "offline": offline,
             "precision": precision,
             "qpv_vintages": qpv_vintages,
+            "on_read": on_read,
             "chunk_size": None if chunk_size == CHUNK_SIZE else chunk_size,
             "progress": progress or None,
         }
@@ -193,6 +199,7 @@ def classify(
                 min_score=min_score,
                 offline=offline,
                 precision=precision,
+                on_read=on_read,
             )
             for vintage in vintages
         }
@@ -212,6 +219,8 @@ def classify(
         precision=precision,
         data_dir=data_dir,
     )
+    if on_read is not None:
+        on_read(len(frame))
     trimming = after_reading(len(frame))  # freed memory would add to the classification's peak
     if ref is None:
         ref = reference(chosen, data_dir)

@@ -233,19 +233,13 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
         For an unknown extension; the message lists the accepted ones.
     """
     path = outputs.check_path(path, FORMATS)
+    check_rows(path, len(result))
     suffix = path.suffix.lower()
     with outputs.replacing(path, provenance_path(path)) as (target, provenance):
         if suffix == ".csv":
             with target.open("wb") as file:
                 file.writelines(csv_blocks(result))
         elif suffix == ".xlsx":
-            if len(result) >= XLSX_ROWS:
-                raise OutputError(
-                    f"{french.number(len(result))} lieux : une feuille de classeur ne tient que "
-                    f"{french.number(XLSX_ROWS - 1)} lignes sous l'en-tête (Excel, LibreOffice "
-                    "n'ouvriraient pas les autres) ; écrivez un .csv, un .gpkg ou, avec "
-                    "--partitions, un .parquet"
-                )
             sheets = {"Synthèse": _summary_blocks(result), "resultats": [(None, readable(result))]}
             _write_workbook(target, sheets)
         else:
@@ -253,6 +247,35 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
             _spatial(result).to_file(target, driver=driver, engine="pyogrio")
         write_provenance(provenance, result.attrs)
     return path
+
+
+def check_rows(path: str | Path, rows: int) -> None:
+    """Refuse a classification of more places than its output file can show.
+
+    A worksheet holds :data:`XLSX_ROWS` rows, header included: the rows past it would
+    vanish when the workbook is opened. The command line calls this as soon as the
+    places are read, before classifying them; :func:`write_results` calls it too.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The output file (only ``.xlsx`` has a limit).
+    rows : int
+        Places to write.
+
+    Raises
+    ------
+    OutputError
+        For a workbook of more than ``XLSX_ROWS - 1`` places; the message names the
+        formats without a limit.
+    """
+    if Path(path).suffix.lower() == ".xlsx" and rows >= XLSX_ROWS:
+        raise OutputError(
+            f"{french.number(rows)} lieux : une feuille de classeur ne tient que "
+            f"{french.number(XLSX_ROWS - 1)} lignes sous l'en-tête (Excel, LibreOffice "
+            "n'ouvriraient pas les autres) ; écrivez un .csv, un .gpkg ou, avec "
+            "--partitions, un .parquet"
+        )
 
 
 def write_bilan(report: Bilan, path: str | Path) -> Path:
@@ -445,6 +468,8 @@ XLSX_ROWS: int = 1_048_576
 Sheet = Sequence[tuple[str | None, pd.DataFrame]]
 #: Number formats of the workbooks (French Excel shows ``1 234``, ``45,3 %``).
 _INTEGER, _PERCENT, _DEGREES = "#,##0", "0.0%", "0.000000"
+#: Number formats of a date, and of a date-time (openpyxl's own, given to every date-time).
+_DATE, _DATE_TIME = "yyyy-mm-dd", "yyyy-mm-dd h:mm:ss"
 #: Columns of counts or people, written with thousands grouped.
 _COUNT = re.compile(r"^(nb_|population|lieux$|cible$|ecart$|dont_)")
 #: Columns of shares (0–1), written as percentages.
@@ -499,7 +524,14 @@ def _verdict_columns(result: pd.DataFrame) -> dict[int | None, str]:
 
 
 def _number_format(name: str, values: pd.Series) -> str | None:
-    """Excel number format of a column, from its name and type (None: as is)."""
+    """Excel number format of a column, from its name and type (None: as is).
+
+    A column of date-times all at midnight (date-only cells of the user's workbook) is
+    shown as dates, as in a CSV.
+    """
+    if isinstance(values.dtype, np.dtypes.DateTime64DType):
+        present = values.dropna()
+        return _DATE if len(present) and (present == present.dt.normalize()).all() else _DATE_TIME
     if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values):
         return None
     if _SHARE.match(name):
@@ -547,7 +579,8 @@ def _styles() -> dict[str, Any]:
 
 
 def _cell(sheet: Any, value: Any, number_format: str | None, wrap: bool) -> Any:
-    """A write-only cell: text starting with ``=`` stays text, never a live formula."""
+    """A write-only cell: text starting with ``=`` stays text, never a live formula; a
+    date-time at midnight in a column of mixed cells is shown as a date."""
     if value is None and number_format is None:
         return None
     from openpyxl.cell import WriteOnlyCell
@@ -557,6 +590,8 @@ def _cell(sheet: Any, value: Any, number_format: str | None, wrap: bool) -> Any:
         cell.data_type = "s"
     if number_format is not None and value is not None:
         cell.number_format = number_format
+    elif _is_date(value):
+        cell.number_format = _DATE
     cell.alignment = _styles()["wrap" if wrap else "top"]
     return cell
 

@@ -659,6 +659,7 @@ def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
                 raise InputError(
                     f"feuille {sheet!r} absente de {path} ; feuilles : {', '.join(names)}"
                 )
+            _keep_error_values(book)
             raw = pd.read_excel(
                 book,
                 sheet_name=0 if sheet is None else sheet,
@@ -685,6 +686,18 @@ def _read_xlsx(path: Path, sheet: str | int | None, wanted: set[str]) -> _Table:
     ]
     frame = _whole_numbers(frame.drop(columns=unnamed)).infer_objects()
     return _Table(frame, np.arange(len(frame)) + header + 2, others=others, part="feuille")
+
+
+def _keep_error_values(book: pd.ExcelFile) -> None:
+    """Read an Excel error value (``#N/A``, ``#DIV/0!``…) as its text, as the sheet shows it.
+
+    pandas' openpyxl reader makes it an empty cell, and the user's cell would vanish from
+    the output. Its cell conversion is private: with another reader, nothing changes.
+    """
+    reader = getattr(book, "_reader", None)
+    convert = getattr(reader, "_convert_cell", None)
+    if convert is not None:
+        reader._convert_cell = lambda cell: cell.value if cell.data_type == "e" else convert(cell)
 
 
 def _whole_numbers(frame: pd.DataFrame) -> pd.DataFrame:
