@@ -262,3 +262,165 @@ def test_xlsx_summary_counts_the_eligible(classified, tmp_path):
     summary = pd.read_excel(path, sheet_name="Synthèse")
     row = summary[summary["verdict"].astype(str).str.startswith("dont éligibles")]
     assert row["lieux"].tolist() == [1]  # one place in a QPV, the others not eligible
+
+
+def _blocks_frame() -> gpd.GeoDataFrame:
+    """40 classified-like rows whose cells pandas formats per step: date-times all at
+    midnight in the first rows only, formulas, numbers among words, NA everywhere."""
+    rows = 40
+    stamps = pd.to_datetime(["2024-03-01"] * 25 + ["2024-03-01 10:30"] * 15, format="ISO8601")
+    frame = gpd.GeoDataFrame(
+        {
+            "nom": pd.array(
+                [
+                    None if i % 7 == 0 else f"=lieu {i}" if i % 5 == 0 else f"lieu {i}"
+                    for i in range(rows)
+                ],
+                dtype="string",
+            ),
+            "code": [["ABC", 12345, 12.5, None][i % 4] for i in range(rows)],
+            "ouverture": stamps.where(np.arange(rows) % 9 != 0),
+            "in_qpv": pd.array([[True, False, pd.NA][i % 3] for i in range(rows)], dtype="boolean"),
+            "distance_qpv_m": [i * 10.26 if i % 6 else np.nan for i in range(rows)],
+            "verdict": ["qpv", "non_eligible", "invalide", "indetermine"] * (rows // 4),
+            "motif": [f"motif « {i} » ; ligne\r{i}" for i in range(rows)],
+        },
+        geometry=[Point(1.4 + i / 100, 43.6) if i % 4 else None for i in range(rows)],
+        crs="EPSG:4326",
+    )
+    frame.attrs = json.loads(json.dumps(ATTRS))
+    return frame
+
+
+def test_csv_in_blocks_is_the_file_written_at_once(tmp_path, monkeypatch):
+    """A large CSV is formatted and written block by block (memory holds one block of
+    text, not the file); the bytes are those of the file written in one block: BOM and
+    header once, date-times formatted per pandas step as before."""
+    frame = _blocks_frame()
+    at_once = export.write_results(frame, tmp_path / "un.csv").read_bytes()
+    assert at_once == export.csv_text(frame)
+    assert b"".join(export.csv_blocks(frame, header=False)) == export.csv_text(frame, header=False)
+    columns = len(export.readable(frame).columns)
+    monkeypatch.setattr(export, "_CSV_STEP_CELLS", 3 * columns)  # 3 rows per pandas step
+    written = export.write_results(frame, tmp_path / "un_pas.csv").read_bytes()
+    monkeypatch.setattr(export, "_CSV_BLOCK_ROWS", 7)  # blocks of 2 steps
+    assert len(list(export.csv_blocks(frame))) == 7
+    blocks = export.write_results(frame, tmp_path / "blocs.csv").read_bytes()
+
+    assert blocks == written
+    assert blocks.count(b"\xef\xbb\xbf") == 1 and blocks.startswith(b"\xef\xbb\xbf")
+    text = blocks.decode("utf-8-sig")
+    assert text.count("nom;code;ouverture") == 1
+    assert "2024-03-01 00:00:00" in text and "\r\n'=lieu 5;" in text
+
+
+def test_csv_file_is_written_without_its_whole_text_in_memory(tmp_path, monkeypatch):
+    """Memory while writing a CSV stays far below the size of the file."""
+    import tracemalloc
+
+    rows = 40_000
+    frame = pd.DataFrame(
+        {
+            "nom": pd.array([f"lieu numéro {i} " + "x" * 200 for i in range(rows)], dtype="string"),
+            "verdict": pd.array(["qpv"] * rows, dtype="string"),
+        }
+    )
+    frame.attrs = json.loads(json.dumps(ATTRS))
+    # 500 rows per pandas step, blocks of 2,000 rows
+    monkeypatch.setattr(export, "_CSV_STEP_CELLS", 3 * 500, raising=False)
+    monkeypatch.setattr(export, "_CSV_BLOCK_ROWS", 2_000, raising=False)
+    tracemalloc.start()
+    try:
+        path = export.write_results(frame, tmp_path / "grand.csv")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert path.stat().st_size > 9_000_000
+    assert peak < path.stat().st_size / 3
+
+
+def test_csv_numbers_and_dates_among_words_as_the_sheet_shows_them(tmp_path):
+    """A text column holding numbers (a workbook's mixed column) keeps them as the user
+    wrote them: whole numbers without decimals, a decimal comma, a date-only cell as its
+    date; numbers of numeric columns and text are unchanged."""
+    import datetime
+
+    frame = pd.DataFrame(
+        {
+            "code": ["ABC", 12345, 12345.0, 12.5, -0.25, 1e20, None, np.nan, True],
+            "quand": [
+                "lundi",
+                datetime.datetime(2024, 3, 1),
+                pd.Timestamp("2024-03-01 10:30"),
+                datetime.date(2023, 12, 25),
+                None,
+                None,
+                None,
+                None,
+                None,
+            ],
+            "ratio": [1.5, 2.0, 3.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0],
+            "verdict": ["qpv"] * 9,
+        }
+    )
+    frame.attrs = json.loads(json.dumps(ATTRS))
+    path = export.write_results(frame, tmp_path / "out.csv")
+    lines = path.read_bytes().decode("utf-8-sig").split("\r\n")[1:-1]
+    cells = [line.split(";")[:3] for line in lines]
+    assert [row[0] for row in cells] == [
+        "ABC",
+        "12345",
+        "12345",
+        "12,5",
+        "-0,25",
+        "1e+20",
+        "",
+        "",
+        "True",
+    ]
+    assert [row[1] for row in cells][:5] == [
+        "lundi",
+        "2024-03-01",
+        "2024-03-01 10:30:00",
+        "2023-12-25",
+        "",
+    ]
+    assert [row[2] for row in cells][:2] == ["1,5", "2,0"]
+
+
+def test_xlsx_date_only_cells_stay_dates(tmp_path):
+    """A column of dates without time (read from a workbook as date-times at midnight)
+    is shown as dates, not « 00:00:00 »; a column with times keeps them; a date among
+    words is shown as a date."""
+    import datetime
+
+    frame = pd.DataFrame(
+        {
+            "ouverture": pd.to_datetime(["2024-03-01", "2023-12-25", None]),
+            "horodate": pd.to_datetime(["2024-03-01 10:30", "2024-03-02", None], format="ISO8601"),
+            "divers": ["ABC", datetime.datetime(2024, 3, 1), datetime.datetime(2024, 3, 1, 8)],
+            "verdict": ["qpv"] * 3,
+        }
+    )
+    frame.attrs = json.loads(json.dumps(ATTRS))
+    path = export.write_results(frame, tmp_path / "out.xlsx")
+    sheet = openpyxl.load_workbook(path)["resultats"]
+    formats = {
+        column[0].value: [(cell.value, cell.number_format) for cell in column[1:3]]
+        for column in sheet.iter_cols(max_col=3)
+    }
+    assert formats["ouverture"] == [
+        (datetime.datetime(2024, 3, 1), "yyyy-mm-dd"),
+        (datetime.datetime(2023, 12, 25), "yyyy-mm-dd"),
+    ]
+    assert [number_format for _, number_format in formats["horodate"]] == ["yyyy-mm-dd h:mm:ss"] * 2
+    assert formats["divers"][1] == (datetime.datetime(2024, 3, 1), "yyyy-mm-dd")
+    assert sheet["C4"].number_format == "yyyy-mm-dd h:mm:ss"
+
+
+def test_check_rows_only_limits_workbooks(monkeypatch):
+    monkeypatch.setattr(export, "XLSX_ROWS", 10)
+    export.check_rows("r.csv", 10**7)
+    export.check_rows("r.xlsx", 9)
+    with pytest.raises(OutputError, match=r"^10 lieux : une feuille de classeur ne tient que 9 "):
+        export.check_rows("R.XLSX", 10)
