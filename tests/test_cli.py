@@ -452,6 +452,81 @@ def test_classify_in_partitions_has_the_provenance_of_a_whole_run(
     assert provenances[0]["lignes"] == "3-5"
 
 
+def test_classify_in_partitions_writes_the_file_of_a_whole_run(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`classify -o x.csv` writes its CSV in blocks (here of 4 rows): the bytes are those
+    of `classify --partitions -o x.csv`."""
+    monkeypatch.setattr(export, "_CSV_STEP_CELLS", 1)  # one row per pandas step
+    monkeypatch.setattr(export, "_CSV_BLOCK_ROWS", 4)
+    whole, partitioned = tmp_path / "memoire.csv", tmp_path / "partitions.csv"
+    result = runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(whole)])
+    assert result.exit_code == 0, result.output
+    options = ["--partitions", "--ordonnanceur", "threads"]
+    result = runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(partitioned), *options])
+    assert result.exit_code == 0, result.output
+    assert whole.read_bytes() == partitioned.read_bytes()
+    header = whole.read_bytes().split(b"\r\n")[0]
+    assert whole.read_bytes().count(header[3:]) == 1  # written once, after the BOM
+
+
+def test_classify_refuses_a_too_long_workbook_before_classifying(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More places than a sheet holds: refused as soon as the file is read, in French,
+    before the reference is loaded or any place classified; nothing written."""
+    from territoires import eligibility
+
+    def no_reference(*args: object, **kwargs: object) -> None:
+        raise AssertionError("classement commencé")
+
+    monkeypatch.setattr(export, "XLSX_ROWS", EXAMPLE_ROWS)
+    monkeypatch.setattr(eligibility, "reference", no_reference)
+    output = tmp_path / "resultats.xlsx"
+    result = runner.invoke(app, ["classify", str(EXAMPLE), "-o", str(output)])
+    assert result.exit_code == 1
+    assert "classement commencé" not in result.output
+    refusal = f"{EXAMPLE_ROWS} lieux : une feuille de classeur ne tient que {EXAMPLE_ROWS - 1}"
+    assert _flat(refusal) in _flat(result.stderr)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_workbook_cells_come_out_as_written(data_dir: Path, tmp_path: Path) -> None:
+    """XLSX in, CSV and XLSX out: numbers among words keep their form (12345, 12,5), a
+    date-only column stays dates, an Excel error value (#N/A) is kept, not emptied."""
+    import datetime
+
+    source = tmp_path / "lieux.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["nom", "lon", "lat", "code", "ouverture", "note"])
+    sheet.append(["A", 1.4442, 43.6047, "ABC", datetime.date(2024, 3, 1), "ok"])
+    sheet.append(["B", 1.45, 43.61, 12345, datetime.date(2023, 12, 25), "x"])
+    sheet.append(["C", 1.46, 43.62, 12.5, None, None])
+    sheet["F4"].value, sheet["F4"].data_type = "#N/A", "e"
+    workbook.save(source)
+
+    csv_out, xlsx_out = tmp_path / "r.csv", tmp_path / "r.xlsx"
+    for output in (csv_out, xlsx_out):
+        result = runner.invoke(app, ["classify", str(source), "-o", str(output)])
+        assert result.exit_code == 0, result.output
+    rows = [line.split(";")[:6] for line in csv_out.read_text("utf-8-sig").splitlines()[1:]]
+    assert [row[3:] for row in rows] == [
+        ["ABC", "2024-03-01", "ok"],
+        ["12345", "2023-12-25", "x"],
+        ["12,5", "", "#N/A"],
+    ]
+    written = openpyxl.load_workbook(xlsx_out)["resultats"]
+    cells = [
+        [(cell.value, cell.number_format) for cell in row[3:6]]
+        for row in written.iter_rows(min_row=2, max_row=4)
+    ]
+    assert [value for value, _ in (row[0] for row in cells)] == ["ABC", 12345, 12.5]
+    assert cells[0][1] == (datetime.datetime(2024, 3, 1), "yyyy-mm-dd")
+    assert cells[1][1] == (datetime.datetime(2023, 12, 25), "yyyy-mm-dd")
+    assert cells[2][2][0] == "#N/A" and written["F4"].data_type == "e"
+
+
 def test_classify_in_partitions_on_processes(data_dir: Path, tmp_path: Path) -> None:
     """`python -m territoires … --ordonnanceur processus`: the command runs once (not in
     the spawned worker processes), which classify as in memory."""

@@ -237,7 +237,7 @@ def test_xlsx_first_sheet_or_named_sheet(tmp_path) -> None:
 def test_xlsx_cells_are_read_as_written(tmp_path) -> None:
     """Text that pandas takes for missing stays text; whole numbers beside an empty
     cell stay whole (a SIRET is not a decimal). (« #N/A » typed in Excel is an error
-    value, not text: read as an empty cell.)"""
+    value, not text: see :func:`test_xlsx_error_values_are_kept`.)"""
     path = tmp_path / "lieux.xlsx"
     words = ["n/a", "NA", "null", "None", "nan", "N/A", "NULL", "-", None]
     pd.DataFrame(
@@ -257,6 +257,30 @@ def test_xlsx_cells_are_read_as_written(tmp_path) -> None:
     assert out["siret"].dtype == "Int64"
     assert out["siret"].iloc[0] == 12345678901234 and pd.isna(out["siret"].iloc[1])
     assert "12345678901234;" in export.csv_text(out.drop(columns="geometry")).decode("utf-8-sig")
+
+
+def test_xlsx_error_values_are_kept(tmp_path) -> None:
+    """An Excel error value (#N/A, #DIV/0!, typed or left by a formula) is read as the text
+    the sheet shows, not as an empty cell that would vanish from the output; in a
+    coordinate it makes the row invalid, naming the value."""
+    import openpyxl
+
+    path = tmp_path / "lieux.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["nom", "note", "lon", "lat"])
+    sheet.append(["a", 1, 1.4020, 43.5750])
+    sheet.append(["b", 2, 1.4030, 43.5750])
+    sheet.append(["c", "ok", 1.4040, 43.5750])
+    for cell, error in (("B2", "#N/A"), ("B3", "#DIV/0!"), ("C4", "#N/A")):
+        sheet[cell].value, sheet[cell].data_type = error, "e"
+    workbook.save(path)
+
+    out = read_places(path)
+
+    assert out["note"].tolist() == ["#N/A", "#DIV/0!", "ok"]
+    assert _problems(out)[:2] == [None, None]
+    assert "#N/A" in _problems(out)[2]
 
 
 def test_geojson_points_and_other_geometries() -> None:
