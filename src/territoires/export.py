@@ -230,7 +230,8 @@ def write_results(result: gpd.GeoDataFrame, path: str | Path) -> Path:
     Raises
     ------
     OutputError
-        For an unknown extension; the message lists the accepted ones.
+        For an unknown extension (the message lists the accepted ones), or a workbook
+        of more places than a sheet holds (:func:`check_rows`).
     """
     path = outputs.check_path(path, FORMATS)
     check_rows(path, len(result))
