@@ -388,6 +388,36 @@ def test_coverage_report_and_map(data_dir, tmp_path) -> None:
         assert cdn not in page
 
 
+def test_coverage_of_a_list_in_one_region_measures_that_region(data_dir, tmp_path) -> None:
+    """The Occitanie places of the example: other régions are not reported uncovered."""
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    occitanie = [line for line in lines[1:17] if "Creuse" not in line]
+    source = tmp_path / "occitanie.csv"
+    source.write_text("\n".join([lines[0], *occitanie]) + "\n", encoding="utf-8")
+    report = tmp_path / "couverture.xlsx"
+    result = runner.invoke(app, ["coverage", str(source), "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "Territoire analysé : région Occitanie (76), où sont tous les lieux" in result.stderr
+    assert "--regions, --departements ou --france" in result.stderr
+    departements = pd.read_excel(report, sheet_name="departements", dtype={"dep": str})
+    assert len(departements) == 13
+    communes = pd.read_excel(report, sheet_name="communes", dtype={"reg": str})
+    assert set(communes["reg"]) == {"76"}
+    readme = pd.read_excel(report, sheet_name="Synthèse")
+    assert readme["valeur"][0].startswith("Territoire analysé : région Occitanie (76)")
+
+    result = runner.invoke(app, ["coverage", str(source), "-o", str(report), "--france"])
+    assert result.exit_code == 0, result.output
+    assert _flat("faute de lieux dans la liste, non faute de tiers-lieux") in _flat(result.stderr)
+    assert len(pd.read_excel(report, sheet_name="departements")) == 101
+
+    both = runner.invoke(
+        app, ["coverage", str(source), "-o", str(report), "--regions", "76", "--france"]
+    )
+    assert both.exit_code == 2
+    assert _flat("--regions et --france s'excluent") in _flat(both.stderr)
+
+
 def test_coverage_refuses_csv_report(tmp_path) -> None:
     result = runner.invoke(app, ["coverage", str(EXAMPLE), "-o", str(tmp_path / "x.csv")])
     assert result.exit_code == 2

@@ -569,3 +569,79 @@ def test_real_analyse(real, data_dir):
     )
     assert not isinstance(result["dep"], gpd.GeoDataFrame)
     assert result["reg"].set_index("reg").loc["76", "nb_qpv"] == 105
+
+
+# --- the territory measured ------------------------------------------------------------------
+
+
+def test_a_list_in_one_region_is_measured_over_that_region(real, data_dir):
+    """Places all in Occitanie: the communes of other régions are not « uncovered »."""
+    result = coverage.analyse(
+        real["places"], qpv=real["qpv"], communes=real["communes"], data_dir=data_dir
+    )
+    assert set(result["communes"]["reg"]) == {"76"}
+    assert len(result["communes"]) == len(real["commune_cov"].query("reg == '76'"))
+    assert result["dep"]["dep"].tolist() == OCCITANIE
+    assert result["reg"]["reg"].tolist() == ["76"]
+    assert len(result["qpv"]) == 105
+    lines = coverage.summary(result).splitlines()
+    assert lines[0] == "Territoire analysé : région Occitanie (76), où sont tous les lieux analysés"
+    assert "couche QPV partielle" not in lines[1]  # the layer covers the whole territory
+    assert result["communes"].attrs["territoire"]["choix"] == "lieux"
+
+
+def test_france_on_request_says_where_the_places_are_absent(real, data_dir):
+    result = coverage.analyse(
+        real["places"], qpv=real["qpv"], communes=real["communes"], data_dir=data_dir, france=True
+    )
+    pd.testing.assert_series_equal(result["communes"]["couvert"], real["commune_cov"]["couvert"])
+    assert len(result["dep"]) == 101
+    first = coverage.summary(result).splitlines()[0]
+    assert first.startswith("Territoire analysé : France entière ; aucun lieu de la liste dans")
+    assert "17 régions" in first and "Bretagne (53)" in first and "Occitanie" not in first
+    assert "faute de lieux dans la liste, non faute de tiers-lieux" in first
+
+
+def test_chosen_departements_keep_the_places_outside_for_distances(real, data_dir):
+    result = coverage.analyse(
+        real["places"],
+        qpv=real["qpv"],
+        communes=real["communes"],
+        data_dir=data_dir,
+        departements="31, 9",
+    )
+    assert set(result["communes"]["dep"]) == set(result["dep"]["dep"]) == {"09", "31"}
+    assert set(result["qpv"]["dep"]) == {"09", "31"}
+    national = real["commune_cov"].set_index("code_insee")["distance_lieu_m"]
+    here = result["communes"].set_index("code_insee")["distance_lieu_m"]
+    pd.testing.assert_series_equal(here, national.loc[here.index])  # places elsewhere count
+    scope = result["qpv"].attrs["territoire"]
+    assert scope["departements"] == ["09", "31"] and scope["choix"] == "demande"
+    outside = scope["lieux_hors_territoire"]
+    assert outside > 0
+    assert coverage.summary(result).splitlines()[0] == (
+        f"Territoire analysé : départements Ariège (09), Haute-Garonne (31) ; {outside} lieux "
+        "hors de ce territoire (comptés pour les communes et les QPV proches de sa limite)"
+    )
+
+
+def test_places_in_several_regions_are_measured_over_france(real):
+    places = real["places"].copy()
+    places.loc[len(places)] = ["Rennes", "non_eligible", shapely.Point(-1.68, 48.11)]
+    scope = coverage.territory(places, real["communes"])
+    assert scope["niveau"] == "france" and scope["choix"] == "plusieurs_regions"
+    assert scope["regions_des_lieux"] == ["53", "76"]
+    assert scope["texte"].startswith(
+        "Territoire analysé : France entière, les lieux étant dans plusieurs régions ; "
+        "aucun lieu de la liste dans 16 régions"
+    )
+
+
+def test_a_territory_is_asked_for_once_with_known_codes(real):
+    with pytest.raises(territoires.InputError, match="regions et france s'excluent"):
+        coverage.territory(real["places"], real["communes"], regions="76", france=True)
+    with pytest.raises(territoires.UnknownNameError, match="départements : code « 3l » inconnu"):
+        coverage.territory(real["places"], real["communes"], departements=["3l", "31"])
+    names = {"reg": {"76": "Occitanie", "75": "Nouvelle-Aquitaine"}}
+    with pytest.raises(territoires.UnknownNameError, match="75 Nouvelle-Aquitaine, 76 Occitanie"):
+        coverage.territory(real["places"], real["communes"], regions="77", names=names)

@@ -1150,6 +1150,34 @@ def coverage_command(
             metavar="",
         ),
     ] = False,
+    departements: Annotated[
+        str | None,
+        typer.Option(
+            "--departements",
+            help="Mesurer ces départements seulement (codes INSEE : 31,32,81).",
+            metavar="CODES",
+        ),
+    ] = None,
+    regions: Annotated[
+        str | None,
+        typer.Option(
+            "--regions",
+            help="Mesurer ces régions seulement (codes INSEE : 76 pour l'Occitanie).",
+            metavar="CODES",
+        ),
+    ] = None,
+    france: Annotated[
+        bool,
+        typer.Option(
+            "--france",
+            help=(
+                "Mesurer toute la France, même si les lieux sont tous dans une région (sans "
+                "--departements, --regions ni --france : la région des lieux s'ils sont tous "
+                "dans une, sinon la France)."
+            ),
+            metavar="",
+        ),
+    ] = False,
     regles: Preset = "fabriques-2019",
     regle_urbaine: UrbanRule = None,
     qpv: QpvVintage = None,
@@ -1167,6 +1195,21 @@ def coverage_command(
     _check_output(output, export.REPORT_FORMATS, source=source)
     if carte is not None:
         _check_output(carte, maps.MAP_FORMATS, "--carte", source)
+    chosen = [
+        name
+        for name, value in (
+            ("--departements", departements),
+            ("--regions", regions),
+            ("--france", france or None),
+        )
+        if value is not None
+    ]
+    if len(chosen) > 1:
+        raise typer.BadParameter(
+            f"{' et '.join(chosen)} s'excluent : choisissez des départements, des régions ou "
+            "la France entière",
+            param_hint=chosen[1],
+        )
     rules = _rules(regles, None, regle_urbaine, qpv)
     result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
     typer.echo("Analyse de la couverture…", err=True)
@@ -1178,6 +1221,9 @@ def coverage_command(
         geometry=carte is not None or output.suffix.lower() == ".gpkg",
         name_column=nom,
         progress=True,
+        departements=departements,
+        regions=regions,
+        france=france,
     )
     export.write_report(
         output, layers["qpv"], layers["communes"], {"dep": layers["dep"], "reg": layers["reg"]}
@@ -1196,6 +1242,10 @@ def coverage_command(
         maps.save(fmap, carte, self_contained=offline)
         typer.echo(f"Carte de couverture → {carte}", err=True)
     typer.secho(coverage.summary(layers), bold=True, err=True)
+    if layers["communes"].attrs["territoire"]["choix"] != "demande":
+        typer.echo(
+            "  Pour mesurer un autre territoire : --regions, --departements ou --france.", err=True
+        )
 
 
 @app.command("serve", cls=TerritoiresCommand)

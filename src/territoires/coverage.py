@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -82,6 +83,34 @@ def _places(
     report : dict
         ``nb_lieux_analyses`` and ``lieux_exclus`` (counts by reason) for ``attrs``.
     """
+    geometry, territories, (invalid, missing, outside) = _located(places)
+    keep = ~(invalid | missing | outside)
+    labels = place_labels(places, name_column)
+    report = {
+        "nb_lieux_analyses": int(keep.sum()),
+        "lieux_exclus": {
+            "invalide": int(invalid.sum()),
+            "sans_geometrie": int(missing.sum()),
+            "hors_territoire": int(outside.sum()),
+        },
+    }
+    return geometry[keep], territories[keep], labels.to_numpy(dtype=object)[keep], report
+
+
+def _located(
+    places: gpd.GeoDataFrame,
+) -> tuple[gpd.GeoSeries, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Geometry (EPSG:4326) and territory of each place, and the rows left out.
+
+    Returns
+    -------
+    geometry : geopandas.GeoSeries
+    territories : numpy.ndarray of str
+        Territory name of each place, ``""`` outside every territory.
+    left_out : tuple of numpy.ndarray of bool
+        Rows whose verdict is ``invalide``, rows without geometry, rows outside every
+        territory (the reasons of :data:`EXCLUSION_REASONS`, in order).
+    """
     if places.crs is None:
         raise InputError("les lieux n'ont pas de CRS déclaré ; il n'est jamais deviné")
     geometry = places.geometry.to_crs(crs.GEOGRAPHIC)
@@ -94,17 +123,7 @@ def _places(
     anchors = shapely.point_on_surface(geometry.to_numpy())
     territories = crs.locate(shapely.get_x(anchors), shapely.get_y(anchors))
     outside = ~invalid & ~missing & (territories == "")
-    keep = ~(invalid | missing | outside)
-    labels = place_labels(places, name_column)
-    report = {
-        "nb_lieux_analyses": int(keep.sum()),
-        "lieux_exclus": {
-            "invalide": int(invalid.sum()),
-            "sans_geometrie": int(missing.sum()),
-            "hors_territoire": int(outside.sum()),
-        },
-    }
-    return geometry[keep], territories[keep], labels.to_numpy(dtype=object)[keep], report
+    return geometry, territories, (invalid, missing, outside)
 
 
 def _proximity(
@@ -515,6 +534,178 @@ def most_underserved(
     return ranked.assign(rang=rank.loc[ranked.index].astype("Int64"))[["rang", *aggregated.columns]]
 
 
+def _place_zones(places: gpd.GeoDataFrame, communes: pd.DataFrame) -> pd.DataFrame:
+    """Département and région (``dep``, ``reg``) of the places a coverage analysis keeps.
+
+    Read from the places' ``dep`` and ``reg`` columns (output of
+    :func:`territoires.classify`), else from the commune each place lies in.
+    """
+    geometry, _, left_out = _located(places)
+    keep = ~np.logical_or.reduce(left_out)
+    if {"dep", "reg"} <= set(places.columns):
+        zones = pd.DataFrame(places[["dep", "reg"]]).iloc[keep].astype("string")
+        return zones.dropna().reset_index(drop=True)
+    shapes = communes.geometry.to_crs(crs.GEOGRAPHIC).to_numpy()
+    point, commune = shapely.STRtree(shapes).query(
+        shapely.point_on_surface(geometry.to_numpy()[keep]), predicate="intersects"
+    )
+    first = np.unique(point, return_index=True)[1]
+    rows = commune[first]
+    return pd.DataFrame(
+        {
+            "dep": communes["dep"].to_numpy(dtype=object)[rows],
+            "reg": communes["reg"].to_numpy(dtype=object)[rows],
+        }
+    ).astype("string")
+
+
+def _codes(given: str | Sequence[str], known: Mapping[str, str], what: str) -> list[str]:
+    """Codes of départements or régions as the user gave them, checked and sorted.
+
+    ``"31, 32"`` or ``["31", "32"]``; ``"9"`` is ``"09"``. An unknown code is an
+    :class:`UnknownNameError` listing the known ones with their names.
+    """
+    words = given.replace(";", ",").replace(",", " ").split() if isinstance(given, str) else given
+    typed = {str(word).strip(): str(word).strip().upper() for word in words if str(word).strip()}
+    codes = {word: code.zfill(2) if code.isdigit() else code for word, code in typed.items()}
+    if not codes:
+        raise InputError(f"{what} : aucun code donné ; attendu par exemple 31,32")
+    unknown = [f"« {word} »" for word, code in codes.items() if code not in known]
+    if unknown:
+        # names help to find a région; the 101 départements are listed by code only
+        listing = ", ".join(
+            f"{code} {name}" if len(known) <= 20 and name != code else code
+            for code, name in sorted(known.items())
+        )
+        raise UnknownNameError(
+            f"{what} : code {', '.join(unknown)} inconnu ; codes attendus (INSEE) : {listing}"
+        )
+    return sorted(set(codes.values()))
+
+
+def _named(codes: Sequence[str], names: Mapping[str, str]) -> str:
+    """« Occitanie (76), Corse (94) »: each code after its name (the code alone if unnamed)."""
+    return ", ".join(f"{names[c]} ({c})" if names.get(c, c) != c else c for c in codes)
+
+
+def territory(
+    places: gpd.GeoDataFrame,
+    communes: pd.DataFrame,
+    *,
+    departements: str | Sequence[str] | None = None,
+    regions: str | Sequence[str] | None = None,
+    france: bool = False,
+    names: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Choose the territory a coverage analysis measures, and say it in French.
+
+    A list of places says nothing of the communes and QPV far from all of them: measured
+    over all of France, a list of one région leaves every commune of the others
+    « uncovered » for want of places in the list, not of tiers-lieux. So, unless told
+    otherwise, a list whose places all lie in one région is measured over that région;
+    a list spread over several régions over all of France, saying which régions have no
+    place of the list.
+
+    Parameters
+    ----------
+    places : geopandas.GeoDataFrame
+        As for :func:`qpv_coverage` (``dep`` and ``reg`` columns used when present).
+    communes : pandas.DataFrame
+        All communes (``dep``, ``reg`` and, without those columns in ``places``, the
+        geometry), as :func:`territoires.load_communes` gives them.
+    departements, regions : str or sequence of str, optional
+        Codes of the départements or régions to measure (``"31,32"`` or
+        ``["31", "32"]``); at most one of ``departements``, ``regions`` and ``france``.
+    france : bool, default False
+        Measure all of France whatever the places.
+    names : mapping, optional
+        ``{"dep": {code: name}, "reg": {code: name}}``, to name the territory.
+
+    Returns
+    -------
+    dict
+        ``niveau`` (``"france"``, ``"regions"`` or ``"departements"``), ``codes``,
+        ``departements`` (those measured, ``None`` for all of France), ``choix``
+        (``"demande"``: given by the caller; ``"lieux"``: the région of the places;
+        ``"plusieurs_regions"``: France, the places being in several régions),
+        ``regions_des_lieux``, ``lieux_hors_territoire`` (places analysed outside the
+        territory: they still count for the communes and QPV near its edge) and
+        ``texte``, the French sentence that :func:`summary` shows first.
+
+    Raises
+    ------
+    InputError
+        When more than one of ``departements``, ``regions`` and ``france`` is given.
+    UnknownNameError
+        For a code that is not a département or région of the communes.
+    """
+    given = [
+        option
+        for option, value in (("departements", departements), ("regions", regions))
+        if value is not None
+    ] + (["france"] if france else [])
+    if len(given) > 1:
+        raise InputError(
+            f"{' et '.join(given)} s'excluent : choisissez des départements, des régions ou "
+            "la France entière"
+        )
+    names = names or {}
+    dep_names, reg_names = dict(names.get("dep", {})), dict(names.get("reg", {}))
+    known_deps = sorted(communes["dep"].dropna().astype(str).unique())
+    known_regs = sorted(communes["reg"].dropna().astype(str).unique())
+    zones = _place_zones(places, communes)
+    place_regions = sorted(zones["reg"].unique())
+    choice = "demande"
+    if departements is not None:
+        level = "departements"
+        codes = _codes(departements, {c: dep_names.get(c, c) for c in known_deps}, "départements")
+        deps: list[str] | None = codes
+    elif regions is not None or (not france and len(place_regions) == 1):
+        level = "regions"
+        if regions is None:
+            codes, choice = place_regions, "lieux"
+        else:
+            codes = _codes(regions, {c: reg_names.get(c, c) for c in known_regs}, "régions")
+        chosen = communes["reg"].astype("string").isin(codes).fillna(False).to_numpy(dtype=bool)
+        deps = sorted(communes.loc[chosen, "dep"].dropna().astype(str).unique())
+    else:
+        level, codes, deps = "france", [], None
+        choice = "demande" if france else "plusieurs_regions"
+    outside = 0 if deps is None else int((~zones["dep"].isin(deps)).sum())
+    missing = [code for code in known_regs if code not in place_regions]
+    if level == "france":
+        text = "Territoire analysé : France entière" + (
+            "" if france else ", les lieux étant dans plusieurs régions"
+        )
+        if not place_regions:
+            text += " ; aucun lieu analysé"
+        elif missing:
+            text += (
+                f" ; aucun lieu de la liste dans {french.count(len(missing), 'région', 'régions')}"
+                f" ({_named(missing, reg_names)}) : leurs communes et leurs QPV paraissent non "
+                "couverts faute de lieux dans la liste, non faute de tiers-lieux"
+            )
+    else:
+        what = ("région", "régions") if level == "regions" else ("département", "départements")
+        named = _named(codes, reg_names if level == "regions" else dep_names)
+        text = f"Territoire analysé : {what[len(codes) > 1]} {named}"
+        text += ", où sont tous les lieux analysés" if choice == "lieux" else ""
+        if outside:
+            text += (
+                f" ; {french.count(outside, 'lieu', 'lieux')} hors de ce territoire "
+                "(comptés pour les communes et les QPV proches de sa limite)"
+            )
+    return {
+        "niveau": level,
+        "codes": codes,
+        "departements": deps,
+        "choix": choice,
+        "regions_des_lieux": place_regions,
+        "lieux_hors_territoire": outside,
+        "texte": text,
+    }
+
+
 def _qpv_or_communes(
     vintage: int, communes: gpd.GeoDataFrame, data_dir: Path | None
 ) -> gpd.GeoDataFrame:
@@ -548,8 +739,11 @@ def analyse(
     data_dir: Path | None = None,
     name_column: str | None = None,
     progress: bool = False,
+    departements: str | Sequence[str] | None = None,
+    regions: str | Sequence[str] | None = None,
+    france: bool = False,
 ) -> dict[str, pd.DataFrame]:
-    """Run the whole coverage analysis on the reference data.
+    """Run the whole coverage analysis on the reference data, over one territory.
 
     Parameters
     ----------
@@ -579,12 +773,22 @@ def analyse(
         Show a progress bar on stderr, one step per stage (loading the reference,
         measuring QPV and communes, aggregating by département and région); outside a
         terminal or a notebook (log, CI, pipe), one final line.
+    departements, regions : str or sequence of str, optional
+        Measure only the QPV and communes of these départements or régions (codes,
+        ``"31,32"`` or ``["31", "32"]``).
+    france : bool, default False
+        Measure all of France, even when the places all lie in one région.
 
     Returns
     -------
     dict of str to pandas.DataFrame
         ``"qpv"``, ``"communes"``, ``"dep"`` and ``"reg"``, ready for
-        ``export.write_report(path, r["qpv"], r["communes"], {"dep": r["dep"], "reg": r["reg"]})``.
+        ``export.write_report(path, r["qpv"], r["communes"], {"dep": r["dep"], "reg": r["reg"]})``,
+        each restricted to the territory measured: without ``departements``, ``regions``
+        or ``france``, the région of the places when they all lie in one, else all of
+        France (see :func:`territory`). Every table's ``attrs["territoire"]`` says which,
+        and :func:`summary` says it first. The places outside the territory still count
+        for the QPV and communes near its edge.
     """
     rules = rules or preset()
     stages = iter(
@@ -617,6 +821,21 @@ def analyse(
             qpv = _qpv_or_communes(rules.qpv_vintage, communes, data_dir)
         if qpv_population is None:
             qpv_population = loaders.qpv_population_on_disk(rules.qpv_vintage, data_dir)
+        outlines = {level: loaders.load_admin(LEVELS[level], data_dir=data_dir) for level in LEVELS}
+        scope = territory(
+            places,
+            communes,
+            departements=departements,
+            regions=regions,
+            france=france,
+            names={level: _names(outlines[level], level) for level in LEVELS},
+        )
+        deps = scope["departements"]
+        if deps is not None:
+            qpv = qpv[qpv["dep"].astype("string").isin(deps).fillna(False).to_numpy(dtype=bool)]
+            communes = communes[communes["dep"].astype("string").isin(deps).to_numpy(dtype=bool)]
+            outlines["dep"] = outlines["dep"][outlines["dep"]["dep"].isin(deps)]
+            outlines["reg"] = outlines["reg"][outlines["reg"]["reg"].isin(communes["reg"])]
         stage(next(stages))
         qpv_cov = qpv_coverage(
             places,
@@ -643,10 +862,18 @@ def analyse(
                 commune_cov,
                 level,
                 communes=context,
-                names=loaders.load_admin(LEVELS[level], data_dir=data_dir),
+                names=outlines[level],
             )
         stage(next(stages))
-    return {"qpv": qpv_cov, "communes": commune_cov, **aggregates}
+    layers = {"qpv": qpv_cov, "communes": commune_cov, **aggregates}
+    for layer in layers.values():
+        layer.attrs["territoire"] = scope
+    return layers
+
+
+def _names(outlines: pd.DataFrame, level: str) -> dict[str, str]:
+    """Code → name of the départements or régions of :func:`territoires.load_admin`."""
+    return dict(zip(outlines[level].astype(str), outlines["nom"].astype(str), strict=True))
 
 
 def summary(layers: Mapping[str, pd.DataFrame]) -> str:
@@ -660,11 +887,14 @@ def summary(layers: Mapping[str, pd.DataFrame]) -> str:
     Returns
     -------
     str
-        Lines such as « 12 QPV couverts sur 105 (tiers-lieu à 1 km ou moins) » and
+        The territory measured, when :func:`analyse` recorded it (« Territoire analysé :
+        région Occitanie (76), où sont tous les lieux analysés »), then lines such as
+        « 12 QPV couverts sur 105 (tiers-lieu à 1 km ou moins) » and
         « 3 184 communes hors grands centres urbains sur 29 010 sans tiers-lieu à 10 km
         ou moins », then the places analysed and excluded.
     """
     qpv, communes = layers["qpv"], layers["communes"]
+    measured = communes.attrs.get("territoire")
     scope = loaders.qpv_departements(qpv, unsourced="present")
     assessed = qpv if scope is None else qpv[qpv["dep"].isin(scope)]
     covered = int(assessed["couvert"].sum())
@@ -673,7 +903,9 @@ def summary(layers: Mapping[str, pd.DataFrame]) -> str:
         f"{french.number(len(assessed))} "
         f"(tiers-lieu {french.within(qpv.attrs['seuil_couverture_m'])})"
     )
-    if scope is not None:
+    measured_deps = measured["departements"] if measured else None
+    if scope is not None and (measured_deps is None or not set(measured_deps) <= set(scope)):
+        # the QPV layer lacks part of the territory measured
         qpv_line += f" ; couche QPV partielle : départements {', '.join(scope)} seulement"
     uncovered = int((~communes["couvert"].astype(bool)).sum())
     commune_line = (
@@ -687,4 +919,5 @@ def summary(layers: Mapping[str, pd.DataFrame]) -> str:
     places_line = french.count(analysed, "lieu analysé", "lieux analysés")
     if reasons:
         places_line += f" ; écartés : {', '.join(reasons)}"
-    return "\n".join([qpv_line, commune_line, places_line])
+    lines = [qpv_line, commune_line, places_line]
+    return "\n".join([measured["texte"], *lines] if measured else lines)
