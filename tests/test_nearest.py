@@ -126,3 +126,98 @@ def test_border_pieces_measure_as_the_whole_border() -> None:
     assert len(pieces) > 2 * len(shapely.get_parts(border))
     np.testing.assert_array_equal(closest[first], whole[at[first]])  # bit for bit
     assert set(at[first]) == set(np.flatnonzero(whole <= 5_000.0))
+
+
+def _national_layer(seed: int, count: int) -> engine.Layer:
+    """Many detailed polygons, as a national QPV layer: streets of 20-60 m, long rings
+    (cut into pieces), holes, multipolygons, and a few of many rings (measured whole)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform([600_000, 6_200_000], [640_000, 6_240_000], size=(count, 2))
+    shapes = []
+    for number, ((x, y), r) in enumerate(zip(centres, rng.uniform(80, 900, count), strict=True)):
+        corners = int(np.clip(2 * np.pi * r / rng.uniform(20, 60), 8, 400))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
+        lengths = r * rng.uniform(0.6, 1.0, corners)
+        shape = shapely.make_valid(
+            shapely.Polygon(
+                np.column_stack([x + lengths * np.cos(angles), y + lengths * np.sin(angles)])
+            )
+        )
+        if number % 5 == 1:
+            shape = shape.difference(shapely.Point(x, y).buffer(r * 0.3))
+        elif number % 5 == 2:
+            shape = shapely.union(shape, shapely.box(x + 2 * r, y, x + 2.5 * r, y + r))
+        elif number % 50 == 3:  # many islands: more rings than pieces
+            shape = shapely.union_all([shapely.Point(x + 30 * i, y).buffer(10) for i in range(12)])
+        shapes.append(shapely.make_valid(shape))
+    frame = gpd.GeoDataFrame(geometry=shapes, crs=2154).to_crs(4326)
+    return engine.Layer.build(frame, np.arange(count), "metropole")
+
+
+def _points_around(layer: engine.Layer, rng: np.random.Generator) -> np.ndarray:
+    """Far points, points a few metres or millimetres from outlines, on vertices and on
+    segments, and points inside the metric polygons."""
+    coordinates = shapely.get_coordinates(shapely.boundary(layer.metric_geometries))
+    vertices = coordinates[rng.choice(len(coordinates), 6_000)]
+    following = coordinates[np.minimum(rng.choice(len(coordinates), 3_000) + 1, len(coordinates) - 1)]
+    inside = shapely.get_coordinates(
+        shapely.point_on_surface(layer.metric_geometries[rng.choice(len(layer.rows), 2_000)])
+    )
+    return np.vstack(
+        [
+            rng.uniform([560_000, 6_160_000], [680_000, 6_280_000], size=(15_000, 2)),
+            rng.uniform([598_000, 6_198_000], [642_000, 6_242_000], size=(15_000, 2)),
+            vertices[:2_000],  # on vertices (inside or on the outline: distance 0)
+            vertices[2_000:4_000] + rng.normal(0, 3.0, (2_000, 2)),  # a few metres off
+            vertices[4_000:] + rng.normal(0, 1e-3, (2_000, 2)),  # millimetres off
+            (vertices[:3_000] + following) / 2,  # on segments (or across a ring's end)
+            inside,
+        ]
+    )
+
+
+@pytest.mark.parametrize("pieces", [4, engine.NEAREST_PIECES, 40])
+def test_nearest_on_a_national_layer_is_geos_bit_for_bit(monkeypatch, pieces: int) -> None:
+    monkeypatch.setattr(engine, "NEAREST_PIECES", pieces)
+    layer = _national_layer(seed=pieces, count=600)
+    xy = _points_around(layer, np.random.default_rng(pieces))
+    points = shapely.points(xy)
+
+    found, distance = engine.nearest_polygons(layer, xy[:, 0], xy[:, 1])
+    (point, polygon), expected = layer.metric.query_nearest(
+        points, return_distance=True, all_matches=False
+    )
+
+    assert len(xy) > 40_000 and (point == np.arange(len(xy))).all()
+    assert layer.pieces.whole.any() == (2 * 12 > pieces) and not layer.pieces.whole.all()
+    np.testing.assert_array_equal(distance, expected)  # bit for bit
+    assert (distance == 0).sum() > 2_000 and (distance > 10_000).sum() > 1_000
+    other = found != polygon  # only where two polygons lie at exactly the same distance
+    np.testing.assert_array_equal(
+        shapely.distance(points[other], layer.metric_geometries[found[other]]), expected[other]
+    )
+    assert other.mean() < 0.05  # overlapping polygons tie at 0 for points inside both
+
+
+def test_pieces_measure_as_the_polygon_from_outside() -> None:
+    layer = _national_layer(seed=7, count=200)
+    pieces = layer.pieces
+    rng = np.random.default_rng(7)
+    xy = _points_around(layer, rng)
+    polygon = rng.integers(len(layer.rows), size=len(xy))
+    points = shapely.points(xy)
+    whole = shapely.distance(points, layer.metric_geometries[polygon])
+    outside = ~pieces.whole[polygon] & ~shapely.intersects(points, layer.metric_geometries[polygon])
+
+    per_piece = shapely.distance(points[outside, None], pieces.lines[polygon[outside]])
+
+    # every segment is in exactly one piece, and in the windows around it
+    rings = shapely.get_rings(shapely.get_parts(layer.metric_geometries[~pieces.whole]))
+    lines = pieces.lines[~pieces.whole]
+    assert np.sum(shapely.get_num_coordinates(lines[lines != None]) - 1) == np.sum(  # noqa: E711
+        shapely.get_num_coordinates(rings) - 1
+    )
+    np.testing.assert_array_equal(np.nanmin(per_piece, axis=1), whole[outside])  # bit for bit
+    windows = shapely.distance(points[outside, None], pieces.windows[polygon[outside]])
+    assert (np.nanmin(windows, axis=1) == whole[outside]).all()
+    assert (pieces.x[pieces.whole] == np.inf).all()

@@ -91,6 +91,10 @@ NEAREST_INDEX_MIN_POINTS: int = 1_000
 #: Candidate polygons examined per point by :func:`nearest_polygons` before falling back.
 NEAREST_CANDIDATES: int = 8
 
+#: Pieces each polygon's outline is cut into by :attr:`Layer.pieces`, so that
+#: :func:`nearest_polygons` measures a point against a few of them, not every segment.
+NEAREST_PIECES: int = 12
+
 #: Segments per piece of a land border in :attr:`Layer.border_pieces`.
 BORDER_PIECE_SEGMENTS: int = 8
 
@@ -206,6 +210,14 @@ class Layer:
         centres = shapely.centroid(shapely.minimum_bounding_circle(self.metric_geometries))
         return cKDTree(np.column_stack([shapely.get_x(centres), shapely.get_y(centres)]))
 
+    @cached_property
+    def pieces(self) -> Pieces:
+        """The polygons' outlines cut into :data:`NEAREST_PIECES` pieces each (metric).
+
+        Computed on first use, with :attr:`centres`: see :class:`Pieces`.
+        """
+        return Pieces.cut(self.metric_geometries)
+
     @property
     def has_centres(self) -> bool:
         """Whether the k-d tree of :attr:`centres` is built."""
@@ -249,6 +261,110 @@ class Layer:
         """Restore a pickled layer (see :meth:`__getstate__`)."""
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """Each polygon's rings cut into runs of consecutive segments, the same vertices.
+
+    Row ``i`` of every table describes polygon ``i`` of a layer, column ``j`` its piece
+    ``j``: each polygon has :data:`NEAREST_PIECES` columns, of which its rings share
+    what they need (a ring has at least one piece); an unused column has an infinite
+    centre. For a point outside a polygon, GEOS's distance to the polygon is the
+    smallest over its segments of GEOS's point-to-segment distance: a line holding the
+    nearest segment, its vertices in the ring's order, measures exactly the same
+    (see :func:`nearest_polygons`).
+
+    Attributes
+    ----------
+    x, y, radius : numpy.ndarray of float, shape (polygons, NEAREST_PIECES)
+        A circle around each piece (its bounding box's centre, reaching its farthest
+        vertex): ``|p - c| - radius`` bounds the piece's distance from below.
+    ring, rank, runs : numpy.ndarray of int, shape (polygons, NEAREST_PIECES)
+        The piece's ring within its polygon, its rank along the ring, and the number of
+        pieces of that ring.
+    lines : numpy.ndarray of shapely.LineString, shape (polygons, NEAREST_PIECES)
+        The pieces.
+    windows : numpy.ndarray of shapely.LineString, shape (polygons, NEAREST_PIECES)
+        Each piece with the pieces before and after it along its ring (the whole ring
+        when the ring has at most three pieces), as one line.
+    whole : numpy.ndarray of bool, shape (polygons,)
+        Polygons not cut (empty, or too many rings for the pieces): measured whole.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    radius: np.ndarray
+    ring: np.ndarray
+    rank: np.ndarray
+    runs: np.ndarray
+    lines: np.ndarray
+    windows: np.ndarray
+    whole: np.ndarray
+
+    @classmethod
+    def cut(cls, polygons: np.ndarray) -> Pieces:
+        """Cut the rings of metric ``polygons`` (see the class description)."""
+        shape = (len(polygons), NEAREST_PIECES)
+        x, y, radius = np.full(shape, np.inf), np.full(shape, np.inf), np.zeros(shape)
+        ring, rank, runs = np.full(shape, -1), np.zeros(shape, dtype=int), np.ones(shape, dtype=int)
+        whole = np.ones(len(polygons), dtype=bool)
+        cells, lines, windows = [], [], []
+        for polygon, geometry in enumerate(polygons):
+            rings = [
+                shapely.get_coordinates(line)
+                for part in shapely.get_parts(geometry)
+                for line in shapely.get_rings(part)
+            ]
+            segments = sum(len(coordinates) - 1 for coordinates in rings)
+            if not segments or 2 * len(rings) > NEAREST_PIECES:
+                continue
+            whole[polygon] = False
+            # ceil(m / length) <= m / length + 1 pieces per ring of m segments: at most
+            # the segments / length + rings <= NEAREST_PIECES columns in all
+            length = -(-segments // (NEAREST_PIECES - len(rings)))
+            column = itertools.count()
+            for number, coordinates in enumerate(rings):
+                starts = range(0, len(coordinates) - 1, length)
+                pieces = [coordinates[start : start + length + 1] for start in starts]
+                for order, piece in enumerate(pieces):
+                    cell = (polygon, next(column))
+                    centre = (piece.min(axis=0) + piece.max(axis=0)) / 2
+                    x[cell], y[cell] = centre
+                    radius[cell] = np.hypot(*(piece - centre).T).max()
+                    ring[cell], rank[cell], runs[cell] = number, order, len(pieces)
+                    cells.append(cell)
+                    lines.append(piece)
+                    windows.append(
+                        coordinates
+                        if len(pieces) <= 3
+                        else np.vstack(
+                            [pieces[order - 1], piece[1:], pieces[(order + 1) % len(pieces)][1:]]
+                        )
+                    )
+        at = tuple(np.array(cells, dtype=int).reshape(-1, 2).T)
+        return cls(
+            x=x,
+            y=y,
+            radius=radius,
+            ring=ring,
+            rank=rank,
+            runs=runs,
+            lines=_lines_at(shape, at, lines),
+            windows=_lines_at(shape, at, windows),
+            whole=whole,
+        )
+
+
+def _lines_at(shape: tuple[int, int], at: tuple[np.ndarray, ...], runs: list) -> np.ndarray:
+    """A table of ``shape`` holding a line of each run of coordinates at ``at``, else None."""
+    table = np.full(shape, None, dtype=object)
+    if runs:
+        sizes = [len(run) for run in runs]
+        table[at] = shapely.linestrings(
+            np.vstack(runs), indices=np.repeat(np.arange(len(runs)), sizes)
+        )
+    return table
 
 
 def _pack_wkb(geometries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -866,15 +982,85 @@ def _nearest_within(
     return point, nearest, distance
 
 
+#: (point, polygon) pairs measured on pieces at once by :func:`_outline_distances`
+#: (their tables of piece bounds stay in the processor's cache).
+_PAIRS_PER_BATCH: int = 8_192
+
+
+def _outline_distances(
+    layer: Layer,
+    points: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    point: np.ndarray,
+    polygon: np.ndarray,
+    centre_distance: np.ndarray,
+) -> np.ndarray:
+    """``shapely.distance(points[point], layer.metric_geometries[polygon])``, bit for bit,
+    mostly measured on a few pieces of each outline (:attr:`Layer.pieces`).
+
+    A point within a metre of a polygon's bounding circle may lie inside the polygon
+    (distance 0; also inside the metric polygon while outside the published EPSG:4326
+    one), and a polygon left whole has no pieces: GEOS measures the whole polygon.
+    Any other point lies outside the polygon, whose GEOS distance is then the smallest
+    over its segments of the point-to-segment distance: first the window around the
+    piece whose circle is nearest is measured, then every other piece whose circle is
+    not farther than that distance (plus rounding). A piece left out holds no nearer
+    segment, so the smallest measure is the polygon's.
+
+    Parameters
+    ----------
+    layer : Layer
+    points : numpy.ndarray of shapely.Point
+        The metric points, with their coordinates ``x`` and ``y``.
+    point, polygon : numpy.ndarray of int
+        The pairs: positions in ``points`` and in the layer.
+    centre_distance : numpy.ndarray of float
+        Distance from each pair's point to its polygon's bounding-circle centre.
+    """
+    pieces = layer.pieces
+    distance = np.empty(len(point))
+    whole = (centre_distance <= layer.radii[polygon] + 1.0) | pieces.whole[polygon]
+    distance[whole] = shapely.distance(
+        points[point[whole]], layer.metric_geometries[polygon[whole]]
+    )
+    cut = np.flatnonzero(~whole)
+    for start in range(0, len(cut), _PAIRS_PER_BATCH):
+        pair = cut[start : start + _PAIRS_PER_BATCH]
+        at, row = point[pair], polygon[pair]
+        lower = pieces.x[row] - x[at, None]
+        lower *= lower
+        across = pieces.y[row] - y[at, None]
+        lower += across * across
+        np.sqrt(lower, out=lower)
+        lower -= pieces.radius[row]
+        middle = lower.argmin(axis=1)
+        closest = shapely.distance(points[at], pieces.windows[row, middle])
+        near, column = np.nonzero(lower <= (closest + 1e-6 * (1.0 + closest))[:, None])
+        centre, piece = (row[near], middle[near]), (row[near], column)
+        step = (pieces.rank[piece] - pieces.rank[centre]) % pieces.runs[piece]
+        windowed = (pieces.ring[piece] == pieces.ring[centre]) & (
+            (pieces.runs[piece] <= 3) | (step <= 1) | (step == pieces.runs[piece] - 1)
+        )
+        near, piece = near[~windowed], (piece[0][~windowed], piece[1][~windowed])
+        np.minimum.at(closest, near, shapely.distance(points[at[near]], pieces.lines[piece]))
+        distance[pair] = closest
+    return distance
+
+
 def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact nearest polygon of each metric point and its distance, vectorised.
 
     For the :data:`NEAREST_CANDIDATES` polygons whose bounding-circle centres are
     nearest, the distance lies in ``[|p-c| - r, |p-c| + r]``; the exact distance to the
     polygon of the nearest centre is computed first, then only for the candidates whose
-    lower bound does not exceed it nor the smallest upper bound.
+    lower bound does not exceed it nor the smallest upper bound. Exact distances are
+    GEOS's, bit for bit, mostly measured on a few pieces of the outlines
+    (:func:`_outline_distances`).
     Polygons beyond the candidates are at least ``d_k - max(r)`` away: when that bound
-    does not prove the answer, the point falls back to an exhaustive STRtree search.
+    does not prove the answer, every polygon whose bounding box lies within the
+    distance found (an STRtree query) and whose circle is not farther is measured too.
+    Where two polygons lie at exactly the same distance, either may be named.
 
     Returns
     -------
@@ -902,29 +1088,50 @@ def nearest_polygons(layer: Layer, x: np.ndarray, y: np.ndarray) -> tuple[np.nda
     # The polygon of the nearest centre first: its exact distance bounds the others far
     # more tightly than the circles. A candidate is skipped only when its lower bound
     # exceeds that bound by more than rounding: ties are all measured, as before.
-    first = shapely.distance(points, layer.metric_geometries[candidate[:, 0]])
-    upper = np.minimum((centre_distance + radius).min(axis=1), first)
+    distance = _outline_distances(
+        layer, points, x, y, np.arange(n), candidate[:, 0], centre_distance[:, 0]
+    )
+    found = candidate[:, 0].copy()
+    upper = np.minimum((centre_distance + radius).min(axis=1), distance)
     measured = centre_distance - radius <= (upper + 1e-6 * (1.0 + upper))[:, None]
-    measured[:, 0] = True
+    measured[:, 0] = False
     point, slot = np.nonzero(measured)
-    polygon = candidate[point, slot]
-    exact = np.empty(len(point))
-    again = slot > 0
-    exact[~again] = first[point[~again]]
-    exact[again] = shapely.distance(points[point[again]], layer.metric_geometries[polygon[again]])
-    distance = np.full(n, np.inf)
-    np.minimum.at(distance, point, exact)
-    found = np.full(n, -1)
-    best = exact == distance[point]
-    found[point[best]] = polygon[best]
+    _keep_nearest(
+        found,
+        distance,
+        point,
+        candidate[point, slot],
+        _outline_distances(
+            layer, points, x, y, point, candidate[point, slot], centre_distance[point, slot]
+        ),
+    )
     if k < len(layer.radii):
         unproven = np.flatnonzero(centre_distance[:, -1] - layer.radii.max() < distance)
-        (hit, polygon), exact = layer.metric.query_nearest(
-            shapely.points(x[unproven], y[unproven]), return_distance=True, all_matches=False
+        reach = distance[unproven] + 1e-6 * (1.0 + distance[unproven])
+        ux, uy = x[unproven], y[unproven]
+        near, polygon = layer.metric.query(
+            shapely.box(ux - reach, uy - reach, ux + reach, uy + reach)
         )
-        found[unproven[hit]] = polygon
-        distance[unproven[hit]] = exact
+        centre = layer.centres.data[polygon]
+        gap = np.hypot(ux[near] - centre[:, 0], uy[near] - centre[:, 1])
+        kept = gap - layer.radii[polygon] <= reach[near]
+        point, polygon = unproven[near[kept]], polygon[kept]
+        exact = _outline_distances(layer, points, x, y, point, polygon, gap[kept])
+        _keep_nearest(found, distance, point, polygon, exact)
     return found, distance
+
+
+def _keep_nearest(
+    found: np.ndarray,
+    distance: np.ndarray,
+    point: np.ndarray,
+    polygon: np.ndarray,
+    exact: np.ndarray,
+) -> None:
+    """Lower ``distance`` (and name the polygon in ``found``) where a pair is nearer."""
+    np.minimum.at(distance, point, exact)
+    best = exact == distance[point]
+    found[point[best]] = polygon[best]
 
 
 def _find_qpv(
