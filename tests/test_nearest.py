@@ -159,7 +159,8 @@ def _points_around(layer: engine.Layer, rng: np.random.Generator) -> np.ndarray:
     segments, and points inside the metric polygons."""
     coordinates = shapely.get_coordinates(shapely.boundary(layer.metric_geometries))
     vertices = coordinates[rng.choice(len(coordinates), 6_000)]
-    following = coordinates[np.minimum(rng.choice(len(coordinates), 3_000) + 1, len(coordinates) - 1)]
+    last = len(coordinates) - 1
+    following = coordinates[np.minimum(rng.choice(len(coordinates), 3_000) + 1, last)]
     inside = shapely.get_coordinates(
         shapely.point_on_surface(layer.metric_geometries[rng.choice(len(layer.rows), 2_000)])
     )
@@ -189,7 +190,7 @@ def test_nearest_on_a_national_layer_is_geos_bit_for_bit(monkeypatch, pieces: in
     )
 
     assert len(xy) > 40_000 and (point == np.arange(len(xy))).all()
-    assert layer.pieces.whole.any() == (2 * 12 > pieces) and not layer.pieces.whole.all()
+    assert layer.pieces.whole.any() == (pieces < 2 * 12) and not layer.pieces.whole.all()
     np.testing.assert_array_equal(distance, expected)  # bit for bit
     assert (distance == 0).sum() > 2_000 and (distance > 10_000).sum() > 1_000
     other = found != polygon  # only where two polygons lie at exactly the same distance
