@@ -128,12 +128,25 @@ def distances(metres: Any, space: str = SPACE) -> pa.Array:
     missing = np.isnan(values)
     known = np.where(missing, 0.0, values)
     whole = np.round(known).astype(np.int64)
-    tenths = np.round(known / 100).astype(np.int64)
-    in_metres = join(pc.cast(pa.array(whole), pa.string()), f"{space}m")
-    in_km = join(
-        _grouped(tenths // 10), ",", pc.cast(pa.array(tenths % 10), pa.string()), f"{space}km"
+    near = np.flatnonzero(whole < 1000)
+    far = np.flatnonzero(whole >= 1000)
+    tenths = np.round(known[far] / 100).astype(np.int64)
+    # each row written once, in its unit: metres and kilometres apart, then in row order
+    texts = pa.concat_arrays(
+        [
+            join(pc.cast(pa.array(whole[near]), pa.string()), f"{space}m"),
+            join(
+                _grouped(tenths // 10),
+                ",",
+                pc.cast(pa.array(tenths % 10), pa.string()),
+                f"{space}km",
+            ),
+        ]
     )
-    texts = pc.if_else(pa.array(whole < 1000), in_metres, in_km)
+    if len(near) and len(far):
+        slot = np.empty(len(values), dtype=np.int64)
+        slot[near], slot[far] = np.arange(len(near)), np.arange(len(near), len(values))
+        texts = texts.take(pa.array(slot))
     if missing.any():
         texts = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), texts)
     return texts

@@ -380,15 +380,16 @@ def compose(
         else:
             piece = builders[kind](chosen, pa.array(chosen))
             gap = parts["gap"][chosen]
-            if (gap > 0).any():
+            offshore = np.flatnonzero(gap > 0)  # few: their note is written for them alone
+            if len(offshore):
                 note = join(
-                    piece,
+                    piece.take(pa.array(offshore)),
                     " ; point à ",
-                    french.distances(gap),
+                    french.distances(gap[offshore]),
                     " des contours communaux simplifiés (en mer près de la côte, loin de toute "
                     "frontière terrestre), rattaché à la commune la plus proche",
                 )
-                piece = pc.if_else(pa.array(gap > 0), note, piece)
+                piece = pc.replace_with_mask(piece, pa.array(gap > 0), note)
         # The commune's reason, with its separators; invalid rows take the empty string
         # past the end.
         commune = parts["commune"][chosen] if kind != INVALID else np.full(len(chosen), -1)
