@@ -140,6 +140,30 @@ def unknown_commune(codes: pa.Array) -> pa.Array:
     )
 
 
+#: A sentence as the parts it is joined from: text shared by every row, or arrow strings
+#: with one value per row.
+_Parts = list[Any]
+
+
+def _offshore_note(gap: np.ndarray) -> Any:
+    """Note of the points attached to the nearest commune from the sea, ``""`` for others.
+
+    Written for those few rows alone: a str when no row needs it, else arrow strings.
+    """
+    offshore = np.flatnonzero(gap > 0)
+    if not len(offshore):
+        return ""
+    note = join(
+        " ; point à ",
+        french.distances(gap[offshore]),
+        " des contours communaux simplifiés (en mer près de la côte, loin de toute "
+        "frontière terrestre), rattaché à la commune la plus proche",
+    )
+    slot = np.full(len(gap), -1)
+    slot[offshore] = np.arange(len(offshore))
+    return pc.fill_null(note.take(pa.array(slot, mask=slot < 0)), "")
+
+
 def compose(
     verdict: np.ndarray, sentence: np.ndarray, parts: dict[str, Any], rules: Rules, texts: Texts
 ) -> pa.Array:
@@ -193,19 +217,19 @@ def compose(
     def metres(name: str, rows: np.ndarray) -> pa.Array:
         return french.distances(parts[name][rows])
 
-    def within(thresholds: np.ndarray) -> pa.Array:
-        """``à 300 m ou moins`` per row, worded once per distinct threshold."""
+    def worded(thresholds: np.ndarray, word: Any) -> pa.Array:
+        """``word(threshold)`` per row, worded once per distinct threshold."""
         values, index = np.unique(thresholds, return_inverse=True)
-        return pa.array([french.within(value) for value in values]).take(pa.array(index))
+        return pa.array([word(value) for value in values]).take(pa.array(index))
 
-    def inside(taken: pa.Array) -> pa.Array:
-        return join(
+    def inside(taken: pa.Array) -> _Parts:
+        return [
             "dans le QPV ",
             parts["qpv_code"].take(taken),
             " « ",
             parts["qpv_nom"].take(taken),
             " »",
-        )
+        ]
 
     def source(rows: np.ndarray) -> pa.Array:
         return pc.if_else(
@@ -214,12 +238,12 @@ def compose(
             f" ({contours} ; {rules.basis()})",
         )
 
-    def precision(rows: np.ndarray) -> pa.Array:
-        return join(", moins que la précision de la position (", metres("precision", rows), ")")
+    def precision(rows: np.ndarray) -> _Parts:
+        return [", moins que la précision de la position (", metres("precision", rows), ")"]
 
     def qpv_at(
         rows: np.ndarray, distance: str, qpv: str, words: str, above: str | None = None
-    ) -> pa.Array:
+    ) -> _Parts:
         """« à D<words>CODE « NOM » » for the QPV rows ``parts[qpv]`` at ``parts[distance]``.
 
         A distance beyond the threshold ``parts[above]`` that rounds to it reads « à plus
@@ -233,7 +257,7 @@ def compose(
             start = pc.if_else(
                 pa.array((metres > limit) & (np.round(metres) <= limit)), "à plus de ", "à "
             )
-        return join(
+        return [
             start,
             french.distances(metres),
             words,
@@ -241,9 +265,9 @@ def compose(
             " « ",
             texts.qpv_nom.take(taken),
             " »",
-        )
+        ]
 
-    def nearest(rows: np.ndarray, above: str | None = None) -> pa.Array:
+    def nearest(rows: np.ndarray, above: str | None = None) -> _Parts:
         return qpv_at(rows, "distance", "nearest", " du QPV le plus proche ", above)
 
     def basis(rows: np.ndarray) -> pa.Array:
@@ -251,111 +275,110 @@ def compose(
         listed = np.isin(parts["nearest"][rows], parts["npnru_rows"])
         return pc.if_else(pa.array(listed), rules.basis(npnru=True), rules.basis())
 
-    def near_npnru(rows: np.ndarray) -> pa.Array:
+    def near_npnru(rows: np.ndarray) -> _Parts:
         sentence = join(
-            qpv_at(rows, "npnru_distance", "npnru", " du QPV "),
+            *qpv_at(rows, "npnru_distance", "npnru", " du QPV "),
             f", en renouvellement urbain (NPNRU), {french.within(rules.npnru_distance_m)} : "
             f"proximité immédiate ({rules.basis(npnru=True)} ; {geography})",
         )
         other = parts["npnru"][rows] != parts["nearest"][rows]
         if not other.any():
-            return sentence
-        closer = join(sentence, " ; ", nearest(rows))
-        return pc.if_else(pa.array(other), closer, sentence)
+            return [sentence]
+        closer = join(sentence, " ; ", *nearest(rows))
+        return [pc.if_else(pa.array(other), closer, sentence)]
 
-    builders = {
-        UNCHECKED: lambda rows, taken: join(
+    # Each builder gives the parts of its sentence (str or arrow strings, one per row),
+    # joined once with the verdict's label and the commune's reason.
+    builders: dict[int, Any] = {
+        UNCHECKED: lambda rows, taken: [
             "QPV non vérifiable : département ",
             texts.commune_dep.take(pa.array(parts["commune"][rows])),
             f" absent de la couche QPV {rules.qpv_vintage} chargée (extrait régional)",
-        ),
-        INSIDE: lambda rows, taken: join(inside(taken), f" ({geography})"),
-        NO_QPV: lambda rows, taken: pa.array(
-            [f"aucun QPV {rules.qpv_vintage} dans ce territoire"] * len(rows)
-        ),
-        NEAR: lambda rows, taken: join(
-            nearest(rows),
+        ],
+        INSIDE: lambda rows, taken: [*inside(taken), f" ({geography})"],
+        NO_QPV: lambda rows, taken: [f"aucun QPV {rules.qpv_vintage} dans ce territoire"],
+        NEAR: lambda rows, taken: [
+            *nearest(rows),
             ", ",
-            within(parts["threshold"][rows]),
+            worded(parts["threshold"][rows], french.within),
             " : proximité immédiate (",
             basis(rows),
             f" ; {geography})",
-        ),
+        ],
         NEAR_NPNRU: lambda rows, taken: near_npnru(rows),
-        FAR: lambda rows, taken: join(
-            nearest(rows, above="threshold"),
+        FAR: lambda rows, taken: [
+            *nearest(rows, above="threshold"),
             ", au-delà de ",
-            french.distances(parts["threshold"][rows]),
+            worded(parts["threshold"][rows], french.distance),
             npnru_rule,
             " (",
             basis(rows),
             f" ; {geography})",
-        ),
-        UNSURE_IN: lambda rows, taken: join(
-            inside(taken),
+        ],
+        UNSURE_IN: lambda rows, taken: [
+            *inside(taken),
             " mais à ",
             metres("boundary", rows),
             " de sa limite",
-            precision(rows),
+            *precision(rows),
             f" : peut-être hors du QPV ({geography})",
-        ),
-        UNSURE_OUT: lambda rows, taken: join(
-            nearest(rows), precision(rows), f" : peut-être dans le QPV ({geography})"
-        ),
-        UNSURE_THRESHOLD: lambda rows, taken: join(
-            nearest(rows),
+        ],
+        UNSURE_OUT: lambda rows, taken: [
+            *nearest(rows),
+            *precision(rows),
+            f" : peut-être dans le QPV ({geography})",
+        ],
+        UNSURE_THRESHOLD: lambda rows, taken: [
+            *nearest(rows),
             " : écart au seuil de proximité de ",
             metres("threshold", rows),
-            precision(rows),
+            *precision(rows),
             " (",
             basis(rows),
             f" ; {geography})",
-        ),
-        LIST_CLEAR: lambda rows, taken: pa.array(
-            [
-                f"aucun QPV {rules.qpv_vintage} dans la commune ni dans les communes "
-                f"{within_reach} du lieu : ni dans un QPV ni à proximité immédiate ({listed} ; "
-                f"{rules.basis()})"
-            ]
-            * len(rows)
-        ),
-        LIST_CHECK: lambda rows, taken: join(
+        ],
+        LIST_CLEAR: lambda rows, taken: [
+            f"aucun QPV {rules.qpv_vintage} dans la commune ni dans les communes "
+            f"{within_reach} du lieu : ni dans un QPV ni à proximité immédiate ({listed} ; "
+            f"{rules.basis()})"
+        ],
+        LIST_CHECK: lambda rows, taken: [
             f"QPV non vérifiable sans leurs contours ; QPV {rules.qpv_vintage} de la commune "
             f"ou des communes {within_reach}, à vérifier à l'adresse : ",
             parts["to_check"].take(taken),
             f" ({listed})",
-        ),
-        COMMUNE_CLEAR: lambda rows, taken: join(
+        ],
+        COMMUNE_CLEAR: lambda rows, taken: [
             f"{by_commune}aucun QPV {rules.qpv_vintage} dans la commune ni "
             f"{within_reach} de ses limites : ni dans un QPV ni à proximité immédiate, où que soit "
             "le lieu dans la commune",
             source(rows),
-        ),
-        COMMUNE_HOSTS: lambda rows, taken: join(
+        ],
+        COMMUNE_HOSTS: lambda rows, taken: [
             f"{by_commune}la commune compte des QPV {rules.qpv_vintage} ; QPV dans la commune "
             f"ou {within_reach} de ses limites, à vérifier à l'adresse : ",
             parts["to_check"].take(taken),
             source(rows),
-        ),
-        COMMUNE_NEAR: lambda rows, taken: join(
+        ],
+        COMMUNE_NEAR: lambda rows, taken: [
             f"{by_commune}aucun QPV {rules.qpv_vintage} dans la commune, mais "
             f"{within_reach} de ses limites : ",
             parts["to_check"].take(taken),
             " ; proximité immédiate à vérifier à l'adresse",
             source(rows),
-        ),
-        COMMUNE_UNCHECKED: lambda rows, taken: join(
+        ],
+        COMMUNE_UNCHECKED: lambda rows, taken: [
             f"{by_commune}QPV non vérifiable : département ",
             texts.commune_dep.take(pa.array(parts["commune"][rows])),
             f" absent de la couche QPV {rules.qpv_vintage} chargée, sans liste des QPV par commune",
-        ),
-        EDGE: lambda rows, taken: join(
+        ],
+        EDGE: lambda rows, taken: [
             "QPV non vérifiable : le département ",
             parts["edge"].take(taken),
             f" est {within_reach} du lieu mais absent de la couche QPV {rules.qpv_vintage} "
             f"chargée (extrait régional) ; aucun QPV des départements chargés {within_reach} "
             f"({geography})",
-        ),
+        ],
     }
     n = len(sentence)
     if not n:
@@ -376,27 +399,19 @@ def compose(
         if not len(chosen):
             continue
         if kind == INVALID:
-            piece = pa.array(parts["probleme"][chosen], type=pa.string())
+            sentence_parts: _Parts = [pa.array(parts["probleme"][chosen], type=pa.string())]
+            note: Any = ""
         else:
-            piece = builders[kind](chosen, pa.array(chosen))
-            gap = parts["gap"][chosen]
-            offshore = np.flatnonzero(gap > 0)  # few: their note is written for them alone
-            if len(offshore):
-                note = join(
-                    piece.take(pa.array(offshore)),
-                    " ; point à ",
-                    french.distances(gap[offshore]),
-                    " des contours communaux simplifiés (en mer près de la côte, loin de toute "
-                    "frontière terrestre), rattaché à la commune la plus proche",
-                )
-                piece = pc.replace_with_mask(piece, pa.array(gap > 0), note)
+            sentence_parts = builders[kind](chosen, pa.array(chosen))
+            note = _offshore_note(parts["gap"][chosen])
         # The commune's reason, with its separators; invalid rows take the empty string
         # past the end.
         commune = parts["commune"][chosen] if kind != INVALID else np.full(len(chosen), -1)
         full = join(
             labels.take(pa.array(verdict[chosen])),
             " : ",
-            piece,
+            *sentence_parts,
+            note,
             texts.commune_reasons.take(pa.array(commune % communes)),
         )
         pieces.append(full.cast(pa.large_string()))
