@@ -222,3 +222,8 @@ def test_pieces_measure_as_the_polygon_from_outside() -> None:
     windows = shapely.distance(points[outside, None], pieces.windows[polygon[outside]])
     assert (np.nanmin(windows, axis=1) == whole[outside]).all()
     assert (pieces.x[pieces.whole] == np.inf).all()
+    # a window is the pieces its table names: as many segments
+    segments = np.maximum(shapely.get_num_coordinates(pieces.lines) - 1, 0)
+    named = np.einsum("ijc,ic->ij", pieces.windowed, segments)
+    window_segments = np.maximum(shapely.get_num_coordinates(pieces.windows) - 1, 0)
+    np.testing.assert_array_equal(named, window_segments)

@@ -280,9 +280,8 @@ class Pieces:
     x, y, radius : numpy.ndarray of float, shape (polygons, NEAREST_PIECES)
         A circle around each piece (its bounding box's centre, reaching its farthest
         vertex): ``|p - c| - radius`` bounds the piece's distance from below.
-    ring, rank, runs : numpy.ndarray of int, shape (polygons, NEAREST_PIECES)
-        The piece's ring within its polygon, its rank along the ring, and the number of
-        pieces of that ring.
+    windowed : numpy.ndarray of bool, shape (polygons, NEAREST_PIECES, NEAREST_PIECES)
+        ``windowed[i, j, c]``: piece ``c`` of polygon ``i`` is in the window of piece ``j``.
     lines : numpy.ndarray of shapely.LineString, shape (polygons, NEAREST_PIECES)
         The pieces.
     windows : numpy.ndarray of shapely.LineString, shape (polygons, NEAREST_PIECES)
@@ -295,9 +294,7 @@ class Pieces:
     x: np.ndarray
     y: np.ndarray
     radius: np.ndarray
-    ring: np.ndarray
-    rank: np.ndarray
-    runs: np.ndarray
+    windowed: np.ndarray
     lines: np.ndarray
     windows: np.ndarray
     whole: np.ndarray
@@ -307,7 +304,7 @@ class Pieces:
         """Cut the rings of metric ``polygons`` (see the class description)."""
         shape = (len(polygons), NEAREST_PIECES)
         x, y, radius = np.full(shape, np.inf), np.full(shape, np.inf), np.zeros(shape)
-        ring, rank, runs = np.full(shape, -1), np.zeros(shape, dtype=int), np.ones(shape, dtype=int)
+        windowed = np.zeros((*shape, NEAREST_PIECES), dtype=bool)
         whole = np.ones(len(polygons), dtype=bool)
         cells, lines, windows = [], [], []
         for polygon, geometry in enumerate(polygons):
@@ -324,7 +321,7 @@ class Pieces:
             # the segments / length + rings <= NEAREST_PIECES columns in all
             length = -(-segments // (NEAREST_PIECES - len(rings)))
             column = itertools.count()
-            for number, coordinates in enumerate(rings):
+            for coordinates in rings:
                 starts = range(0, len(coordinates) - 1, length)
                 pieces = [coordinates[start : start + length + 1] for start in starts]
                 for order, piece in enumerate(pieces):
@@ -332,7 +329,11 @@ class Pieces:
                     centre = (piece.min(axis=0) + piece.max(axis=0)) / 2
                     x[cell], y[cell] = centre
                     radius[cell] = np.hypot(*(piece - centre).T).max()
-                    ring[cell], rank[cell], runs[cell] = number, order, len(pieces)
+                    first = cell[1] - order  # the ring's first piece
+                    around = (
+                        range(len(pieces)) if len(pieces) <= 3 else (order - 1, order, order + 1)
+                    )
+                    windowed[(*cell, [first + other % len(pieces) for other in around])] = True
                     cells.append(cell)
                     lines.append(piece)
                     windows.append(
@@ -347,9 +348,7 @@ class Pieces:
             x=x,
             y=y,
             radius=radius,
-            ring=ring,
-            rank=rank,
-            runs=runs,
+            windowed=windowed,
             lines=_lines_at(shape, at, lines),
             windows=_lines_at(shape, at, windows),
             whole=whole,
@@ -1036,14 +1035,11 @@ def _outline_distances(
         lower -= pieces.radius[row]
         middle = lower.argmin(axis=1)
         closest = shapely.distance(points[at], pieces.windows[row, middle])
-        near, column = np.nonzero(lower <= (closest + 1e-6 * (1.0 + closest))[:, None])
-        centre, piece = (row[near], middle[near]), (row[near], column)
-        step = (pieces.rank[piece] - pieces.rank[centre]) % pieces.runs[piece]
-        windowed = (pieces.ring[piece] == pieces.ring[centre]) & (
-            (pieces.runs[piece] <= 3) | (step <= 1) | (step == pieces.runs[piece] - 1)
-        )
-        near, piece = near[~windowed], (piece[0][~windowed], piece[1][~windowed])
-        np.minimum.at(closest, near, shapely.distance(points[at[near]], pieces.lines[piece]))
+        beyond = lower <= (closest + 1e-6 * (1.0 + closest))[:, None]
+        beyond &= ~pieces.windowed[row, middle]
+        near, column = np.nonzero(beyond)
+        piece = pieces.lines[row[near], column]
+        np.minimum.at(closest, near, shapely.distance(points[at[near]], piece))
         distance[pair] = closest
     return distance
 
