@@ -52,7 +52,8 @@ import shapely
 from vs_postgis import machine  # same description of the machine
 
 import territoires
-from territoires import crs
+from territoires import crs, engine
+from territoires.rules import preset
 
 L93 = 2154
 
@@ -100,6 +101,52 @@ def random_places(communes: gpd.GeoDataFrame, n: int, seed: int = 0) -> pd.DataF
             "lat": rng.uniform(bounds[:, 1], bounds[:, 3]),
         }
     )
+
+
+def national_qpv(copies: int, seed: int = 0) -> gpd.GeoDataFrame:
+    """A QPV layer of national size, built at run time (never stored).
+
+    The mirror holds the QPV of Occitanie only, so that most places in métropole are in
+    départements it does not cover (QPV « non vérifiable », cheap to answer); users
+    download the national layer (about 1,300 QPV in métropole), where every place needs
+    its QPV and its nearest QPV. The Occitanie QPV of each host commune, as one cluster,
+    are copied ``copies`` times onto communes of at least 10,000 inhabitants drawn by
+    population, each copy turned by a random angle about its cluster's centre, so that
+    QPV lie in towns as real ones do. Each copy gets a code of its own (``QS…``), its
+    name, and the département and commune of its host. Without provenance, the layer
+    counts as covering the whole of France (:func:`territoires.loaders.qpv_departements`).
+    """
+    rng = np.random.default_rng(seed)
+    qpv = territoires.load_qpv(2015).to_crs(L93)
+    communes = metropole(territoires.load_communes())
+    towns = communes[communes["population"].fillna(0) >= 10_000]
+    population = towns["population"].to_numpy(dtype=float)
+    clusters = list(qpv.groupby("insee_com").indices.values())
+    hosts = rng.choice(
+        len(towns), size=copies * len(clusters), replace=False, p=population / population.sum()
+    )
+    centres = shapely.centroid(towns.to_crs(L93).geometry.to_numpy()[hosts])
+    polygons = qpv.geometry.to_numpy()
+    rows = []
+    for copy, centre in enumerate(centres):
+        members = clusters[copy % len(clusters)]
+        origin = shapely.centroid(shapely.union_all(polygons[members]))
+        turned = shapely.affinity.rotate(
+            shapely.GeometryCollection(list(polygons[members])), rng.uniform(0, 360), origin=origin
+        )
+        moved = shapely.affinity.translate(turned, centre.x - origin.x, centre.y - origin.y)
+        host = towns.iloc[hosts[copy]]
+        for member, shape in zip(members, moved.geoms, strict=True):
+            rows.append(
+                {
+                    "code_qpv": f"QS{len(rows):06d}",
+                    "nom_qpv": qpv["nom_qpv"].iloc[member],
+                    "insee_com": host["code_insee"],
+                    "dep": host["dep"],
+                    "geometry": shape,
+                }
+            )
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=L93).to_crs(crs.GEOGRAPHIC)
 
 
 def geopandas_pipeline(
@@ -194,14 +241,26 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="places to classify")
     parser.add_argument("--baseline-n", type=int, default=2_000, help="row-by-row subsample")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
+    parser.add_argument(
+        "--qpv-national",
+        type=int,
+        default=0,
+        metavar="COPIES",
+        help="QPV layer of national size: the Occitanie QPV copied COPIES times "
+        "(13 gives about 1,400 QPV in métropole); default: the mirror's layer",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
-    ref = territoires.reference()
+    if args.qpv_national:
+        qpv = national_qpv(args.qpv_national)
+        ref = engine.Reference.build(preset(), qpv, territoires.load_communes())
+    else:
+        ref = territoires.reference()
+        qpv = territoires.load_qpv(ref.rules.qpv_vintage)
     ref.prepare()
     prepared = time.perf_counter() - started
     communes = metropole(territoires.load_communes())
-    qpv = territoires.load_qpv(ref.rules.qpv_vintage)
     communes_l93 = communes[["code_insee", "geometry"]].to_crs(L93)
     qpv_l93 = metropole(qpv)[["code_qpv", "geometry"]].to_crs(L93)
     table = random_places(communes, args.n)
@@ -242,6 +301,8 @@ def main() -> None:
 
     print(f"machine                  : {machine()}, Python {platform.python_version()}")
     print(f"charge (1, 5, 15 min)    : {os.getloadavg()}")
+    layer = f"nationale synthétique, {len(qpv):,} QPV" if args.qpv_national else "du miroir"
+    print(f"couche QPV               : {layer} ; {len(metropole(qpv)):,} QPV en métropole")
     print(f"référence préparée       : {prepared:.2f} s (une fois ; grille des communes comprise)")
     print(
         f"territoires              : {args.n:,} lieux en {ours:.2f} s (médiane de {args.repeat}, "

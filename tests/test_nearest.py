@@ -227,3 +227,17 @@ def test_pieces_measure_as_the_polygon_from_outside() -> None:
     named = np.einsum("ijc,ic->ij", pieces.windowed, segments)
     window_segments = np.maximum(shapely.get_num_coordinates(pieces.windows) - 1, 0)
     np.testing.assert_array_equal(named, window_segments)
+
+
+def test_joined_codes_join_the_sorted_codes_of_each_point() -> None:
+    rng = np.random.default_rng(4)
+    point = rng.integers(0, 500, 900)  # many points in one QPV, some in two or three
+    code = np.array([f"QP{value:06d}" for value in rng.integers(0, 50, 900)], dtype=object)
+    expected = np.full(600, None, dtype=object)
+    for at in np.unique(point):
+        expected[at] = ";".join(sorted(code[point == at]))
+
+    joined = engine._joined_codes(600, point, code)
+
+    assert joined.tolist() == expected.tolist()
+    assert engine._joined_codes(3, np.zeros(0, dtype=int), code[:0]).tolist() == [None] * 3

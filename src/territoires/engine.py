@@ -1172,10 +1172,7 @@ def _find_qpv(
     hit_rows = layer.rows[hit_poly]
     outside = np.ones(n, dtype=bool)
     if len(hit_point):
-        joined = (
-            pd.Series(codes[hit_rows]).groupby(hit_point).agg(lambda group: ";".join(sorted(group)))
-        )
-        containing[joined.index.to_numpy()] = joined.to_numpy()
+        containing = _joined_codes(n, hit_point, codes[hit_rows])
         inside = _first_hit(n, hit_point, hit_rows)
         outside = inside < 0
         nearest[~outside] = inside[~outside]
@@ -1185,6 +1182,24 @@ def _find_qpv(
     found, distance[far] = nearest_polygons(layer, x, y)
     nearest[far] = layer.rows[found]
     return containing, nearest, distance
+
+
+def _joined_codes(n: int, point: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """``;``-joined sorted codes hit by each of ``n`` points, None where none.
+
+    Most points lie in one QPV: their code is taken as is; only the few in several
+    (overlapping or touching QPV) are joined in Python.
+    """
+    joined = np.full(n, None, dtype=object)
+    hits = np.bincount(point, minlength=n)
+    alone = hits[point] == 1
+    joined[point[alone]] = code[alone]
+    several = np.flatnonzero(~alone)
+    if len(several):
+        groups = pd.Series(code[several]).groupby(point[several])
+        shared = groups.agg(lambda group: ";".join(sorted(group)))
+        joined[shared.index.to_numpy()] = shared.to_numpy()
+    return joined
 
 
 #: How the QPV question of a row is answered beyond its point: not at all (the point and
