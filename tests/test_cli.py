@@ -429,6 +429,15 @@ def test_coverage_refuses_csv_report(tmp_path) -> None:
 # --- regles ----------------------------------------------------------------------------------
 
 
+def test_rules_listing_names_every_code() -> None:
+    """« densite7 = 1 « Grands centres urbains » »: no rule is explained by a bare code."""
+    result = runner.invoke(app, ["regles"])
+    assert result.exit_code == 0, result.output
+    for rule in URBAN_RULES.values():
+        assert f"grand centre urbain si {rule.codes_in_words()}" in result.stdout
+    assert "grand centre urbain si densite7 = 1 « Grands centres urbains »" in result.stdout
+
+
 def test_rules_listing() -> None:
     result = runner.invoke(app, ["regles"])
     assert result.exit_code == 0, result.output

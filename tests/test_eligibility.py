@@ -468,6 +468,20 @@ def test_alternative_urban_rules_change_the_verdict(real, urban) -> None:
     assert second["motif"].str.contains(labels[urban], regex=False).all()
 
 
+@pytest.mark.parametrize(
+    ("urban", "zone"),
+    [
+        ("aav-hors-poles-200k", "aire d'attraction 005 « Toulouse » : "),
+        ("uu-moins-200k", "(unité urbaine 00758 « Toulouse »)"),
+    ],
+)
+def test_motifs_name_the_zone_of_the_commune(real, urban, zone) -> None:
+    """The Capitole, Toulouse: the motif names the aire d'attraction or unité urbaine."""
+    other = Reference.build(preset(urban=urban), real.qpv, real.communes)
+    motif = classify(points_table([1.4442], [43.6047]), other)["motif"].iloc[0]
+    assert "Toulouse (31555) : " in motif and zone in motif
+
+
 # ------------------------------------------------------------- synthetic reference layers
 
 

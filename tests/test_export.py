@@ -424,3 +424,22 @@ def test_check_rows_only_limits_workbooks(monkeypatch):
     export.check_rows("r.xlsx", 9)
     with pytest.raises(OutputError, match=r"^10 lieux : une feuille de classeur ne tient que 9 "):
         export.check_rows("R.XLSX", 10)
+
+
+def test_codes_come_with_their_names(classified, tmp_path):
+    """A density level or an AAV category is never a bare code in a file staff open."""
+    classified["cateaav2020"] = pd.array([11, 20, pd.NA, 30, pd.NA], dtype="Int64")
+    table = export.readable(classified)
+    columns = list(table.columns)
+    assert columns[columns.index("densite7") + 1] == "densite7 (libellé)"
+    assert columns[columns.index("cateaav2020") + 1] == "cateaav2020 (libellé)"
+    assert table["densite7 (libellé)"].tolist()[:2] == ["Grands centres urbains", "Bourgs ruraux"]
+    assert table["densite7 (libellé)"].isna().tolist() == [False, False, True, False, True]
+    assert table["cateaav2020 (libellé)"][0] == "Commune-centre"
+    assert "densite7 (libellé)" not in classified.columns  # the input is not modified
+
+    classified.attrs["regles"]["regle_urbaine"] = "densite-hors-grands-centres"
+    path = export.write_results(classified, tmp_path / "out.xlsx")
+    rules = _summary_rows(path, "Règles appliquées")
+    words = dict(zip(rules["rubrique"], rules["valeur"], strict=True))
+    assert words["Grand centre urbain si"] == "densite7 = 1 « Grands centres urbains »"

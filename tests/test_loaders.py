@@ -563,3 +563,12 @@ def test_normalise_missing_key_column() -> None:
     dataset = catalogue.get("appartenance_cog2023")
     with pytest.raises(CatalogueError, match=r"CODGEO.*LIBGEO"):
         loaders.normalise(pd.DataFrame({"LIBGEO": ["Toulouse"]}), dataset)
+
+
+def test_communes_name_their_zones(data_dir) -> None:
+    """The aire d'attraction and unité urbaine of a commune come with their names."""
+    communes = loaders.load_communes(data_dir=data_dir, geometry=False).set_index("code_insee")
+    toulouse = communes.loc["31555"]
+    assert (toulouse["aav2020"], toulouse["aav2020_nom"]) == ("005", "Toulouse")
+    assert (toulouse["uu2020"], toulouse["uu2020_nom"]) == ("00758", "Toulouse")
+    assert toulouse["epci_nom"] == "Toulouse Métropole"

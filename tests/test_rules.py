@@ -282,6 +282,38 @@ def test_aav_rule(communes) -> None:
     assert "taav2017 inconnu" in reason[70]
 
 
+def test_zone_codes_come_with_their_names(communes) -> None:
+    """An aire d'attraction or unité urbaine named in the commune table is named in the motif."""
+    communes["aav2020_nom"] = pd.array(
+        ["Toulouse", "Toulouse", "Rodez", None, "Toulouse", None, None, "Saint-Gaudens"],
+        dtype="string",
+    )
+    communes["uu2020_nom"] = pd.array(
+        ["Toulouse", "Toulouse", "Rodez", "Mende", "Toulouse", None, None, None], dtype="string"
+    )
+    _, aav = URBAN_RULES["aav-hors-poles-200k"].evaluate(communes)
+    assert "« Commune-centre », aire d'attraction 004 « Toulouse » : Aire de 700" in aav[10]
+    _, uu = URBAN_RULES["uu-moins-200k"].evaluate(communes)
+    assert "habitants (unité urbaine 31701 « Toulouse ») → grand centre urbain" in uu[10]
+    assert "(unité urbaine 31302) → hors grands centres urbains" in uu[80]  # no name: the code
+
+
+def test_every_rule_names_the_codes_it_reads() -> None:
+    """« 1 « Grands centres urbains » », never a bare code, wherever a rule is explained."""
+    words = {name: rule.codes_in_words() for name, rule in URBAN_RULES.items()}
+    assert words["densite-hors-grands-centres"] == "densite7 = 1 « Grands centres urbains »"
+    assert words["aav-hors-poles-200k"] == (
+        "taav2017 = 3 « Aire de 200 000 à moins de 700 000 habitants », 4 « Aire de 700 000 "
+        "habitants ou plus (hors Paris) » ou 5 « Aire de Paris », dans un pôle (cateaav2020 = "
+        "11 « Commune-centre » ou 12 « Autre commune du pôle principal »)"
+    )
+    assert words["uu-moins-200k"] == (
+        "tuu2017 = 7 « Unité urbaine de 200 000 à 1 999 999 habitants » ou 8 « Unité urbaine "
+        "de Paris »"
+    )
+    assert words["hors-metropoles"].startswith("nature_epci = ME « métropole » ou METLYON « ")
+
+
 def test_aav_rule_reads_categories_given_as_text(communes) -> None:
     communes["cateaav2020"] = ["11", "12", "11", "11", "20", None, None, "13"]
     outside, _ = URBAN_RULES["aav-hors-poles-200k"].evaluate(communes)

@@ -747,6 +747,7 @@ def list_rules() -> None:
     for rule in URBAN_RULES.values():
         typer.secho(f"{rule.name} (version {rule.version})", bold=True)
         typer.echo(f"  {rule.description}")
+        typer.echo(f"  grand centre urbain si {rule.codes_in_words()}")
         typer.echo(f"  lecture : {rule.reading}")
         typer.echo(f"  depuis : {rule.since}")
 

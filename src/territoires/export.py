@@ -33,7 +33,8 @@ import pandas as pd
 from . import coverage, crs, french, loaders, outputs
 from ._errors import OutputError
 from .coverage import EXCLUSION_REASONS, LEVELS
-from .rules import ELIGIBLE, VERDICTS
+from .nomenclatures import LABELS_BY_COLUMN
+from .rules import ELIGIBLE, URBAN_RULES, VERDICTS
 
 if TYPE_CHECKING:
     from .bilan import Bilan
@@ -358,6 +359,7 @@ def _readme(
         ("Distances de comptage autour des QPV (m)", _join(q.get("distances_m"))),
         ("QPV couvert si un tiers-lieu est", _within(q.get("seuil_couverture_m"))),
         ("Règle « hors grands centres urbains »", rules.get("regle_urbaine_description")),
+        ("Grand centre urbain si", _urban_codes(rules)),
         (
             "Règle (nom, version)",
             f"{rules.get('regle_urbaine')} {rules.get('regle_urbaine_version')}",
@@ -487,7 +489,9 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
 
     Booleans become ``oui``/``non`` (empty when unknown), distances in metres
     (``*_m`` columns) are rounded to the metre, and a ``verdict (libellé)`` column
-    follows ``verdict``. The geometry is dropped. The input is not modified.
+    follows ``verdict``, as a ``densite7 (libellé)`` column follows ``densite7`` (and so
+    for every column of :data:`territoires.nomenclatures.LABELS_BY_COLUMN`: a code is
+    never shown without its name). The geometry is dropped. The input is not modified.
 
     Parameters
     ----------
@@ -507,11 +511,13 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = values.map({True: "oui", False: "non"}).astype("string")
         elif str(column).endswith("_m") and pd.api.types.is_float_dtype(values.dtype):
             out[column] = values.round(0)
-    for column in _verdict_columns(out).values():
+    labelled = {column: VERDICTS for column in _verdict_columns(out).values()}
+    labelled.update({c: names for c, names in LABELS_BY_COLUMN.items() if c in out.columns})
+    for column, names in labelled.items():
         label = f"{column} (libellé)"
         if label not in out.columns:
             position = out.columns.get_loc(column) + 1
-            out.insert(position, label, out[column].map(VERDICTS).astype("string"))
+            out.insert(position, label, out[column].map(names).astype("string"))
     return out
 
 
@@ -815,6 +821,7 @@ def _rules_in_words(rules: Mapping[str, Any]) -> pd.DataFrame:
         )
     rows += [
         ("Hors grands centres urbains", rules.get("regle_urbaine_description")),
+        ("Grand centre urbain si", _urban_codes(rules)),
         (
             "Lecture de la règle",
             f"{rules.get('regle_urbaine_lecture')} (règle {rules.get('regle_urbaine')}, "
@@ -824,6 +831,13 @@ def _rules_in_words(rules: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(
         [(key, value) for key, value in rows if value is not None], columns=["rubrique", "valeur"]
     )
+
+
+def _urban_codes(rules: Mapping[str, Any]) -> str | None:
+    """The codes the urban rule of ``attrs["regles"]`` reads, with their names (None if
+    the rule is not one of :data:`territoires.rules.URBAN_RULES`)."""
+    rule = URBAN_RULES.get(rules.get("regle_urbaine", ""))
+    return rule.codes_in_words() if rule else None
 
 
 def _sources_in_words(attrs: Mapping[str, Any]) -> pd.DataFrame:

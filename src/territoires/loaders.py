@@ -65,10 +65,14 @@ COMMUNE_COLUMNS = [
     "epci",
     "nature_epci",
     "epci_nom",
+    "aav2020_nom",
+    "uu2020_nom",
     "geometry",
 ]
 _ZONAGES = ["aav2020", "cateaav2020", "taav2017", "uu2020", "tuu2017", "epci", "nature_epci"]
 _INTEGER_ZONAGES = ["cateaav2020", "taav2017", "tuu2017"]
+#: Zones named from the labels table: commune column → its level (``NIVGEO``) there.
+_NAMED_ZONES = {"epci": "EPCI", "aav2020": "AAV2020", "uu2020": "UU2020"}
 
 
 #: What reading a truncated, corrupt or wrong file raises, whatever its format.
@@ -759,8 +763,9 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
         ``code_actuel`` is the commune's code in the populations' (newest) COG.
         ``densite7`` is an integer 1–7 (nullable), ``densite4`` its 4-level grouping,
         ``cateaav2020``/``taav2017``/``tuu2017`` integers, ``aav2020``/``uu2020`` zone
-        codes. ``population`` comes from the populations dataset when the commune maps
-        to exactly one current commune, else from the boundaries file
+        codes, ``epci_nom``/``aav2020_nom``/``uu2020_nom`` their names (NA without the
+        zone labels table). ``population`` comes from the populations dataset when the
+        commune maps to exactly one current commune, else from the boundaries file
         (``population_source`` says which). ``attrs["jointures"]`` reports, per joined
         dataset, the codes matched directly, bridged, missing and unused;
         ``attrs["sources"]`` the provenance of every file read.
@@ -812,8 +817,9 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
             communes[column] = communes[column].fillna(joined[column])
     for column in _INTEGER_ZONAGES:
         communes[column] = pd.to_numeric(communes[column], errors="coerce").astype("Int64")
-    communes["epci_nom"] = _epci_names(communes["epci"], sources, data_dir)
-    for column in ("aav2020", "uu2020", "dep", "reg", "nom", "epci", "nature_epci", "epci_nom"):
+    for column, names in _zone_names(communes, sources, data_dir).items():
+        communes[f"{column}_nom"] = names
+    for column in ("aav2020", "uu2020", "dep", "reg", "nom", "epci", "nature_epci"):
         communes[column] = communes[column].astype("string")
 
     for report in reports:
@@ -832,18 +838,30 @@ def load_communes(*, data_dir: Path | None = None, geometry: bool = True) -> gpd
     return out
 
 
-def _epci_names(epci: pd.Series, sources: list[dict[str, Any]], data_dir: Path | None) -> pd.Series:
-    """Name of each EPCI code, from the zone labels table when it can be had, else NA.
+def _zone_names(
+    communes: pd.DataFrame, sources: list[dict[str, Any]], data_dir: Path | None
+) -> dict[str, pd.Series]:
+    """Name of the EPCI, aire d'attraction and unité urbaine of each commune.
 
-    The names only make motifs readable: without the table, motifs give the codes.
+    By commune column of :data:`_NAMED_ZONES`, from the zone labels table when it can be
+    had, else NA. The names only make motifs readable: without the table, motifs give
+    the codes.
     """
     try:
         labels, source = read(catalogue.choose("zonages_libelles", data_dir=data_dir), data_dir)
     except DataNotFoundError:
-        return pd.Series(pd.NA, index=epci.index, dtype="string")
-    sources.append(source)
-    names = labels[labels["niveau"] == "EPCI"].drop_duplicates("code_zone")
-    return epci.map(names.set_index("code_zone")["libelle"]).astype("string")
+        labels = None
+    else:
+        sources.append(source)
+    names = {}
+    for column, level in _NAMED_ZONES.items():
+        if labels is None:
+            names[column] = pd.Series(pd.NA, index=communes.index, dtype="string")
+            continue
+        zones = labels[labels["niveau"] == level].drop_duplicates("code_zone")
+        names[column] = communes[column].map(zones.set_index("code_zone")["libelle"])
+        names[column] = names[column].astype("string")
+    return names
 
 
 def _zoning_datasets(data_dir: Path | None) -> list[Dataset]:

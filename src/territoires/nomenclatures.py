@@ -5,6 +5,8 @@ Codes are those published by INSEE; labels are the official French wording.
 
 from __future__ import annotations
 
+from typing import Any
+
 #: Grille communale de densité à 7 niveaux.
 DENSITE7: dict[int, str] = {
     1: "Grands centres urbains",
@@ -67,6 +69,17 @@ NATURE_EPCI: dict[str, str] = {
     "CA": "communauté d'agglomération",
     "CC": "communauté de communes",
     "ZZ": "commune sans EPCI à fiscalité propre",
+}
+
+#: The labels of the codes of each commune column that holds a nomenclature's codes:
+#: staff read ``1 Grands centres urbains``, never a bare ``1``.
+LABELS_BY_COLUMN: dict[str, dict[Any, str]] = {
+    "densite7": DENSITE7,
+    "densite4": DENSITE4,
+    "cateaav2020": CATEAAV2020,
+    "taav2017": TAAV2017,
+    "tuu2017": TUU2017,
+    "nature_epci": NATURE_EPCI,
 }
 
 #: Shape of a QPV code: ``QP`` + 6 characters (2015 geography), ``QN`` + 6 (2024).

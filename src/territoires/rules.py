@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 
 from ._errors import ReferenceDataError, RulesError, UnknownRuleError
-from .nomenclatures import CATEAAV2020, DENSITE7, NATURE_EPCI, TAAV2017, TUU2017
+from .nomenclatures import (
+    CATEAAV2020,
+    DENSITE7,
+    LABELS_BY_COLUMN,
+    NATURE_EPCI,
+    TAAV2017,
+    TUU2017,
+)
 
 #: The legal text that quantifies nearness to a QPV.
 CGI_278_SEXIES = "Code général des impôts, art. 278 sexies"
@@ -70,8 +77,26 @@ VERDICTS: dict[str, str] = {
 ELIGIBLE: tuple[str, ...] = ("qpv", "proximite_qpv", "hors_grands_centres_urbains")
 
 
+#: Categories of the AAV 2020 zoning (CATEAAV2020) that make a commune part of a pole:
+#: commune-centre (11) and other commune of the main pole (12).
+POLE_CATEGORIES: tuple[int, ...] = (11, 12)
+
+
+def _named(column: str, codes: Iterable[Any]) -> str:
+    """« 3 « Aire de … », 4 « … » ou 5 « … » »: codes of a commune column with their names."""
+    names = [f"{code} « {LABELS_BY_COLUMN[column][code]} »" for code in codes]
+    return " ou ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def _label(table: dict[int, str], value: Any) -> str:
     return table.get(int(value), f"code {value}") if pd.notna(value) else "inconnu"
+
+
+def _zone(row: Any, column: str) -> str:
+    """A zone's code and, when the commune table has it (``<column>_nom``), its name."""
+    name = getattr(row, f"{column}_nom", None)
+    code = getattr(row, column)
+    return f"{code} « {name} »" if isinstance(name, str) and name else f"{code}"
 
 
 @dataclass(frozen=True)
@@ -92,7 +117,8 @@ class UrbanRule:
         Values of ``column`` that make a commune a large urban centre (codes as
         published: integers for INSEE levels and bands, strings for ``nature_epci``).
     pole_only : bool
-        For AAV rules: only communes of a pole (CATEAAV2020 11 or 12) can be urban.
+        For AAV rules: only communes of a pole (:data:`POLE_CATEGORIES` of CATEAAV2020)
+        can be urban.
     reading : str
         French sentence: which reading of « grands centres urbains » the rule applies.
     since : str
@@ -140,12 +166,27 @@ class UrbanRule:
         if self.pole_only:
             category = pd.to_numeric(communes["cateaav2020"], errors="coerce").astype("Int64")
             unknown |= urban & category.isna()  # large AAV, pole membership unknown
-            urban &= category.isin([11, 12])
+            urban &= category.isin(list(POLE_CATEGORIES))
         outside = (~urban).astype("boolean").mask(unknown)
         reasons = [
             self._reason(row, out) for row, out in zip(communes.itertuples(), outside, strict=True)
         ]
         return outside, pd.Series(reasons, index=communes.index, dtype="string")
+
+    def codes_in_words(self) -> str:
+        """The codes that make a commune a large urban centre, each with its name.
+
+        Returns
+        -------
+        str
+            French, e.g. « densite7 = 1 « Grands centres urbains » »; for AAV rules, the
+            pole categories follow.
+        """
+        text = f"{self.column} = {_named(self.column, self.urban_values)}"
+        if self.pole_only:
+            poles = _named("cateaav2020", POLE_CATEGORIES)
+            text += f", dans un pôle (cateaav2020 = {poles})"
+        return text
 
     def _check_zones(self, communes: pd.DataFrame, urban: pd.Series) -> None:
         """Check, on a national table, that the urban values find ``expected_zones`` EPCI.
@@ -166,7 +207,7 @@ class UrbanRule:
         if len(found) != self.expected_zones:
             raise ReferenceDataError(
                 f"règle « {self.name} » : {self.expected_zones} métropoles attendues "
-                f"(NATURE_EPCI {' ou '.join(map(str, self.urban_values))} de la table "
+                f"(NATURE_EPCI {_named('nature_epci', self.urban_values)} de la table "
                 f"d'appartenance INSEE), {len(found)} trouvées : {', '.join(found) or 'aucune'}. "
                 "La table d'appartenance lue n'est pas celle que la règle décrit : vérifiez "
                 "le fichier (territoires data info appartenance_cog2023)"
@@ -194,10 +235,10 @@ class UrbanRule:
         elif self.column == "taav2017":
             detail = (
                 f"« {_label(CATEAAV2020, row.cateaav2020)} », "
-                f"aire d'attraction {row.aav2020} : {_label(TAAV2017, value)}"
+                f"aire d'attraction {_zone(row, 'aav2020')} : {_label(TAAV2017, value)}"
             )
         else:
-            detail = f"{_label(TUU2017, value)} (unité urbaine {row.uu2020})"
+            detail = f"{_label(TUU2017, value)} (unité urbaine {_zone(row, 'uu2020')})"
         return f"{commune} : {detail} → {verdict} (règle « {self.name} »)"
 
 
