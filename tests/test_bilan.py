@@ -145,6 +145,15 @@ def test_share_by_region(report) -> None:
     assert regions.loc["Île-de-France", "hors_grands_centres_urbains_part"] == 0
 
 
+def test_regions_are_named_without_being_given(report) -> None:
+    """assess() names the régions itself: « Occitanie », not a bare « 76 »."""
+    again = bilan.assess(report.lieux.drop(columns=bilan.PLACE_COLUMNS))
+    assert dict(zip(again.regions["reg"], again.regions["region"], strict=True))["76"] == (
+        "Occitanie"
+    )
+    assert "Lieux valides par région : Occitanie 5" in again.resume()
+
+
 def test_numerique_flags_as_spreadsheets_give_them(report) -> None:
     classified = report.lieux.drop(columns=bilan.PLACE_COLUMNS).iloc[[2, 3, 4]]
     for values in ([1.0, 0.0, 1.0], [True, False, True], ["X", "Non", "VRAI"]):

@@ -346,7 +346,9 @@ def assess(
         Column flagging the Fabriques numériques (``oui``/``non``, ``1``/``0``,
         ``vrai``/``faux``, ``x``, empty for no). When absent, no place is numérique.
     regions : mapping of str to str, optional
-        Région code → name, for the table by région.
+        Région code → name, for the table by région; read from the outlines of the
+        régions (:func:`territoires.loaders.admin_names`) when omitted, the codes
+        staying alone only when those cannot be had.
 
     Returns
     -------
@@ -425,7 +427,13 @@ def assess(
     return Bilan(
         lieux=places,
         enveloppes=table,
-        regions=_by_region(places, counted, ~invalid, codes, regions or {}),
+        regions=_by_region(
+            places,
+            counted,
+            ~invalid,
+            codes,
+            loaders.admin_names("regions") if regions is None else regions,
+        ),
         synthese=synthese,
         envelopes=chosen,
         attrs=attrs,
