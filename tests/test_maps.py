@@ -394,6 +394,13 @@ def test_coverage_map_layers_legend_and_tooltips(tmp_path):
     assert maps._UNCOVERED_QPV_COLOUR in styles
 
 
+def test_coverage_legend_says_the_territory_measured(tmp_path):
+    departements = _departements_agg()
+    departements.attrs["territoire"] = {"texte": "Territoire analysé : région Occitanie (76)"}
+    legend = _legend(_page(maps.coverage_map(departements), tmp_path))
+    assert "<p>Territoire analysé : région Occitanie (76)</p>" in legend
+
+
 def test_coverage_choropleth_colours():
     fmap = maps.coverage_map(_departements_agg())
     layer = _layers(fmap)["Part de la population couverte, par département"]

@@ -765,7 +765,8 @@ def coverage_map(
     departements_agg : geopandas.GeoDataFrame
         One row per département: ``dep``, ``nom``, ``part_population_couverte`` (0–1,
         NA when unknown), ``population_hors_gcu_non_couverte``, ``nb_qpv``,
-        ``nb_qpv_couverts`` and polygons.
+        ``nb_qpv_couverts`` and polygons; the legend says the territory measured when
+        ``attrs["territoire"]`` does (:func:`territoires.coverage.analyse`).
     commune_cov : geopandas.GeoDataFrame, optional
         ``code_insee``, ``nom``, ``population``, ``couvert`` (boolean, NA unknown),
         ``distance_lieu_m`` and polygons; adds the layer « Communes couvertes ou non »,
@@ -873,8 +874,11 @@ def coverage_map(
         items.append(
             f"<div>{_swatch(_PLACE_COLOUR, round_=True)}Tiers-lieux ({french.number(drawn)})</div>"
         )
-    legend = f"<h4>{_esc(title)}</h4>{limits}<h5>Part de la population couverte</h5>" + "".join(
-        items
+    measured = departements_agg.attrs.get("territoire")  # see territoires.coverage.territory
+    scope = f"<p>{_esc(measured['texte'])}</p>" if measured else ""
+    legend = (
+        f"<h4>{_esc(title)}</h4>{scope}{limits}<h5>Part de la population couverte</h5>"
+        + "".join(items)
     )
     _Legend(legend).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
