@@ -566,6 +566,60 @@ def test_workbook_cells_come_out_as_written(data_dir: Path, tmp_path: Path) -> N
     assert cells[2][2][0] == "#N/A" and written["F4"].data_type == "e"
 
 
+@pytest.mark.parametrize(
+    ("output", "options"),
+    [("r.csv", []), ("r.csv", ["--qpv", "2015,2024"]), ("r.csv", ["--partitions"])],
+    ids=["memoire", "deux-millesimes", "partitions"],
+)
+def test_classify_nothing_classified_exits_1(
+    data_dir: Path, tmp_path: Path, output: str, options: list[str]
+) -> None:
+    """Every row invalid: the file is written (every row, its motif) but the run fails,
+    saying in French that nothing was classified and what went wrong most often."""
+    source = tmp_path / "lieux.csv"
+    source.write_text(
+        "nom;lon;lat\nA;200;43,5\nB;;\nC;1,4;95\nD;652000;6280000\n", encoding="utf-8"
+    )
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / output), *options])
+    assert result.exit_code == 1, result.output
+    message = _flat(result.stderr)
+    assert _flat("Erreur : aucun lieu n'a pu être classé : les 4 lignes sont invalides") in message
+    assert _flat("le plus fréquent : « coordonnées hors des bornes WGS84 » (3 lignes sur 4)") in (
+        message
+    )
+    assert _flat("par ex. ligne 2 : coordonnées hors des bornes WGS84 (lon=200.0)") in message
+    written = pd.read_csv(tmp_path / output, sep=";", encoding="utf-8-sig", dtype=str)
+    assert written["nom"].tolist() == ["A", "B", "C", "D"]
+    motifs = written.filter(like="motif").iloc[:, 0]
+    assert motifs.str.startswith("Entrée invalide : ligne ").all()
+    # one row classified is enough for success
+    source.write_text("nom;lon;lat\nA;200;43,5\nB;1,4020;43,5750\n", encoding="utf-8")
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "b.csv"), *options])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["classify", str(EXAMPLE), "-o", "{missing}/r.csv"],
+        ["classify", str(EXAMPLE), "-o", "{missing}/r.parquet", "--partitions"],
+        ["classify", str(EXAMPLE), "-o", "{tmp}/r.csv", "--carte", "{missing}/c.html"],
+        ["map", str(EXAMPLE), "-o", "{missing}/c.html"],
+    ],
+    ids=["classify", "partitions", "carte", "map"],
+)
+def test_output_in_a_missing_folder_is_refused(data_dir: Path, tmp_path: Path, args) -> None:
+    """A typo in an output folder creates no folders: refused before any work, naming the
+    first missing folder."""
+    missing = tmp_path / "resultas" / "2025"
+    args = [arg.format(missing=missing, tmp=tmp_path) for arg in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert _flat(f"le dossier {tmp_path / 'resultas'} n'existe pas") in _flat(result.output)
+    assert _flat(f"mkdir -p {missing}") in _flat(result.output)
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
 def test_classify_in_partitions_on_processes(data_dir: Path, tmp_path: Path) -> None:
     """`python -m territoires … --ordonnanceur processus`: the command runs once (not in
     the spawned worker processes), which classify as in memory."""

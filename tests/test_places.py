@@ -604,6 +604,41 @@ def test_line_ranges_round_trip(numbers, text):
     assert places.lines(frame.iloc[1:]) is None or not numbers
 
 
+def test_line_ranges_of_a_range_are_not_expanded():
+    """The lines of a file read in blocks: a range, written without building an array."""
+    assert places.line_ranges(range(3, 10**12)) == f"3-{10**12 - 1}"
+    assert places.line_ranges(range(3, 4)) == "3"
+    assert places.line_ranges(range(3, 3)) == ""
+
+
+def test_problem_tally_counts_invalid_rows_by_kind():
+    """Invalid rows grouped by what is wrong, values and line numbers aside, most
+    frequent first, each with its first example from its line number on."""
+    classified = pd.DataFrame(
+        {
+            "verdict": ["invalide", "qpv", "invalide", "invalide", "invalide"],
+            "motif": [
+                "Entrée invalide : ligne 2 : longitude non numérique ('abc')",
+                "Dans un quartier prioritaire (QPV) : ligne 3 : …",
+                "Entrée invalide : ligne 4 : coordonnées hors des bornes WGS84 (lon=200.0) : CRS",
+                "Entrée invalide : ligne 5 : coordonnées hors des bornes WGS84 (lat=95.0) : CRS",
+                "Entrée invalide : ligne 6 : 4 champs au lieu de 3 (séparateur virgule) : …",
+            ],
+        }
+    )
+    tally = places.problem_tally(classified)
+    assert tally.index.tolist() == [
+        "coordonnées hors des bornes WGS84",
+        "longitude non numérique",
+        "… champs au lieu de …",
+    ]
+    assert tally["lignes"].tolist() == [2, 1, 1]
+    assert tally.loc["coordonnées hors des bornes WGS84", "exemple"] == (
+        "ligne 4 : coordonnées hors des bornes WGS84 (lon=200.0) : CRS"
+    )
+    assert places.problem_tally(classified.iloc[[1]]).empty
+
+
 def test_classified_attrs_serialise(data_dir, tmp_path):
     """A result goes to Parquet (pandas stores attrs as JSON) and its provenance is text."""
     table = pd.DataFrame({"lon": [1.44, None, 1.45], "lat": [43.6, None, 43.61]})

@@ -11,7 +11,7 @@ independent 64-bit row hashes (16 bytes per row, gathered on the client): two di
 rows are taken for duplicates only if both hashes collide (odds about n² / 2¹²⁹ for n
 rows: below 10⁻²⁰ for a billion). The second pass (:class:`Work`) reads its block
 again, gives it the line numbers and doublons of the whole input, classifies and writes
-it, returning only its verdict counts.
+it, returning only its verdict counts and its invalid rows by kind of problem.
 """
 
 from __future__ import annotations
@@ -244,23 +244,33 @@ class Work:
         return out
 
 
-def to_parquet(work: Work, path: Path) -> pd.Series:
-    """Classify one partition and write it as GeoParquet; return its verdict counts."""
+#: What a block task returns: its verdict counts, and its invalid rows by kind of
+#: problem (:func:`territoires.places.problem_tally`).
+Tally = tuple[pd.Series, pd.DataFrame]
+
+
+def _tally(frame: pd.DataFrame) -> Tally:
+    """The verdict counts and the problem tally of a classified partition."""
+    return frame["verdict"].value_counts(), places.problem_tally(frame)
+
+
+def to_parquet(work: Work, path: Path) -> Tally:
+    """Classify one partition and write it as GeoParquet; return its :data:`Tally`."""
     frame = work.classified()
     encoded = [column for column in engine.OUTPUT_COLUMNS if column not in _PLAIN]
     _geoparquet.write_points(frame, path, use_dictionary=encoded)
-    return frame["verdict"].value_counts()
+    return _tally(frame)
 
 
-def to_csv(work: Work, header: bool) -> tuple[pd.Series, bytes]:
-    """Classify one partition; return its verdict counts and its CSV text.
+def to_csv(work: Work, header: bool) -> tuple[Tally, bytes]:
+    """Classify one partition; return its :data:`Tally` and its CSV text.
 
     The text of :func:`territoires.export.csv_text`: the file is the one
     ``territoires classify -o x.csv`` writes for the whole input (header and byte order
     mark with the first partition only).
     """
     frame = work.classified()
-    return frame["verdict"].value_counts(), export.csv_text(frame, header=header)
+    return _tally(frame), export.csv_text(frame, header=header)
 
 
 def end_at_once() -> None:

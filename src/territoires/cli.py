@@ -592,12 +592,22 @@ def _check_output(
 ) -> None:
     """Refuse an output path before any work (the library's check, as a usage error).
 
-    The output may be neither the input file ``source`` nor under a file.
+    The output may be neither the input file ``source`` nor under a file, nor in a folder
+    that does not exist: the command creates no folder (a typo in the path would create
+    a tree of them), unlike the library's writers.
     """
     try:
         outputs.check_path(path, formats, [] if source is None else [source])
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint=option) from error
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        missing = next(parent for parent in [folder, *folder.parents] if parent.parent.is_dir())
+        raise typer.BadParameter(
+            f"le dossier {missing} n'existe pas : corrigez le chemin de {path}, ou créez "
+            f"d'abord le dossier (mkdir -p {path.parent})",
+            param_hint=option,
+        )
 
 
 def _vintages(qpv: str | None) -> list[int]:
@@ -728,6 +738,41 @@ def _summary(result: Any) -> None:
             )
 
 
+def _none_classified(rows: int, verdicts: dict[str, Any]) -> bool:
+    """Whether a run of ``rows`` rows classified none: every one ``invalide``.
+
+    Side-by-side vintages (``verdicts`` per vintage) have the same invalid rows: the
+    first one decides.
+    """
+    if verdicts and isinstance(next(iter(verdicts.values())), dict):
+        verdicts = next(iter(verdicts.values()))
+    return rows > 0 and verdicts.get("invalide", 0) == rows
+
+
+def _stop_none_classified(rows: int, problems: dict[str, dict[str, Any]], output: Path) -> None:
+    """End a run that classified no row with exit code 1 and a message saying why.
+
+    The output is written already, every row with its motif; the message says so and
+    names the most frequent problem (``problems``: invalid rows by kind, most frequent
+    first, see :func:`territoires.places.problem_tally`).
+    """
+    kind, worst = next(iter(problems.items()))
+    if rows == 1:
+        what = f"la seule ligne est invalide : {worst['exemple']}"
+    else:
+        what = (
+            f"les {french.number(rows)} lignes sont invalides ; problème le plus fréquent : "
+            f"« {kind} » ({french.count(worst['lignes'], 'ligne', 'lignes')} sur "
+            f"{french.number(rows)}), par ex. {worst['exemple']}"
+        )
+    print_error(
+        cli_message(
+            f"aucun lieu n'a pu être classé : {what} ; le motif de chaque ligne est dans {output}"
+        )
+    )
+    raise typer.Exit(code=1)
+
+
 @app.command("regles", cls=TerritoiresCommand)
 def list_rules() -> None:
     """Liste les jeux de règles et les règles « hors grands centres urbains », avec leurs textes."""
@@ -785,6 +830,8 @@ def check(
     """Donne le verdict d'éligibilité d'un lieu (coordonnées ou adresse) et son motif.
 
     Coordonnées négatives acceptées telles quelles : territoires check -52.33 4.93
+
+    Code de sortie : 0 si le lieu est classé, 1 s'il est invalide ou sur erreur.
     """
     place = _place(lieu)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru, several=True)
@@ -948,7 +995,12 @@ def classify(
         ),
     ] = False,
 ) -> None:
-    """Classe tous les lieux d'un fichier ; chaque ligne ressort avec verdict et motif."""
+    """Classe tous les lieux d'un fichier ; chaque ligne ressort avec verdict et motif.
+
+    Code de sortie : 0 si au moins un lieu est classé (lignes invalides comprises,
+    avec leur motif) ; 1 si aucun ne l'a été (toutes les lignes invalides : le
+    fichier est écrit quand même) ou sur erreur ; 2 pour une option refusée.
+    """
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru, several=True)
     if partitions:
         if carte is not None or nom is not None:
@@ -995,6 +1047,12 @@ def classify(
     if carte is not None:
         _write_eligibility_map(result, rules, carte, nom, offline, communes=False)
     _summary(result)
+    if _none_classified(len(result), result.attrs["verdicts"]):
+        vintages = _vintages(qpv)
+        suffix = f"_{vintages[0]}" if len(vintages) > 1 else ""
+        _stop_none_classified(
+            len(result), places.problem_tally(result, suffix).to_dict("index"), output
+        )
 
 
 def _classify_in_partitions(
@@ -1053,6 +1111,8 @@ def _classify_in_partitions(
         err=True,
     )
     _summary(summary)
+    if _none_classified(summary["lignes"], summary["verdicts"]):
+        _stop_none_classified(summary["lignes"], summary["problemes"], output)
 
 
 @app.command("map", cls=TerritoiresCommand, epilog=_RULE_NAMES)

@@ -386,8 +386,10 @@ def _parts(path: Path, blocksize: str | int) -> tuple[list[Any], pd.DataFrame, i
     return [_partition.Block(layout, *block) for block in blocks], meta, layout.first_line
 
 
-def _write_csv(block: tuple[pd.Series, bytes], path: Path, previous: pd.Series | None) -> pd.Series:
-    """Write (first partition) or append one classified partition; return its counts.
+def _write_csv(
+    block: tuple[_partition.Tally, bytes], path: Path, previous: _partition.Tally | None
+) -> _partition.Tally:
+    """Write (first partition) or append one classified partition; return its tally.
 
     ``previous`` is the result of the preceding partition's write, so that the writes
     run in order.
@@ -456,8 +458,13 @@ def classify_file_in_partitions(
     Returns
     -------
     dict
-        ``lignes`` (rows), ``partitions``, ``verdicts`` (count per verdict), ``sortie``
-        (output path), ``regles`` and ``sources``.
+        ``lignes`` (rows), ``partitions``, ``verdicts`` (count per verdict),
+        ``problemes`` (invalid rows by kind of problem, most frequent first: kind →
+        ``{"lignes": n, "exemple": "ligne 7 : …"}``, see
+        :func:`territoires.places.problem_tally`), ``sortie`` (output path), ``regles``
+        and ``sources``. The provenance file beside the output holds ``lignes`` (the
+        input lines as ranges), ``regles``, ``sources`` and ``verdicts``, as the one of
+        :func:`territoires.export.write_results`.
 
     Raises
     ------
@@ -511,7 +518,14 @@ def classify_file_in_partitions(
                     writes.append(
                         dask.delayed(_write_csv)(block, target, writes[-1] if writes else None)
                     )
-            counts = pd.concat(_compute(*writes, progress=progress)).groupby(level=0).sum()
+            tallies = _compute(*writes, progress=progress)
+            counts = pd.concat([counted for counted, _ in tallies]).groupby(level=0).sum()
+            problems = (
+                pd.concat([problems for _, problems in tallies])
+                .groupby(level=0, sort=False)
+                .agg(lignes=("lignes", "sum"), exemple=("exemple", "first"))
+                .sort_values("lignes", ascending=False, kind="stable")
+            )
             counts = counts.sort_values(ascending=False, kind="stable")  # as classify's attrs
             verdicts = {str(key): int(value) for key, value in counts.items()}
             rows = int(counts.sum())
@@ -525,6 +539,7 @@ def classify_file_in_partitions(
         "lignes": rows,
         "partitions": len(parts),
         "verdicts": verdicts,
+        "problemes": problems.to_dict("index"),
         "sortie": str(output),
         **described,
     }

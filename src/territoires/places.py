@@ -1519,6 +1519,49 @@ def place_labels(places: pd.DataFrame, column: str | None = None) -> pd.Series:
     return names.mask(names.fillna("").eq(""), lines)
 
 
+#: Where the text of an invalid row's problem starts, after its verdict label and line.
+_PROBLEM_START = re.compile(r"^(?:.*? : )?ligne \d+ : ")
+#: Values a problem quotes (cells, numbers), left out of its kind.
+_QUOTED_VALUES = r"'[^']*'|« [^»]* »|(?<![\w.])[-+\u2212]?\d+(?:[.,]\d+)?(?![\w])"
+
+
+def problem_tally(classified: pd.DataFrame, suffix: str = "") -> pd.DataFrame:
+    """Count the invalid rows of a classified frame by kind of problem.
+
+    The kind of a problem is its text without the line number and what follows the
+    first `` (`` or `` : ``, quoted values and numbers replaced by ``…``:
+    ``ligne 2 : coordonnées hors des bornes WGS84 (lon=200.0) : CRS erroné ? …`` and
+    ``ligne 3 : coordonnées hors des bornes WGS84 (lat=95.0) …`` are both
+    « coordonnées hors des bornes WGS84 ».
+
+    Parameters
+    ----------
+    classified : pandas.DataFrame
+        Output of :func:`territoires.classify` (or a partition of it), with its
+        ``verdict`` and ``motif`` columns.
+    suffix : str, optional
+        Suffix of those columns (``_2015``) when several QPV vintages sit side by side.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kind (the index), most frequent first: ``lignes`` (number of rows)
+        and ``exemple`` (the problem of the first such row, from its line number on).
+    """
+    invalid = classified[f"verdict{suffix}"].eq("invalide").to_numpy(dtype=bool)
+    motifs = classified[f"motif{suffix}"][invalid].astype("string")
+    start = motifs.str.replace(r"^.*? : (?=ligne \d+ : )", "", regex=True)
+    text = motifs.str.replace(_PROBLEM_START, "", regex=True)
+    kinds = text.str.split(r" \(| : ", n=1, regex=True).str[0]
+    kinds = kinds.str.replace(_QUOTED_VALUES, "…", regex=True)
+    tally = (
+        pd.DataFrame({"lignes": 1, "exemple": start.to_numpy(dtype=object)}, index=kinds.array)
+        .groupby(level=0, sort=False)
+        .agg(lignes=("lignes", "sum"), exemple=("exemple", "first"))
+    )
+    return tally.sort_values("lignes", ascending=False, kind="stable")
+
+
 _NUMBER = r"[-+\u2212]?\d+(?:[.,]\d+)?"
 #: « lat, lon » as copied from a web map: dot decimals, a comma between the two numbers.
 _WEB_MAP_PAIR = re.compile(r"^\s*([-+\u2212]?\d+\.\d+)\s*[,;]\s*([-+\u2212]?\d+\.\d+)\s*$")
