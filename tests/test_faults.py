@@ -351,6 +351,7 @@ def test_interrupted_xlsx_write_leaves_previous_file_or_nothing(
         settings.OFFLINE_ENV: "1",
     }
     output = tmp_path / "sortie" / "resultat.xlsx"
+    output.parent.mkdir()  # the command creates no folder (a typo would create a tree)
     provenance = output.with_name("resultat.xlsx.provenance.json")
     if previous:
         small = tmp_path / "petit.csv"

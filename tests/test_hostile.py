@@ -61,7 +61,8 @@ class Case:
     args : tuple of str
         Extra command-line arguments.
     exit_code : int
-        Expected exit code.
+        Expected exit code: 1 when the file is refused, and also when every row comes
+        out ``invalide`` (the file is still written, every row with its motif).
     error : str or None
         Regular expression expected in the error message when the file is refused.
     """
@@ -321,12 +322,14 @@ CASES = [
             1: r"ligne 3 : coordonnées hors des bornes WGS84",
             2: r"ligne 4 : latitude non numérique \('NaN'\)",
         },
+        exit_code=1,  # no row classified: the file is written, the run fails
     ),
     Case(
         "swapped-coordinates",
         text_file("l.csv", f"id;lon;lat\na;{QPV[1]};{QPV[0]}\n"),
         ids("a"),
         motifs={0: r"ligne 2 : latitude et longitude semblent inversées"},
+        exit_code=1,
     ),
     Case(
         "lambert93-without-crs",
@@ -413,6 +416,7 @@ CASES = [
             row: rf"ligne {row + 2} : point hors de France, en territoire étranger.*frontière"
             for row in range(5)
         },
+        exit_code=1,
     ),
     Case(
         "far-at-sea-and-abroad",
@@ -423,6 +427,7 @@ CASES = [
             1: r"ligne 3 : point hors du territoire communal",
             2: r"ligne 4 : point hors de France",
         },
+        exit_code=1,
     ),
     Case(
         "harbour-at-sea",
@@ -595,6 +600,7 @@ def test_hostile_input(case: Case, tmp_path: Path, data_dir: Path) -> None:
     source = case.make(tmp_path)
     before = source.read_bytes()
     output = tmp_path / "sortie" / "resultat.csv"
+    output.parent.mkdir()  # the command creates no folder (a typo would create a tree)
 
     result = runner.invoke(app, ["classify", str(source), "-o", str(output), *case.args])
 
