@@ -620,6 +620,29 @@ def test_output_in_a_missing_folder_is_refused(data_dir: Path, tmp_path: Path, a
     assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("options", [[], ["--partitions"]], ids=["memoire", "partitions"])
+def test_classify_reads_a_gps_column(data_dir: Path, tmp_path: Path, options: list[str]) -> None:
+    """A column « coordonnées GPS » of « latitude, longitude » pairs is read, with or
+    without --partitions; a bad cell is invalid, its motif naming the row and the form."""
+    source = tmp_path / "lieux.csv"
+    source.write_text(
+        'nom;coordonnées GPS\nA;"43.5750, 1.4020"\nB;"43,5750 ; 1,4020"\nC;abc\n', encoding="utf-8"
+    )
+    output = tmp_path / "r.csv"
+    result = runner.invoke(app, ["classify", str(source), "-o", str(output), *options])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(output, sep=";", encoding="utf-8-sig", dtype=str)
+    assert written["verdict"].tolist() == ["qpv", "qpv", "invalide"]
+    assert (
+        written["motif"]
+        .iloc[2]
+        .startswith(
+            "Entrée invalide : ligne 4 : coordonnées illisibles dans la colonne « coordonnées GPS »"
+        )
+    )
+    assert written["coordonnées GPS"].tolist()[:2] == ["43.5750, 1.4020", "43,5750 ; 1,4020"]
+
+
 def test_classify_in_partitions_on_processes(data_dir: Path, tmp_path: Path) -> None:
     """`python -m territoires … --ordonnanceur processus`: the command runs once (not in
     the spawned worker processes), which classify as in memory."""

@@ -152,6 +152,8 @@ def test_column_errors_name_the_option(data_dir: Path, tmp_path: Path) -> None:
         ("43.5750,1.4020", (1.402, 43.575)),
         ("-52.33 4.93", (-52.33, 4.93)),
         ("4.93, -52.33", (-52.33, 4.93)),
+        ("43,5750 ; 1,4020", (1.402, 43.575)),  # decimal commas: a semicolon between
+        ("-21,1151;55,5364", (55.5364, -21.1151)),
     ],
 )
 def test_parse_point(text: str, point: tuple[float, float]) -> None:
@@ -165,7 +167,8 @@ def test_parse_point_refuses_ambiguous_text(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["1,4020", "43,5750"], ["43.5750, 1.4020"], ["43.5750,", "1.4020"]]
+    "args",
+    [["1,4020", "43,5750"], ["43.5750, 1.4020"], ["43.5750,", "1.4020"], ["43,5750 ; 1,4020"]],
 )
 def test_check_reads_what_people_type(data_dir: Path, args: list[str]) -> None:
     result = runner.invoke(app, ["check", *args])

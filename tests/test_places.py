@@ -12,7 +12,7 @@ import pytest
 import shapely
 
 import territoires
-from territoires import InputError, export, places
+from territoires import InputError, export, places, settings
 from territoires.places import read_places
 
 PLACES = Path(__file__).resolve().parent / "fixtures" / "places"
@@ -602,6 +602,71 @@ def test_line_ranges_round_trip(numbers, text):
     frame.attrs["lignes"] = text
     assert places.lines(frame).tolist() == numbers
     assert places.lines(frame.iloc[1:]) is None or not numbers
+
+
+@pytest.mark.parametrize("header", ["coordonnées GPS", "Coordonnées", "gps", "latlon", "Lat/Lon"])
+def test_one_column_of_latitude_then_longitude(tmp_path, header: str) -> None:
+    """« coordonnées GPS » as a web map copies them: latitude first, a comma (decimal
+    points) or a semicolon (decimal points or commas); anything else is refused row by
+    row, naming the column and the form expected, never guessed."""
+    path = tmp_path / "gps.csv"
+    path.write_text(
+        f"nom;{header}\n"
+        'a;"43.5750, 1.4020"\n'
+        'b;"43,5750 ; 1,4020"\n'
+        'c;"-21.1151;55.5364"\n'  # no space, dot decimals, negative latitude (La Réunion)
+        'd;"43,5750, 1,4020"\n'  # which comma separates? not guessed
+        "e;1.4020 43.5750\n"  # no separator: the order is not guessed either
+        "f;\n"
+        "g;abc\n"
+        'h;"1.4020, 43.5750"\n',  # longitude first: read as written, then reported swapped
+        encoding="utf-8",
+    )
+    frame = read_places(path)
+    assert frame["lon"].tolist()[:3] == [1.402, 1.402, 55.5364]
+    assert frame["lat"].tolist()[:3] == [43.575, 43.575, -21.1151]
+    assert frame["probleme"].isna().tolist() == [True] * 3 + [False] * 5
+    assert frame[header].tolist()[:2] == ["43.5750, 1.4020", "43,5750 ; 1,4020"]  # as written
+    expected = f"coordonnées illisibles dans la colonne « {header} »"
+    for line, cell in ((5, "43,5750, 1,4020"), (6, "1.4020 43.5750"), (8, "abc")):
+        problem = frame["probleme"].iloc[line - 2]
+        assert problem.startswith(f"ligne {line} : {expected} ({cell!r}) : attendu la latitude")
+    assert frame["probleme"].iloc[5] == f"ligne 7 : coordonnées manquantes (colonne « {header} »)"
+    assert (
+        frame["probleme"].iloc[7].startswith("ligne 9 : latitude et longitude semblent inversées")
+    )
+
+
+def test_lat_lon_column_named_by_the_user_or_beside_two_columns() -> None:
+    """``lon=`` and ``lat=`` naming the same column read it as « latitude, longitude »;
+    two coordinate columns win over a « gps » column (kept as written); a projected CRS
+    is refused for such a column."""
+    table = pd.DataFrame({"Position": ["43.5750, 1.4020"], "gps": ["0, 0"]})
+    frame = read_places(table, lon="Position", lat="Position")
+    assert (frame["lon"].iloc[0], frame["lat"].iloc[0]) == (1.402, 43.575)
+    both = pd.DataFrame({"lon": ["1,4020"], "lat": ["43,5750"], "gps": ["0, 0"]})
+    assert read_places(both)["lat"].iloc[0] == 43.575
+    with pytest.raises(
+        InputError, match="plusieurs colonnes possibles pour « latitude, longitude »"
+    ):
+        read_places(pd.DataFrame({"gps": ["43.5, 1.4"], "latlon": ["43.5, 1.4"]}))
+    with pytest.raises(InputError, match="degrés WGS84 : crs= 2154 ne s'y applique pas"):
+        read_places(pd.DataFrame({"gps": ["43.5, 1.4"]}), crs=2154)
+
+
+def test_contact_details_named_coordonnees_beside_an_address(tmp_path, monkeypatch) -> None:
+    """« Coordonnées » holding contact details beside an address is no coordinate column:
+    with a warning, the places go to the geocoder (here offline, with an empty cache)."""
+    monkeypatch.setattr(settings, "cache_dir", tmp_path)
+    table = pd.DataFrame(
+        {"adresse": ["1 rue A 31000 Toulouse"], "Coordonnées": ["contact@tiers-lieu.fr"]}
+    )
+    with pytest.warns(UserWarning, match="colonne « Coordonnées » ignorée"):
+        frame = read_places(table, offline=True)
+    assert "absente du cache de géocodage" in frame["probleme"].iloc[0]
+    # without an address, the column is read, and its cell refused in French
+    alone = read_places(table.drop(columns="adresse"))
+    assert "coordonnées illisibles dans la colonne « Coordonnées »" in alone["probleme"].iloc[0]
 
 
 def test_line_ranges_of_a_range_are_not_expanded():

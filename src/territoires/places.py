@@ -18,6 +18,10 @@ GeoDataFrame into one GeoDataFrame that the eligibility engine can classify. The
   cells under the name with the suffix :data:`INPUT_SUFFIX` (``lon`` → ``lon_entree``:
   ``43,5750``, ``abc`` or ``1e400`` as written), listed in ``attrs["colonnes_entree"]``;
   only the geometry column of a layer, renamed ``geometry``, is replaced by the points;
+* coordinates come from two columns (longitude and latitude, or x and y with a CRS), a
+  layer's points, or one column holding « latitude, longitude » as a web map copies
+  them (``coordonnées GPS``: ``43.5750, 1.4020`` or ``43,5750 ; 1,4020``), read in
+  that order and never guessed otherwise;
 * a row without coordinates but with a commune (an INSEE code column, or a commune name
   with a département or a postcode, see :mod:`territoires.communes`) is located by its
   commune: ``commune_donnee`` is set, ``territoire`` is the commune's, and it has no
@@ -91,12 +95,30 @@ ADDED_COLUMNS = (
 #: parsed ``lon``; nothing is dropped or overwritten.
 INPUT_SUFFIX = "_entree"
 
-#: Accepted names of coordinate columns, compared without case, accents or punctuation.
+#: Accepted names of coordinate columns, compared without case, accents or punctuation;
+#: ``lat_lon`` names one column holding latitude then longitude (« 43.5750, 1.4020 », see
+#: :func:`read_places`).
 COORDINATE_NAMES: dict[str, tuple[str, ...]] = {
     "lon": ("lon", "lng", "long", "longitude", "x_wgs84", "lon_wgs84", "longitude_wgs84"),
     "lat": ("lat", "latitude", "y_wgs84", "lat_wgs84", "latitude_wgs84"),
     "x": ("x",),
     "y": ("y",),
+    "lat_lon": (
+        "coordonnees",
+        "coordonnees_gps",
+        "coordonnees_gps_lat_lon",
+        "coordonnees_geographiques",
+        "coord_gps",
+        "position_gps",
+        "gps",
+        "latlon",
+        "lat_lon",
+        "latlong",
+        "lat_long",
+        "latlng",
+        "lat_lng",
+        "latitude_longitude",
+    ),
 }
 
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -192,7 +214,14 @@ def read_places(
         Coordinate columns of a table; detected when omitted, without case or accents,
         among :data:`COORDINATE_NAMES` (``x``/``y`` require ``crs``). Two candidate
         columns (e.g. two ``longitude`` columns, read ``longitude`` and
-        ``longitude.1``) are an error asking for ``lon=``.
+        ``longitude.1``) are an error asking for ``lon=``. Without a longitude and a
+        latitude column, one column named as ``COORDINATE_NAMES["lat_lon"]``
+        (« coordonnées GPS », ``gps``, ``latlon``…), or named by both ``lon=`` and
+        ``lat=``, holds each point as a web map or a GPS copies it: **latitude first**,
+        then longitude, in decimal degrees WGS84, separated by a comma (``43.5750,
+        1.4020``, decimal points) or a semicolon (``43,5750 ; 1,4020``, decimal points
+        or commas); any other cell (``1.4020 43.5750``, ``43,5750, 1,4020``, text) makes
+        its row unusable, the message naming the column and the expected form.
     crs : str or int, optional
         CRS of the coordinate columns (``2154``, ``"EPSG:2154"``); WGS84 when omitted for
         longitude/latitude columns; required for ``x``/``y`` columns unless all their
@@ -747,12 +776,25 @@ def _from_columns(
     crs: str | int | None,
     elsewhere: bool,
 ) -> _Coordinates:
-    """Read coordinates from two columns of a table.
+    """Read coordinates from two columns of a table, or from one « latitude, longitude ».
 
     A table without any coordinate column but with address or commune columns
     (``elsewhere``) gives no coordinates: every row is to be located by its address or
-    its commune.
+    its commune. So does such a table whose « latitude, longitude » column was found by
+    its name only and holds no readable pair (« Coordonnées » may be contact details),
+    with a warning.
     """
+    pair = _pair_column(frame.columns, lon, lat)
+    if pair is not None:
+        read = _from_pair(frame, pair, crs)
+        # « Coordonnées » may hold contact details beside an address: not one point read
+        if lon is not None or not elsewhere or not np.isnan(read.y).all() or read.absent.all():
+            return read
+        warnings.warn(
+            f"colonne « {pair} » ignorée : aucune de ses cellules ne se lit « latitude, "
+            "longitude » ; les lieux sont localisés par leur adresse ou leur commune",
+            stacklevel=3,
+        )
     found = coordinate_columns(frame.columns, lon, lat, optional=elsewhere)
     if found is None:
         nothing = np.full(len(frame), np.nan)
@@ -784,6 +826,61 @@ def _from_columns(
         problems=_join(x_problems, y_problems),
         source_crs=source_crs,
         columns={"lon": lon_column, "lat": lat_column},
+        absent=absent,
+    )
+
+
+def _pair_column(columns: pd.Index, lon: str | None, lat: str | None) -> Hashable | None:
+    """The one column holding latitude and longitude together, None when there is none.
+
+    The column named by both ``lon=`` and ``lat=``, else, when no longitude, latitude,
+    x or y column is present, the one named as ``COORDINATE_NAMES["lat_lon"]``.
+    """
+    if lon is not None and lon == lat:
+        return _given_column(columns, lon, "lon")
+    if lon is not None or lat is not None:
+        return None
+    roles = {
+        role: [column for column in columns if communes.simplify(column) in names]
+        for role, names in COORDINATE_NAMES.items()
+    }
+    pairs = roles.pop("lat_lon")
+    if any(roles.values()) or not pairs:  # two columns, or half of them: read as such
+        return None
+    if len(pairs) > 1:
+        names = ", ".join(repr(column) for column in pairs)
+        raise InputError(
+            f"plusieurs colonnes possibles pour « latitude, longitude » ({names}) : "
+            "précisez laquelle avec lon= et lat= (le même nom)"
+        )
+    return pairs[0]
+
+
+def _from_pair(frame: pd.DataFrame, column: Hashable, crs: str | int | None) -> _Coordinates:
+    """Read coordinates from one column holding « latitude, longitude » (:data:`_LAT_LON`)."""
+    if crs is not None and not _parse_crs(crs).equals(_WGS84):
+        raise InputError(
+            f"la colonne « {column} » donne latitude et longitude en degrés WGS84 : crs= "
+            f"{crs!r} ne s'y applique pas ; retirez-le, ou donnez des colonnes x et y"
+        )
+    text = frame[column].astype("string").str.strip()
+    absent = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+    parts = text.str.extract(_LAT_LON.pattern)
+    lat, _ = _parse_numbers(parts[0].fillna(parts[2]), "latitude")
+    lon, _ = _parse_numbers(parts[1].fillna(parts[3]), "longitude")
+    problems = np.full(len(frame), None, dtype=object)
+    problems[absent] = f"coordonnées manquantes (colonne « {column} »)"
+    wrong = ~absent & np.isnan(lat)
+    problems[wrong] = [
+        f"coordonnées illisibles dans la colonne « {column} » ({str(value)!r}) : {_LAT_LON_FORM}"
+        for value in frame[column][wrong]
+    ]
+    return _Coordinates(
+        x=lon,
+        y=lat,
+        problems=problems,
+        source_crs=_WGS84,
+        columns={"lon": column, "lat": column},
         absent=absent,
     )
 
@@ -881,6 +978,7 @@ def coordinate_columns(
     found = {
         role: [column for column in columns if communes.simplify(base(column)) in names]
         for role, names in COORDINATE_NAMES.items()
+        if role != "lat_lon"  # one column of both: see _pair_column
     }
     for role, given in (("lon", lon), ("lat", lat)):
         if given is not None:
@@ -905,7 +1003,9 @@ def coordinate_columns(
         "aucune paire de colonnes de coordonnées trouvée ; colonnes présentes : "
         f"{_listing(columns)} ; noms acceptés (sans casse ni accents) : longitude = "
         f"{', '.join(COORDINATE_NAMES['lon'])} ; latitude = "
-        f"{', '.join(COORDINATE_NAMES['lat'])} ; ou x et y projetés avec crs= (ex. 2154) ; "
+        f"{', '.join(COORDINATE_NAMES['lat'])} ; ou une seule colonne « latitude, longitude » "
+        f"({', '.join(COORDINATE_NAMES['lat_lon'][:8])}…) ; ou x et y projetés avec crs= "
+        "(ex. 2154) ; "
         f"ou une adresse : {', '.join(geocode.ADDRESS_NAMES['adresse'])} ; ou une commune : "
         f"{', '.join(communes.COMMUNE_COLUMN_NAMES['code'])}, ou commune avec departement "
         "ou code_postal. "
@@ -1563,8 +1663,20 @@ def problem_tally(classified: pd.DataFrame, suffix: str = "") -> pd.DataFrame:
 
 
 _NUMBER = r"[-+\u2212]?\d+(?:[.,]\d+)?"
-#: « lat, lon » as copied from a web map: dot decimals, a comma between the two numbers.
-_WEB_MAP_PAIR = re.compile(r"^\s*([-+\u2212]?\d+\.\d+)\s*[,;]\s*([-+\u2212]?\d+\.\d+)\s*$")
+_DOT_NUMBER = r"[-+\u2212]?\d+\.\d+"
+#: « latitude, longitude » as copied from a web map or a GPS: dot decimals with a comma
+#: or a semicolon between the two numbers (``43.5750, 1.4020``; groups 1 and 2), or any
+#: decimals with a semicolon between them (``43,5750 ; 1,4020``; groups 3 and 4). A
+#: comma between numbers with decimal commas (``43,5750, 1,4020``) is not read: which
+#: comma separates them is a guess.
+_LAT_LON = re.compile(
+    rf"^\s*(?:({_DOT_NUMBER})\s*[,;]\s*({_DOT_NUMBER})|({_NUMBER})\s*;\s*({_NUMBER}))\s*$"
+)
+#: The forms of :data:`_LAT_LON`, for messages.
+_LAT_LON_FORM = (
+    "attendu la latitude puis la longitude en degrés décimaux, séparées par une virgule "
+    "(43.5750, 1.4020) ou par un point-virgule (43,5750 ; 1,4020)"
+)
 _TWO_NUMBERS = re.compile(rf"^\s*({_NUMBER})\s+({_NUMBER})\s*$")
 
 
@@ -1576,8 +1688,9 @@ def parse_point(text: str) -> tuple[float, float]:
     text : str
         Either longitude then latitude separated by spaces, with decimal points or
         commas (``1.4020 43.5750``, ``1,4020 43,5750``), or latitude then longitude
-        separated by a comma, with decimal points, as web maps copy them
-        (``43.5750, 1.4020``).
+        as web maps copy them: separated by a comma, with decimal points (``43.5750,
+        1.4020``), or by a semicolon (``43,5750 ; 1,4020``), the form a column
+        « coordonnées GPS » of :func:`read_places` holds.
 
     Returns
     -------
@@ -1589,9 +1702,10 @@ def parse_point(text: str) -> tuple[float, float]:
     ValueError
         In French, with the accepted forms, when the text is neither form.
     """
-    pair = _WEB_MAP_PAIR.match(text)
+    pair = _LAT_LON.match(text)
     if pair:
-        lat, lon = (_typed_number(value) for value in pair.groups())
+        groups = pair.groups()
+        lat, lon = (_typed_number(value) for value in (groups[:2] if groups[0] else groups[2:]))
         return lon, lat
     numbers = _TWO_NUMBERS.match(text)
     if numbers:
@@ -1600,7 +1714,7 @@ def parse_point(text: str) -> tuple[float, float]:
     raise ValueError(
         f"coordonnées illisibles : {text!r} ; attendu « longitude latitude » "
         "(ex. 1.4020 43.5750 ou 1,4020 43,5750) ou « latitude, longitude » copié d'une "
-        'carte en ligne (ex. "43.5750, 1.4020")'
+        'carte en ligne (ex. "43.5750, 1.4020" ou "43,5750 ; 1,4020")'
     )
 
 
