@@ -208,7 +208,11 @@ def compare(
     both = checked & ours_near & theirs_near
     gap = np.abs(ours["distance_qpv_m"].to_numpy()[both] - theirs["distance"].to_numpy()[both])
     nearest = ours["nearest_qpv_code"].to_numpy()[both]
-    same_qpv = (nearest == theirs["code_qpv"].to_numpy()[both]).mean()
+    other = nearest != theirs["code_qpv"].to_numpy()[both]
+    same_qpv = 1 - other.mean() if len(other) else 1.0
+    # a point inside two QPV (overlapping copies of the synthetic national layer) is at
+    # 0 m of both: territoires names the first of the reference, geopandas either
+    inside_two = (ours["qpv_code"].fillna("").str.contains(";").to_numpy()[both] & other).sum()
     return {
         "commune identique (point dans une seule commune)": (
             f"{1 - differ.sum() / single.sum():.4%} de {single.sum():,} ; les "
@@ -216,7 +220,15 @@ def compare(
             "d'une limite communale"
         ),
         f"à {within_m:g} m d'un QPV au plus, même réponse": f"{near:.4%} de {checked.sum():,}",
-        f"même QPV le plus proche (à {within_m:g} m au plus)": f"{same_qpv:.4%} de {both.sum():,}",
+        f"même QPV le plus proche (à {within_m:g} m au plus)": (
+            f"{same_qpv:.4%} de {both.sum():,}"
+            + (
+                f" ; {other.sum()} autres, dont {inside_two} dans deux QPV à la fois (à 0 m "
+                "des deux)"
+                if other.any()
+                else ""
+            )
+        ),
         "écart max de distance (arrondi au dm)": f"{gap.max(initial=0):.3f} m",
     }
 
