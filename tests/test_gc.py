@@ -107,6 +107,8 @@ def test_a_pause_leaves_the_objects_frozen_by_the_process_frozen() -> None:
         frozen = gc.get_freeze_count()
         with paused(BIG):
             [[] for _ in range(1_000)]
-        assert gc.get_freeze_count() == frozen
+        # unfrozen, the count would be 0; a few frozen objects may be freed meanwhile by
+        # threads left by other tests, hence no exact equality
+        assert gc.get_freeze_count() > frozen // 2
     finally:
         gc.unfreeze()
