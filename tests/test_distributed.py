@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import warnings
 
 import dask
 import dask.dataframe as dd
@@ -361,6 +362,45 @@ def test_csv_blocks_read_like_the_whole_file(variant, places, tmp_path, data_dir
     assert summary["partitions"] > 8
     assert summary["verdicts"] == expected.attrs["verdicts"]
     assert (tmp_path / "sortie.csv").read_bytes().decode("utf-8") == _csv_text(expected)
+
+
+@pytest.mark.parametrize("excel_line", ["", "sep=;\n"], ids=["title", "excel_line_and_title"])
+def test_title_above_the_header_read_as_the_whole_file(excel_line, places, tmp_path, data_dir):
+    """Lines of title above the header are skipped by blocks exactly as ``classify``
+    skips them (the same header, warning, line numbers and provenance): the header is the
+    first of the first lines naming a coordinate column (``places.csv_header``)."""
+    table = _written_like_people(places)
+    title = "Lieux à classer, export du 3 mars;;\n\n"
+    source = tmp_path / "lieux.csv"
+    source.write_text(excel_line + title + table.to_csv(sep=";", index=False), encoding="utf-8")
+    header = 3 + bool(excel_line)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        expected = classify(source, data_dir=data_dir)
+    assert [str(warning.message) for warning in shown if "en-tête" in str(warning.message)] == [
+        f"{source} : en-tête lu ligne {header} ; lignes {header - 2} à {header - 1} ignorées "
+        "(titre : 'Lieux à classer, export du 3 mars')"
+    ]
+    assert expected["motif"].str.contains(f"doublon de la ligne {header + 4}$").any()
+
+    for output in (tmp_path / "sortie.csv", tmp_path / "sortie.parquet"):
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            summary = classify_file_in_partitions(
+                source, output, blocksize=2_000, progress=False, scheduler="threads"
+            )
+        assert [str(warning.message) for warning in warned] == [
+            str(warning.message) for warning in shown
+        ]
+        assert summary["partitions"] > 8
+        assert summary["verdicts"] == expected.attrs["verdicts"]
+        provenance = json.loads(export.provenance_path(output).read_text("utf-8"))
+        assert provenance["lignes"] == f"{header + 1}-{header + len(table)}"
+    assert (tmp_path / "sortie.csv").read_bytes().decode("utf-8") == _csv_text(expected)
+    written = gpd.read_parquet(tmp_path / "sortie.parquet")
+    pd.testing.assert_index_equal(written.index, expected.index, exact=False)
+    for column in (*table.columns, "verdict", "motif", "code_insee", "qpv_code"):
+        assert written[column].astype(object).equals(expected[column].astype(object)), column
 
 
 def test_processes_scheduler_gives_the_same_file(places, tmp_path, data_dir):

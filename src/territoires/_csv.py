@@ -16,6 +16,7 @@ import csv
 import io
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,8 @@ class Layout:
     names : tuple of str
         Column names, as :func:`header_names` gives them.
     first_line : int
-        Line of the file holding the first record (2, or 3 after Excel's ``sep=;``).
+        Line of the file holding the first record (2, or 3 after Excel's ``sep=;``
+        line, later below a title).
     start, end : int
         Bytes of the records: from the first one to the last one, blank lines at the end
         of the file left out (``read_places`` drops them).
@@ -166,8 +168,17 @@ class Layout:
     end: int
 
 
-def layout(path: Path) -> Layout:
+def layout(path: Path, header: Callable[[str, Path], tuple[int, str]]) -> Layout:
     """Read the header and find the records of a CSV file, as ``read_places`` does.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    header : callable
+        Given the first lines of the file and its path, the physical lines above the
+        header (Excel's ``sep=;`` line, a title) and the separator:
+        :func:`territoires.places.csv_header`, which ``read_places`` uses too.
 
     Raises
     ------
@@ -183,14 +194,13 @@ def layout(path: Path) -> Layout:
             f"{path} est en UTF-16 (« Texte Unicode » d'Excel), illisible par blocs : "
             "ouvrez-le dans le tableur et enregistrez-le en « CSV UTF-8 », puis relancez"
         )
-    separator = sniff_separator(text)
-    skipped = 1 if excel_separator(text) is not None else 0
+    skipped, separator = header(text, path)
     lines = io.StringIO(text, newline="")
+    for _ in range(skipped):  # physical lines, as read_places skips them
+        lines.readline()
     reader = csv.reader(lines, delimiter=separator)
-    for _ in range(skipped):
-        next(reader, None)
-    header = next(reader, [])
-    if not header:
+    names = next(reader, [])
+    if not names:
         raise InputError(f"fichier vide : {path} n'a pas de ligne d'en-tête")
     read = text[: lines.tell()]
     with open(path, "rb") as handle:
@@ -211,8 +221,8 @@ def layout(path: Path) -> Layout:
         path=path,
         encoding=encoding,
         separator=separator,
-        names=tuple(header_names(header)),
-        first_line=reader.line_num + 1,
+        names=tuple(header_names(names)),
+        first_line=skipped + reader.line_num + 1,
         start=start,
         end=end,
     )

@@ -380,7 +380,7 @@ def _parts(path: Path, blocksize: str | int) -> tuple[list[Any], pd.DataFrame, i
             f"format non reconnu pour {path} (extension {suffix or 'absente'}) ; "
             "formats acceptés en partitions : .csv, .tsv, .txt, .parquet"
         )
-    layout = _csv.layout(path)
+    layout = _csv.layout(path, places.csv_header)
     blocks = _csv.blocks(layout, parse_bytes(blocksize))
     meta = _csv.read_block(layout, layout.start, 0)
     return [_partition.Block(layout, *block) for block in blocks], meta, layout.first_line

@@ -58,7 +58,7 @@ import itertools
 import re
 import warnings
 import zipfile
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from numbers import Real
 from os import PathLike
@@ -450,27 +450,12 @@ def _read_csv(path: Path, wanted: set[str]) -> _Table:
     Records are read with the ``csv`` module so that each keeps the line it starts on
     (quoted cells may span lines) and a ragged record is reported on its own row:
     missing cells are left empty, cells beyond the header go, joined by the separator,
-    into an added column ``champs_en_trop``. The header is found as in a workbook
-    (:func:`_header_row`): title lines above it are skipped with a warning.
+    into an added column ``champs_en_trop``. The header is found by :func:`csv_header`.
     """
     text = _csv.decode(path.read_bytes(), path)[0]
     if not text.strip():
         raise InputError(f"fichier vide : {path} ne contient aucune ligne de données")
-    declared = _csv.excel_separator(text)
-    skipped = 0 if declared is None else 1
-    stream = io.StringIO(text, newline="")
-    lines = [stream.readline() for _ in range(skipped + _HEADER_ROWS)]
-    title = _header_row([_line_cells(line) for line in lines[skipped:]], wanted)
-    header_start = sum(len(line) for line in lines[: skipped + title])
-    separator = declared or _csv.sniff_separator(text[header_start:] if title else text)
-    if title:
-        cells = [
-            cell
-            for line in lines[skipped : skipped + title]
-            for cell in next(csv.reader([line], delimiter=separator), [])
-        ]
-        _warn_title(path, skipped + 1, skipped + title + 1, cells)
-        skipped += title
+    skipped, separator = csv_header(text, path, wanted)
     regular = _read_regular_csv(text, separator, skipped)
     if regular is not None:
         return regular
@@ -543,6 +528,48 @@ def _read_csv(path: Path, wanted: set[str]) -> _Table:
         columns[name] = column.where(column != "", np.nan)
     frame = pd.DataFrame({**columns, **frame_extra}, index=pd.RangeIndex(len(records)))
     return _Table(frame, np.asarray(starts, dtype=np.int64), problems)
+
+
+def csv_header(text: str, path: Path, wanted: Set[str] = frozenset()) -> tuple[int, str]:
+    """Where the header of a CSV file lies, and the separator of its fields.
+
+    The header is found as in a workbook (:func:`_header_row`), below Excel's ``sep=;``
+    line; title lines above it are reported by a warning (:func:`_warn_title`). The one
+    place for both :func:`read_places` and the reading of a file by blocks
+    (:func:`territoires._csv.layout`), so that they read the same rows.
+
+    Parameters
+    ----------
+    text : str
+        The decoded file, or its first lines.
+    path : pathlib.Path
+        The file, named by the warning.
+    wanted : set of str, optional
+        The ``lon``/``lat`` columns given, simplified (:func:`territoires.communes.simplify`).
+
+    Returns
+    -------
+    skipped : int
+        Physical lines above the header (Excel's ``sep=;`` line, a title).
+    separator : str
+        Declared by the ``sep=;`` line, else sniffed from the header on
+        (:func:`territoires._csv.sniff_separator`).
+    """
+    declared = _csv.excel_separator(text)
+    skipped = 0 if declared is None else 1
+    stream = io.StringIO(text, newline="")
+    lines = [stream.readline() for _ in range(skipped + _HEADER_ROWS)]
+    title = _header_row([_line_cells(line) for line in lines[skipped:]], wanted)
+    header_start = sum(len(line) for line in lines[: skipped + title])
+    separator = declared or _csv.sniff_separator(text[header_start:] if title else text)
+    if title:
+        cells = [
+            cell
+            for line in lines[skipped : skipped + title]
+            for cell in next(csv.reader([line], delimiter=separator), [])
+        ]
+        _warn_title(path, skipped + 1, skipped + title + 1, cells)
+    return skipped + title, separator
 
 
 def _read_regular_csv(text: str, separator: str, skipped: int) -> _Table | None:
@@ -640,7 +667,7 @@ _HEADER_NAMES = frozenset(
 )
 
 
-def _header_row(rows: Sequence[Sequence[object]], wanted: set[str]) -> int:
+def _header_row(rows: Sequence[Sequence[object]], wanted: Set[str]) -> int:
     """Position of the header among the first :data:`_HEADER_ROWS` rows of a sheet or CSV.
 
     The first row holding a column name of ``wanted`` (the ``lon``/``lat`` given), or
