@@ -599,6 +599,65 @@ def test_classify_nothing_classified_exits_1(
 
 
 @pytest.mark.parametrize(
+    ("args", "written", "ending"),
+    [
+        (
+            ["map", "-o", "{tmp}/c.html"],
+            ["c.html"],
+            "carte écrite sans aucun lieu dans {tmp}/c.html ; le motif de chaque ligne : "
+            "territoires classify {source} -o resultats.csv",
+        ),
+        (
+            ["bilan", "-o", "{tmp}/b.xlsx"],
+            ["b.xlsx", "b.xlsx.provenance.json"],
+            "le motif de chaque ligne est dans {tmp}/b.xlsx (feuille lieux)",
+        ),
+        (
+            ["bilan"],
+            [],
+            "relancez avec -o bilan.xlsx : sa feuille lieux donne le motif de chaque ligne",
+        ),
+        (
+            ["coverage", "-o", "{tmp}/r.xlsx", "--carte", "{tmp}/c.html"],
+            [],
+            "couverture non mesurée, aucun rapport écrit ; le motif de chaque ligne : "
+            "territoires classify {source} -o resultats.csv",
+        ),
+    ],
+    ids=["map", "bilan-classeur", "bilan", "coverage"],
+)
+def test_other_commands_nothing_classified_exit_1(
+    data_dir: Path, tmp_path: Path, args: list[str], written: list[str], ending: str
+) -> None:
+    """Every row invalid: map, bilan and coverage fail as classify does, naming the most
+    frequent problem. The map and the bilan are written all the same (the bilan's
+    « lieux » sheet gives each motif); a coverage of no place would call every territory
+    « non couvert »: nothing is measured or written."""
+    folder = tmp_path / "lieux"
+    folder.mkdir()
+    source = folder / "lieux.csv"
+    source.write_text("nom;lon;lat\nA;200;43,5\nB;;\nC;1,4;95\n", encoding="utf-8")
+    values = {"tmp": tmp_path, "source": source}
+    command = [args[0], str(source), *(arg.format(**values) for arg in args[1:])]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1, result.output
+    message = _flat(result.stderr)
+    assert _flat(
+        "Erreur : aucun lieu n'a pu être classé : les 3 lignes sont invalides ; problème le "
+        "plus fréquent : « coordonnées hors des bornes WGS84 » (2 lignes sur 3), par ex. "
+        "ligne 2 : coordonnées hors des bornes WGS84 (lon=200.0)"
+    ) in message
+    assert message.endswith(_flat(ending.format(**values))), message
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["lieux", *written])
+    if "b.xlsx" in written:
+        rows = pd.read_excel(tmp_path / "b.xlsx", sheet_name="lieux")
+        assert rows["motif"].str.startswith("Entrée invalide : ligne ").all()
+    # one row classified is enough for success
+    source.write_text("nom;lon;lat\nA;200;43,5\nB;1,4020;43,5750\n", encoding="utf-8")
+    assert runner.invoke(app, command).exit_code == 0
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["classify", str(EXAMPLE), "-o", "{missing}/r.csv"],

@@ -749,12 +749,12 @@ def _none_classified(rows: int, verdicts: dict[str, Any]) -> bool:
     return rows > 0 and verdicts.get("invalide", 0) == rows
 
 
-def _stop_none_classified(rows: int, problems: dict[str, dict[str, Any]], output: Path) -> None:
+def _stop_none_classified(rows: int, problems: dict[str, dict[str, Any]], written: str) -> None:
     """End a run that classified no row with exit code 1 and a message saying why.
 
-    The output is written already, every row with its motif; the message says so and
-    names the most frequent problem (``problems``: invalid rows by kind, most frequent
-    first, see :func:`territoires.places.problem_tally`).
+    The message names the most frequent problem (``problems``: invalid rows by kind, most
+    frequent first, see :func:`territoires.places.problem_tally`) and ends with
+    ``written``: what the command wrote all the same, and where each row's motif is read.
     """
     kind, worst = next(iter(problems.items()))
     if rows == 1:
@@ -765,12 +765,22 @@ def _stop_none_classified(rows: int, problems: dict[str, dict[str, Any]], output
             f"« {kind} » ({french.count(worst['lignes'], 'ligne', 'lignes')} sur "
             f"{french.number(rows)}), par ex. {worst['exemple']}"
         )
-    print_error(
-        cli_message(
-            f"aucun lieu n'a pu être classé : {what} ; le motif de chaque ligne est dans {output}"
-        )
-    )
+    print_error(cli_message(f"aucun lieu n'a pu être classé : {what} ; {written}"))
     raise typer.Exit(code=1)
+
+
+def _stop_if_none_classified(result: Any, written: str, suffix: str = "") -> None:
+    """End with exit code 1 (:func:`_stop_none_classified`) when every row of a
+    classified frame is ``invalide``; ``suffix`` names the columns of the first QPV
+    vintage when several sit side by side (``_2015``)."""
+    if _none_classified(len(result), result.attrs["verdicts"]):
+        tally = places.problem_tally(result, suffix).to_dict("index")
+        _stop_none_classified(len(result), tally, written)
+
+
+def _motifs_by_classify(source: Path) -> str:
+    """End of the message of a command that classified no row and writes no motif."""
+    return f"le motif de chaque ligne : territoires classify {source} -o resultats.csv"
 
 
 @app.command("regles", cls=TerritoiresCommand)
@@ -1047,12 +1057,12 @@ def classify(
     if carte is not None:
         _write_eligibility_map(result, rules, carte, nom, offline, communes=False)
     _summary(result)
-    if _none_classified(len(result), result.attrs["verdicts"]):
-        vintages = _vintages(qpv)
-        suffix = f"_{vintages[0]}" if len(vintages) > 1 else ""
-        _stop_none_classified(
-            len(result), places.problem_tally(result, suffix).to_dict("index"), output
-        )
+    vintages = _vintages(qpv)
+    _stop_if_none_classified(
+        result,
+        f"le motif de chaque ligne est dans {output}",
+        f"_{vintages[0]}" if len(vintages) > 1 else "",
+    )
 
 
 def _classify_in_partitions(
@@ -1112,7 +1122,9 @@ def _classify_in_partitions(
     )
     _summary(summary)
     if _none_classified(summary["lignes"], summary["verdicts"]):
-        _stop_none_classified(summary["lignes"], summary["problemes"], output)
+        _stop_none_classified(
+            summary["lignes"], summary["problemes"], f"le motif de chaque ligne est dans {output}"
+        )
 
 
 @app.command("map", cls=TerritoiresCommand, epilog=_RULE_NAMES)
@@ -1156,7 +1168,12 @@ def map_command(
     couche: LayerName = None,
     nom: NameColumn = None,
 ) -> None:
-    """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML)."""
+    """Classe les lieux et écrit la carte d'éligibilité (un seul fichier HTML).
+
+    Code de sortie : 0 si au moins un lieu est classé ; 1 si aucun ne l'a été (toutes
+    les lignes invalides : la carte est écrite quand même, sans lieu, et le message
+    nomme le problème le plus fréquent) ou sur erreur ; 2 pour une option refusée.
+    """
     from . import maps  # imported here: `territoires check` starts faster
 
     _check_output(output, maps.MAP_FORMATS, source=source)
@@ -1164,6 +1181,9 @@ def map_command(
     result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
     _write_eligibility_map(result, rules, output, nom, offline, communes)
     _summary(result)
+    _stop_if_none_classified(
+        result, f"carte écrite sans aucun lieu dans {output} ; {_motifs_by_classify(source)}"
+    )
 
 
 @app.command("coverage", cls=TerritoiresCommand, epilog=_RULE_NAMES)
@@ -1250,7 +1270,13 @@ def coverage_command(
     couche: LayerName = None,
     nom: NameColumn = None,
 ) -> None:
-    """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux."""
+    """Mesure la couverture des QPV et des communes hors grands centres par les tiers-lieux.
+
+    Code de sortie : 0 si au moins un lieu est classé ; 1 si aucun ne l'a été (toutes
+    les lignes invalides : rien n'est mesuré ni écrit, un rapport où tout le territoire
+    serait « non couvert » serait faux ; le message nomme le problème le plus fréquent)
+    ou sur erreur ; 2 pour une option refusée.
+    """
     from . import coverage, maps  # imported here: `territoires check` starts faster
 
     _check_output(output, export.REPORT_FORMATS, source=source)
@@ -1273,6 +1299,9 @@ def coverage_command(
         )
     rules = _rules(regles, None, regle_urbaine, qpv)
     result = _classify(source, rules, lon, lat, crs, score_min, offline, feuille, couche, nom)
+    _stop_if_none_classified(
+        result, f"couverture non mesurée, aucun rapport écrit ; {_motifs_by_classify(source)}"
+    )
     typer.echo("Analyse de la couverture…", err=True)
     layers = coverage.analyse(
         result,
@@ -1441,7 +1470,13 @@ def bilan_command(
     couche: LayerName = None,
     nom: NameColumn = None,
 ) -> None:
-    """Compte les lieux dans les enveloppes de l'appel (150 hors grands centres, 120 + 30 QPV)."""
+    """Compte les lieux dans les enveloppes de l'appel (150 hors grands centres, 120 + 30 QPV).
+
+    Code de sortie : 0 si au moins un lieu est classé ; 1 si aucun ne l'a été (toutes
+    les lignes invalides : le bilan est affiché et le classeur écrit quand même, et le
+    message nomme le problème le plus fréquent) ou sur erreur ; 2 pour une option
+    refusée.
+    """
     if output is not None:
         _check_output(output, export.BILAN_FORMATS, source=source)
     rules = _rules(regles, distance, regle_urbaine, qpv, npnru)
@@ -1454,6 +1489,12 @@ def bilan_command(
     if output is not None:
         export.write_bilan(report, output)
         typer.echo(f"Bilan → {output}", err=True)
+    _stop_if_none_classified(
+        result,
+        "relancez avec -o bilan.xlsx : sa feuille lieux donne le motif de chaque ligne"
+        if output is None
+        else f"le motif de chaque ligne est dans {output} (feuille lieux)",
+    )
 
 
 #: Warnings already printed by this run of the command.

@@ -530,13 +530,14 @@ def _read_csv(path: Path, wanted: set[str]) -> _Table:
     return _Table(frame, np.asarray(starts, dtype=np.int64), problems)
 
 
-def csv_header(text: str, path: Path, wanted: Set[str] = frozenset()) -> tuple[int, str]:
+def csv_header(text: str, path: Path, wanted: Set[str] | None = None) -> tuple[int, str]:
     """Where the header of a CSV file lies, and the separator of its fields.
 
-    The header is found as in a workbook (:func:`_header_row`), below Excel's ``sep=;``
-    line; title lines above it are reported by a warning (:func:`_warn_title`). The one
-    place for both :func:`read_places` and the reading of a file by blocks
-    (:func:`territoires._csv.layout`), so that they read the same rows.
+    The header is the first of the 20 first lines (below Excel's ``sep=;`` line) naming
+    a column of ``wanted``, or else a coordinate, address or commune column, as in a
+    workbook; the lines above it, a title, are reported by a warning. :func:`read_places`
+    and :func:`territoires.distributed.classify_file_in_partitions` both find the header
+    here, so that they read the same rows with the same line numbers.
 
     Parameters
     ----------
@@ -552,14 +553,14 @@ def csv_header(text: str, path: Path, wanted: Set[str] = frozenset()) -> tuple[i
     skipped : int
         Physical lines above the header (Excel's ``sep=;`` line, a title).
     separator : str
-        Declared by the ``sep=;`` line, else sniffed from the header on
-        (:func:`territoires._csv.sniff_separator`).
+        The one declared by the ``sep=;`` line, else the one splitting the header like
+        most lines below it.
     """
     declared = _csv.excel_separator(text)
     skipped = 0 if declared is None else 1
     stream = io.StringIO(text, newline="")
     lines = [stream.readline() for _ in range(skipped + _HEADER_ROWS)]
-    title = _header_row([_line_cells(line) for line in lines[skipped:]], wanted)
+    title = _header_row([_line_cells(line) for line in lines[skipped:]], wanted or set())
     header_start = sum(len(line) for line in lines[: skipped + title])
     separator = declared or _csv.sniff_separator(text[header_start:] if title else text)
     if title:
