@@ -642,11 +642,12 @@ def test_other_commands_nothing_classified_exit_1(
     result = runner.invoke(app, command)
     assert result.exit_code == 1, result.output
     message = _flat(result.stderr)
-    assert _flat(
+    expected = _flat(
         "Erreur : aucun lieu n'a pu être classé : les 3 lignes sont invalides ; problème le "
         "plus fréquent : « coordonnées hors des bornes WGS84 » (2 lignes sur 3), par ex. "
         "ligne 2 : coordonnées hors des bornes WGS84 (lon=200.0)"
-    ) in message
+    )
+    assert expected in message, message
     assert message.endswith(_flat(ending.format(**values))), message
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["lieux", *written])
     if "b.xlsx" in written:
