@@ -202,9 +202,13 @@ def compare(
     points = gpd.GeoSeries(ours.geometry.to_numpy()[differ], crs=crs.GEOGRAPHIC).to_crs(L93)
     to_outline = shapely.distance(points.to_numpy(), outlines)
     checked = ours["in_qpv"].notna().to_numpy()
-    ours_near = (ours["distance_qpv_m"].to_numpy(dtype=float) <= within_m) & checked
+    distance = ours["distance_qpv_m"].to_numpy(dtype=float)
+    ours_near = (distance <= within_m) & checked
     theirs_near = theirs["code_qpv"].notna().to_numpy()
-    near = (ours_near == theirs_near)[checked].mean()
+    # the column is rounded to the decimetre: within 5 cm of the threshold it cannot say
+    # on which side the exact distance lies (the verdict, taken before rounding, can)
+    edge = np.abs(distance - within_m) <= 0.05
+    near = (ours_near == theirs_near)[checked & ~edge].mean()
     both = checked & ours_near & theirs_near
     gap = np.abs(ours["distance_qpv_m"].to_numpy()[both] - theirs["distance"].to_numpy()[both])
     nearest = ours["nearest_qpv_code"].to_numpy()[both]
@@ -219,7 +223,10 @@ def compare(
             f"{differ.sum()} autres à {to_outline.max(initial=0) * 100:.1f} cm au plus "
             "d'une limite communale"
         ),
-        f"à {within_m:g} m d'un QPV au plus, même réponse": f"{near:.4%} de {checked.sum():,}",
+        f"à {within_m:g} m d'un QPV au plus, même réponse": (
+            f"{near:.4%} de {(checked & ~edge).sum():,} (hors {(checked & edge).sum()} à "
+            "5 cm du seuil, que la colonne arrondie au dm ne départage pas)"
+        ),
         f"même QPV le plus proche (à {within_m:g} m au plus)": (
             f"{same_qpv:.4%} de {both.sum():,}"
             + (
