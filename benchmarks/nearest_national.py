@@ -31,41 +31,18 @@ import argparse
 import statistics
 import time
 
-import geopandas as gpd
 import numpy as np
 import shapely
-from classify_1m import metropole, random_places
+from classify_1m import metropole, national_qpv, random_places
 from vs_postgis import machine
 
 import territoires
 from territoires import engine
 
-L93 = 2154
-
 
 def national_layer(copies: int, seed: int = 0) -> engine.Layer:
-    """The Occitanie QPV copied by host commune onto populous communes of métropole."""
-    rng = np.random.default_rng(seed)
-    qpv = territoires.load_qpv(2015).to_crs(L93)
-    communes = metropole(territoires.load_communes())
-    towns = communes[communes["population"].fillna(0) >= 10_000]
-    population = towns["population"].to_numpy(dtype=float)
-    clusters = list(qpv.groupby("insee_com").indices.values())
-    hosts = rng.choice(
-        len(towns), size=copies * len(clusters), replace=False, p=population / population.sum()
-    )
-    centres = shapely.centroid(towns.to_crs(L93).geometry.to_numpy()[hosts])
-    polygons = qpv.geometry.to_numpy()
-    shapes = []
-    for copy, centre in enumerate(centres):
-        cluster = polygons[clusters[copy % len(clusters)]]
-        origin = shapely.centroid(shapely.union_all(cluster))
-        turned = shapely.affinity.rotate(
-            shapely.GeometryCollection(list(cluster)), rng.uniform(0, 360), origin=origin
-        )
-        moved = shapely.affinity.translate(turned, centre.x - origin.x, centre.y - origin.y)
-        shapes.extend(moved.geoms)
-    frame = gpd.GeoDataFrame(geometry=shapes, crs=L93).to_crs(4326)
+    """The synthetic national layer of ``classify_1m.national_qpv``, indexed."""
+    frame = national_qpv(copies, seed)
     return engine.Layer.build(frame, np.arange(len(frame)), "metropole")
 
 
