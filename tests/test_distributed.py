@@ -334,7 +334,15 @@ def _written_like_people(places: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    "variant", ["bom_crlf", "excel_sep_line_cp1252", "quoted_commas", "blank_lines", "no_last_eol"]
+    "variant",
+    [
+        "bom_crlf",
+        "excel_sep_line_cp1252",
+        "quoted_commas",
+        "blank_lines",
+        "no_last_eol",
+        "trailing_separators",
+    ],
 )
 def test_csv_blocks_read_like_the_whole_file(variant, places, tmp_path, data_dir):
     """Byte blocks give the rows, cells, lines and doublons of the whole file, whatever its form."""
@@ -347,6 +355,9 @@ def test_csv_blocks_read_like_the_whole_file(variant, places, tmp_path, data_dir
         source.write_bytes(text.encode("cp1252"))
     elif variant == "quoted_commas":
         table.to_csv(source, sep=",", index=False, quoting=csv.QUOTE_ALL)
+    elif variant == "trailing_separators":  # every line, header included, ends with « ; »
+        lines = table.to_csv(sep=";", index=False).splitlines()
+        source.write_text("".join(f"{line};\n" for line in lines), encoding="utf-8")
     else:
         lines = table.to_csv(sep=";", index=False).splitlines()
         lines[120:120] = [""]

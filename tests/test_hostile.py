@@ -200,6 +200,26 @@ CASES = [
         ids("a", "b"),
         verdicts={0: "qpv", 1: "non_eligible"},
     ),
+    Case(  # a stray separator in « 43,575 »: never read as latitude 43, 575 next to it
+        "stray-separator-beside-trailing-ones",
+        text_file("l.csv", "nom;lon;lat;\nA;1,402;43,575;\nB;1,402;43;575;\nC;1,4442;43,6047;\n"),
+        [{"nom": "A"}, {"nom": "B", "colonne_4": "575"}, {"nom": "C"}],
+        motifs={1: r"^Entrée invalide : ligne 3 : 5 champs au lieu de 4 \(séparateur point-v"},
+        verdicts={0: "qpv", 1: "invalide", 2: "non_eligible"},
+    ),
+    Case(
+        "stray-separator-and-trailing-one-below-a-header-without",
+        text_file("l.csv", "nom;lon;lat;note\nA;1,402;43,575;x\nB;1,402;43;575;\n"),
+        [{"nom": "A", "note": "x"}, {"nom": "B", "note": "575"}],
+        motifs={1: r"^Entrée invalide : ligne 3 : 5 champs au lieu de 4 \(séparateur point-v"},
+        verdicts={0: "qpv", 1: "invalide"},
+    ),
+    Case(
+        "every-line-ends-with-a-separator",
+        text_file("l.csv", f"id;lon;lat;\na;{QPV[0]};{QPV[1]};\nb;{TOULOUSE[0]};{TOULOUSE[1]};\n"),
+        ids("a", "b"),
+        verdicts={0: "qpv", 1: "non_eligible"},
+    ),
     Case(
         "blank-lines-inside-and-after",
         text_file("l.csv", f"id;lon;lat\na;{QPV[0]};{QPV[1]}\n\nb;1.4442;43.6047\n\n\n\n"),

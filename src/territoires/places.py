@@ -38,7 +38,8 @@ GeoDataFrame into one GeoDataFrame that the eligibility engine can classify. The
   (coordinates compared as numbers) is a ``doublon``;
 * a CSV line with more or fewer fields than the header is unusable (``ligne N : 4
   champs au lieu de 3 …``), its cells kept (those beyond the header in an added column
-  ``champs_en_trop``); the other rows are read normally;
+  ``champs_en_trop``); the other rows are read normally; only empty cells left by a
+  separator ending every line are not counted;
 * an input that cannot be used at all (missing file, unknown format, no row, neither
   coordinate, address nor commune columns, two candidate coordinate columns, unknown
   CRS, coordinates whose CRS is not known: a layer without CRS, ``x``/``y`` columns
@@ -489,10 +490,13 @@ def _read_csv(path: Path, wanted: set[str]) -> _Table:
     if not width:
         raise InputError(f"fichier vide : {path} n'a pas de ligne d'en-tête")
     lengths = np.fromiter((len(record) for record in records), dtype=np.int64, count=len(records))
-    # A blank line inside the file is a row of empty cells, and empty cells after the
-    # last column (a trailing separator) hold nothing: neither makes a row ragged.
+    # A blank line inside the file is a row of empty cells: not ragged.
     longer = lengths > width
-    longer[longer] = [any(record[width:]) for record in itertools.compress(records, longer)]
+    if longer.any() and _trailing_separators(header, records):
+        content = width  # columns before the header's own trailing separators
+        while content and not header[content - 1].strip():
+            content -= 1
+        longer[longer] = [any(record[content:]) for record in itertools.compress(records, longer)]
     ragged = ((lengths < width) & (lengths > 0)) | longer
     problems = None
     frame_extra: dict[str, pd.Series] = {}
@@ -528,6 +532,19 @@ def _read_csv(path: Path, wanted: set[str]) -> _Table:
         columns[name] = column.where(column != "", np.nan)
     frame = pd.DataFrame({**columns, **frame_extra}, index=pd.RangeIndex(len(records)))
     return _Table(frame, np.asarray(starts, dtype=np.int64), problems)
+
+
+def _trailing_separators(header: list[str], records: list[list[str]]) -> bool:
+    """Whether the lines of a CSV file end with a separator, as some exports write them.
+
+    Either the header ends with one (an empty last cell) or every record (blank lines
+    aside) does. Only then are empty cells past the last named column, in a record
+    longer than the header, nothing but trailing separators (``a;1.40;43.57;;``); in
+    any other file, and whenever such a cell is filled, the record is ragged: a stray
+    separator (``43;575`` written for ``43,575``) shifts its cells, which must never be
+    read into the next columns.
+    """
+    return not header[-1].strip() or all(not record[-1] for record in records if record)
 
 
 def csv_header(text: str, path: Path, wanted: Set[str] | None = None) -> tuple[int, str]:
