@@ -441,6 +441,44 @@ def test_duplicates_ignore_float_formatting_but_not_other_columns() -> None:
     ]
 
 
+def test_duplicates_compare_list_and_dict_cells_by_their_content(tmp_path) -> None:
+    """A GeoJSON property holding a list or an object (or a Parquet array) cannot be
+    hashed: equal ones make a doublon, different ones do not, and the cells come out as
+    they were read."""
+    point = {"type": "Point", "coordinates": [1.402, 43.575]}
+    tags = [["a", "b"], ["a", "b"], ["a", "c"], {"k": 1, "j": [2]}, {"j": [2], "k": 1}]
+    layer = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"nom": "A", "tags": value}, "geometry": point}
+            for value in tags
+        ],
+    }
+    source = tmp_path / "lieux.geojson"
+    source.write_text(json.dumps(layer), encoding="utf-8")
+
+    out = read_places(source)
+
+    assert _problems(out) == [
+        None,
+        "ligne 2 : doublon de la ligne 1",
+        None,
+        None,
+        "ligne 5 : doublon de la ligne 4",
+    ]
+    assert out["tags"].tolist() == tags
+    arrays = pd.DataFrame(
+        {
+            "tags": pd.Series([np.array(["a", "b"]), np.array(["a", "b"]), np.array(["b"])]),
+            "lon": [1.402] * 3,
+            "lat": [43.575] * 3,
+        }
+    )
+    out = read_places(arrays)
+    assert _problems(out) == [None, "ligne 2 : doublon de la ligne 1", None]
+    assert out["tags"].iloc[2] is arrays["tags"].iloc[2]
+
+
 def test_empty_dataframe_gives_an_empty_result() -> None:
     table = pd.DataFrame({"nom": pd.Series(dtype=str), "lon": [], "lat": []})
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import re
 import warnings
 import zipfile
@@ -1355,9 +1356,37 @@ def _keys(frame: pd.DataFrame, coordinates: _Coordinates) -> pd.DataFrame:
     """What identifies a row: its cells, the coordinates by their parsed value."""
     keys = pd.DataFrame(frame.drop(columns=list(coordinates.columns.values())))
     keys.columns = range(keys.shape[1])
+    for column in keys.columns:
+        values = keys[column]
+        if values.dtype == object and pd.api.types.infer_dtype(values) not in _HASHABLE_KINDS:
+            keys[column] = values.map(_hashable)
     keys[keys.shape[1]] = coordinates.x
     keys[keys.shape[1]] = coordinates.y
     return keys
+
+
+#: Kinds of object columns (``pandas.api.types.infer_dtype``) whose cells are all hashable.
+_HASHABLE_KINDS = frozenset({"string", "empty", "floating", "integer", "boolean", "bytes"})
+
+
+def _hashable(cell: object) -> object:
+    """A cell as duplicates compare it: a list, a dict or an array (a GeoJSON or Parquet
+    property) by a stable text form, tagged so as not to equal a text cell."""
+    try:
+        hash(cell)
+    except TypeError:
+        text = json.dumps(cell, sort_keys=True, ensure_ascii=False, default=_plain)
+        return ("valeur composée", text)
+    return cell
+
+
+def _plain(value: object) -> object:
+    """What :func:`json.dumps` writes for a value it does not know (numpy's, a set)."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, Set):
+        return sorted(value, key=repr)
+    return repr(value)
 
 
 def duplicate_keys(
