@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -32,6 +33,31 @@ def test_codes_current_old_and_arrondissements(known) -> None:
     assert "code commune '99999' inconnu (colonne 'codgeo')" in out["probleme"][4]
     # a code that lost its leading zero is never guessed: it is reported
     assert "zéro initial perdu par un tableur ? (01004 ?)" in out["probleme"][5]
+
+
+def test_numeric_code_is_quoted_as_typed_in_the_spreadsheet(tmp_path, data_dir, known) -> None:
+    """A workbook's number 1001 (shown 01001 by an Excel format « 00000 ») is quoted as
+    typed, never as numpy writes it (« np.int64(1001) »), in a column of numbers with an
+    empty cell (read as integers) or among texts."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["nom", "code_insee"], ["A", 1001], ["B", 31555], ["C", None], ["D", 1001.5]):
+        sheet.append(row)
+    sheet["B2"].number_format = "00000"
+    path = tmp_path / "lieux.xlsx"
+    book.save(path)
+
+    problems = read_places(path, data_dir=data_dir)["probleme"]
+
+    assert problems[0] == (
+        "ligne 2 : code commune 1001 inconnu (colonne 'code_insee') : attendu un code INSEE "
+        "de commune à 5 caractères, par exemple 31555 pour Toulouse ; zéro initial perdu "
+        "par un tableur ? (01001 ?)"
+    )
+    assert problems[3].startswith("ligne 5 : code commune 1001.5 inconnu")
+    integers = pd.DataFrame({"code_insee": pd.array([1001, 31555, None], dtype="Int64")})
+    problem = _resolve(integers, known)["probleme"][0]
+    assert problem.startswith("code commune 1001 inconnu (colonne 'code_insee')")
 
 
 def test_old_code_is_bridged_to_current_commune(known) -> None:

@@ -104,6 +104,13 @@ def _pad(codes: pd.Series, width: int) -> pd.Series:
     return codes.mask(short.fillna(False), "0" + codes)
 
 
+def _shown(cell: object, text: str) -> str:
+    """A cell as a message quotes it: a text between quotes (its spaces seen), a number
+    as the spreadsheet user typed it (``1001``, never numpy's ``np.int64(1001)``), from
+    ``text``, its form in :func:`_cells`."""
+    return repr(cell) if isinstance(cell, str) else text
+
+
 def resolve(
     frame: pd.DataFrame, columns: dict[str, Hashable], known: pd.DataFrame
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -143,8 +150,8 @@ def resolve(
     if unknown.any():
         column = columns["code"]
         problem[unknown] = [
-            f"code commune {value!r} inconnu (colonne {str(column)!r}) : attendu un code "
-            "INSEE de commune à 5 caractères, par exemple 31555 pour Toulouse"
+            f"code commune {_shown(value, code)} inconnu (colonne {str(column)!r}) : attendu "
+            "un code INSEE de commune à 5 caractères, par exemple 31555 pour Toulouse"
             + (
                 f" ; zéro initial perdu par un tableur ? (0{code} ?)"
                 if len(code) == 4 and code.isdigit()
