@@ -1696,7 +1696,7 @@ def assemble(
         "qpv_code": qpv_code,
         "qpv_nom": qpv_nom,
         "in_qpv": in_qpv,
-        "distance_qpv_m": np.round(distance, 1),
+        "distance_qpv_m": french.tenth_of_metre(distance),
         "nearest_qpv_code": ref.qpv_text["code_qpv"].take(pa.array(nearest, mask=nearest < 0)),
         "near_qpv": near,
         "qpv_a_verifier": to_check,

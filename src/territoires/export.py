@@ -510,7 +510,7 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(values.dtype):
             out[column] = values.map({True: "oui", False: "non"}).astype("string")
         elif str(column).endswith("_m") and pd.api.types.is_float_dtype(values.dtype):
-            out[column] = values.round(0)
+            out[column] = french.whole_metres(values)
     labelled = {column: VERDICTS for column in _verdict_columns(out).values()}
     labelled.update({c: names for c, names in LABELS_BY_COLUMN.items() if c in out.columns})
     for column, names in labelled.items():

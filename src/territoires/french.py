@@ -2,8 +2,11 @@
 
 - thousands grouped with a narrow no-break space (U+202F): ``12 345`` ;
 - a decimal comma: ``45,3`` ;
-- distances in whole metres below one kilometre (``850 m``), else in kilometres with
-  one decimal (``12,3 km``), the choice made on the distance rounded to the metre ;
+- distances kept to 0.1 m in the tables (:func:`tenth_of_metre`), shown in whole metres
+  (:func:`whole_metres`, the one rounding of CSV and XLSX cells and motifs alike: a
+  motif never says another distance than its row's cell) below one kilometre
+  (``850 m``), else in kilometres with one decimal (``12,3 km``), the choice made on the
+  distance rounded to the metre ;
 - between a number and its unit, ``space``: a plain space in text and tables (so a
   search for « 300 m » typed on a keyboard finds it), :data:`NO_BREAK_SPACE` in HTML
   (so that a quantity never wraps in a tooltip or a legend).
@@ -98,6 +101,43 @@ def percent(share: Any, space: str = SPACE) -> str:
     return f"{number(100 * float(share), 1)}{space}%"
 
 
+def tenth_of_metre(metres: Any) -> Any:
+    """Distances as the tables keep them (``distance_qpv_m``): rounded to 0.1 m.
+
+    Parameters
+    ----------
+    metres : float, numpy.ndarray or pandas.Series
+        Distances in metres (NaN stays NaN).
+
+    Returns
+    -------
+    Same type as ``metres``
+        The distances rounded to the tenth of a metre (half to even).
+    """
+    return np.round(metres, 1)
+
+
+def whole_metres(metres: Any) -> Any:
+    """Distances as people read them: rounded to the metre, half to even.
+
+    The one rounding of every distance shown: the cells of the ``*_m`` columns in CSV and
+    XLSX (:func:`territoires.export.readable`) and the distances of the motifs
+    (:func:`distances`), applied to the same kept value (:func:`tenth_of_metre`), so that
+    the motif and the cell of a row never differ (``280,5`` gives 280 in both).
+
+    Parameters
+    ----------
+    metres : float, numpy.ndarray or pandas.Series
+        Distances in metres (NaN and NA stay missing).
+
+    Returns
+    -------
+    Same type as ``metres``
+        The distances rounded to the metre, as floats.
+    """
+    return np.round(metres)
+
+
 def _grouped(integers: np.ndarray) -> pa.Array:
     """Arrow strings of non-negative integers, thousands grouped (only large ones in Python)."""
     texts = pc.cast(pa.array(integers), pa.string())
@@ -122,15 +162,16 @@ def distances(metres: Any, space: str = SPACE) -> pa.Array:
     Returns
     -------
     pyarrow.Array
-        One string per distance: ``230 m`` below one kilometre, ``12,3 km`` above.
+        One string per distance: ``230 m`` below one kilometre (:func:`whole_metres`,
+        as a table's cell shows it), ``12,3 km`` above.
     """
     values = np.asarray(metres, dtype=float).reshape(-1)
     missing = np.isnan(values)
     known = np.where(missing, 0.0, values)
-    whole = np.round(known).astype(np.int64)
+    whole = whole_metres(known).astype(np.int64)
     near = np.flatnonzero(whole < 1000)
     far = np.flatnonzero(whole >= 1000)
-    tenths = np.round(known[far] / 100).astype(np.int64)
+    tenths = whole_metres(known[far] / 100).astype(np.int64)
     # each row written once, in its unit: metres and kilometres apart, then in row order
     texts = pa.concat_arrays(
         [

@@ -246,20 +246,26 @@ def compose(
     ) -> _Parts:
         """« à D<words>CODE « NOM » » for the QPV rows ``parts[qpv]`` at ``parts[distance]``.
 
-        A distance beyond the threshold ``parts[above]`` that rounds to it reads « à plus
+        D is the distance as the row's ``distance_qpv_m`` cell shows it: the value kept
+        (0.1 m), then in whole metres, never the raw distance (280.52 m is kept 280.5 m,
+        read 280 m in the cell and in the motif). A distance beyond the threshold
+        ``parts[above]`` (compared raw, as the verdict) that reads as it reads « à plus
         de D », never « à 300 m …, au-delà de 300 m ».
         """
         taken = pa.array(parts[qpv][rows])
         metres = parts[distance][rows]
+        kept = french.tenth_of_metre(metres)
         start: Any = "à "
         if above is not None:
             limit = parts[above][rows]
             start = pc.if_else(
-                pa.array((metres > limit) & (np.round(metres) <= limit)), "à plus de ", "à "
+                pa.array((metres > limit) & (french.whole_metres(kept) <= limit)),
+                "à plus de ",
+                "à ",
             )
         return [
             start,
-            french.distances(metres),
+            french.distances(kept),
             words,
             texts.qpv_code.take(taken),
             " « ",
