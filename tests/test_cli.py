@@ -680,6 +680,29 @@ def test_output_in_a_missing_folder_is_refused(data_dir: Path, tmp_path: Path, a
     assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("sortie.csv", ["classify", str(EXAMPLE), "-o", "{folder}"]),
+        ("carte.html", ["classify", str(EXAMPLE), "-o", "{tmp}/r.csv", "--carte", "{folder}"]),
+        ("carte.html", ["map", str(EXAMPLE), "-o", "{folder}"]),
+    ],
+    ids=["classify", "carte", "map"],
+)
+def test_output_that_is_a_folder_is_refused(
+    data_dir: Path, tmp_path: Path, name: str, args: list[str]
+) -> None:
+    """A folder named like an output file is refused before any work (it was refused
+    only once the whole file was classified), with the usage error's exit code."""
+    folder = tmp_path / name
+    folder.mkdir()
+    args = [arg.format(folder=folder, tmp=tmp_path) for arg in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert _flat(f"{folder} est un dossier") in _flat(result.output)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [name]
+
+
 @pytest.mark.parametrize("options", [[], ["--partitions"]], ids=["memoire", "partitions"])
 def test_classify_reads_a_gps_column(data_dir: Path, tmp_path: Path, options: list[str]) -> None:
     """A column « coordonnées GPS » of « latitude, longitude » pairs is read, with or

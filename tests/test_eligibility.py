@@ -11,6 +11,7 @@ prepared with :meth:`Reference.build`.
 from __future__ import annotations
 
 import copy
+import datetime
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,6 +321,27 @@ def test_the_input_attrs_are_carried_and_the_output_keys_win(real, data_dir) -> 
     both = territoires.classify(table, data_dir=data_dir, qpv_vintages=[2015, 2024])
     assert both.attrs["projet"] == {"reseau": "Occitanie"}
     assert set(both.attrs["verdicts"]) == {"2015", "2024"}
+
+
+def test_carried_attrs_are_made_json_safe(real, data_dir, tmp_path) -> None:
+    """Dates, numpy values and tuples in a user's attrs would break to_parquet: made plain."""
+    table = points_table([1.4442], [43.6047])
+    table.attrs = {
+        "jour": datetime.date(2026, 11, 30),
+        "n": np.int64(3),
+        "part": np.float32(0.5),
+        "codes": np.array([31, 81]),
+        "paire": (1, "a"),
+        4: {"quand": datetime.datetime(2026, 1, 2, 3, 4)},
+    }
+    out = territoires.classify(table, data_dir=data_dir)
+    assert out.attrs["jour"] == "2026-11-30"
+    assert out.attrs["n"] == 3 and type(out.attrs["n"]) is int
+    assert out.attrs["part"] == 0.5 and type(out.attrs["part"]) is float
+    assert out.attrs["codes"] == [31, 81] and out.attrs["paire"] == [1, "a"]
+    assert out.attrs["4"] == {"quand": "2026-01-02T03:04:00"}
+    out.to_parquet(tmp_path / "r.parquet")  # raised TypeError before
+    assert isinstance(table.attrs["jour"], datetime.date)  # the input is untouched
 
 
 def test_commune_representative_points_in_occitanie(real) -> None:

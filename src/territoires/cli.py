@@ -592,14 +592,19 @@ def _check_output(
 ) -> None:
     """Refuse an output path before any work (the library's check, as a usage error).
 
-    The output may be neither the input file ``source`` nor under a file, nor in a folder
-    that does not exist: the command creates no folder (a typo in the path would create
-    a tree of them), unlike the library's writers.
+    The output may be neither the input file ``source`` nor under a file, nor an existing
+    folder, nor in a folder that does not exist: the command creates no folder (a typo in
+    the path would create a tree of them), unlike the library's writers.
     """
     try:
         outputs.check_path(path, formats, [] if source is None else [source])
     except OutputError as error:
         raise typer.BadParameter(str(error), param_hint=option) from error
+    if path.is_dir() and path.suffix.lower() != ".parquet":  # parts: a folder, replaced
+        raise typer.BadParameter(
+            f"{path} est un dossier : donnez le chemin d'un fichier (ex. {path / 'resultats.csv'})",
+            param_hint=option,
+        )
     folder = path.absolute().parent
     if not folder.is_dir():
         missing = next(parent for parent in [folder, *folder.parents] if parent.parent.is_dir())

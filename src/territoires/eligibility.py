@@ -9,7 +9,7 @@ comes out, in input order, with a verdict and a French motif (:mod:`territoires.
 
 from __future__ import annotations
 
-import copy
+import datetime
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -315,7 +315,9 @@ def carried_attrs(source: Any) -> dict[str, Any]:
     Returns
     -------
     dict
-        A deep copy of ``source.attrs`` without the keys of :data:`OUTPUT_ATTRS`, which
+        A copy of ``source.attrs`` made JSON-safe (:func:`_plain`: a date becomes its ISO
+        text, a numpy number a Python one), so that ``to_parquet`` and the provenance
+        file hold it, without the keys of :data:`OUTPUT_ATTRS`, which
         the output writes for its own run: a previous run's ``verdicts`` or
         ``geocodage`` never passes for this one's. Empty when ``source`` has no
         ``attrs`` (a path).
@@ -323,7 +325,29 @@ def carried_attrs(source: Any) -> dict[str, Any]:
     attrs = getattr(source, "attrs", None)
     if not isinstance(attrs, dict):
         return {}
-    return copy.deepcopy({key: value for key, value in attrs.items() if key not in OUTPUT_ATTRS})
+    return _plain({key: value for key, value in attrs.items() if key not in OUTPUT_ATTRS})
+
+
+def _plain(value: Any) -> Any:
+    """A copy of ``value`` made of text, numbers, booleans, None, lists and dicts only.
+
+    What ``to_parquet`` and the provenance file (JSON) can hold: numpy numbers become
+    Python numbers, arrays, tuples and sets lists, dates and times their ISO text, dict
+    keys text, anything else its ``str``.
+    """
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value)
 
 
 #: Output columns that depend on the QPV geography (``qpv_code`` … ``qpv_a_verifier``,
