@@ -1402,13 +1402,11 @@ def locate(frame: gpd.GeoDataFrame, ref: Reference) -> Location:
     )
 
 
-_TERRITORY_NAMES = pa.array([territory.name for territory in crs.TERRITORIES])
-
-
 def _territory_codes(names: Any) -> np.ndarray:
-    """Position of each territory name in :data:`territoires.crs.TERRITORIES`, -1 for none."""
-    codes = pc.index_in(text(names), value_set=_TERRITORY_NAMES)
-    return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    """Position of each territory name in :data:`territoires.crs.TERRITORIES`, -1 for none
+    (``""`` or null): the inverse of :data:`territoires.places.TERRITORY_TEXT`."""
+    codes = pc.index_in(text(names), value_set=places.TERRITORY_TEXT)
+    return codes.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) - 1
 
 
 def _find_edge(
@@ -1587,7 +1585,6 @@ def assemble(
         :class:`Collected` gathers those of consecutive batches.
     """
     n = len(frame)
-    names = [territory.name for territory in crs.TERRITORIES]
     valid, checked, commune = where.valid, where.checked, where.commune
     nearest, distance, containing = where.nearest, where.distance, where.containing
     by_commune, source, precision = where.by_commune, where.source, where.precision
@@ -1692,7 +1689,7 @@ def assemble(
         "lat": np.where(valid, frame["lat"].to_numpy(dtype=float), np.nan),
         "precision_m": np.where(valid & ~by_commune, precision, np.nan),
         "localisation": _LOCALISATIONS.take(pa.array(localisation)),
-        "territoire": pa.array(["", *names]).take(pa.array(territory)),
+        "territoire": places.TERRITORY_TEXT.take(pa.array(territory)),
         "qpv_code": qpv_code,
         "qpv_nom": qpv_nom,
         "in_qpv": in_qpv,

@@ -1485,8 +1485,10 @@ def _outside(lon: float, lat: float) -> str:
     return f"point hors de France (lon={_number(lon)}, lat={_number(lat)})"
 
 
-#: Text of the ``territoire`` column by territory position plus one (``""``: none).
-_TERRITORY_TEXT = pa.array(["", *(territory.name for territory in _crs.TERRITORIES)])
+#: Text of the ``territoire`` column by territory position in
+#: :data:`territoires.crs.TERRITORIES` plus one (``""``: none), as :func:`read_places`
+#: and the engine's output write it.
+TERRITORY_TEXT = pa.array(["", *(territory.name for territory in _crs.TERRITORIES)])
 
 
 def _assemble(
@@ -1518,7 +1520,7 @@ def _assemble(
     out["lat"] = lat
     flagged = np.flatnonzero(pd.notna(problems))  # few: converted alone
     out["probleme"] = pd.arrays.ArrowStringArray(scattered(len(out), flagged, problems[flagged]))
-    out["territoire"] = pd.arrays.ArrowStringArray(_TERRITORY_TEXT.take(pa.array(territoire + 1)))
+    out["territoire"] = pd.arrays.ArrowStringArray(TERRITORY_TEXT.take(pa.array(territoire + 1)))
     out[PRECISION_COLUMN] = numbers[PRECISION_COLUMN]
     out["commune_donnee"] = commune.array
     if geometry:
