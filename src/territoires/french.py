@@ -171,7 +171,7 @@ def distances(metres: Any, space: str = SPACE) -> pa.Array:
     whole = whole_metres(known).astype(np.int64)
     near = np.flatnonzero(whole < 1000)
     far = np.flatnonzero(whole >= 1000)
-    tenths = whole_metres(known[far] / 100).astype(np.int64)
+    tenths = np.round(known[far] / 100).astype(np.int64)  # hectometres: tenths of a km
     # each row written once, in its unit: metres and kilometres apart, then in row order
     texts = pa.concat_arrays(
         [
