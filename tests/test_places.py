@@ -815,4 +815,4 @@ def test_read_place_refuses_text_meant_as_coordinates(text, message) -> None:
 def test_repeated_is_duplicated_keep_false(values: list[int]) -> None:
     array = np.array(values, dtype=np.uint64)
     expected = pd.Series(array).duplicated(keep=False).to_numpy()
-    np.testing.assert_array_equal(places._repeated(array), expected)
+    np.testing.assert_array_equal(places.repeated(array), expected)

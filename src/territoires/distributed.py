@@ -250,13 +250,9 @@ def _positions(parts: list[Any], reader: _partition.Reader, progress: bool) -> _
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     repeats = [(np.empty(0, np.int64), np.empty(0, np.int64)) for _ in hashes]
     first = np.concatenate([first for first, _ in hashes]) if hashes else np.empty(0, np.uint64)
-    ordered = np.sort(first)
-    shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    del ordered
-    if not len(shared):
+    candidates = np.flatnonzero(places.repeated(first))
+    if not len(candidates):
         return _Positions(offsets=offsets, repeats=repeats)
-    spot = np.minimum(np.searchsorted(shared, first), len(shared) - 1)
-    candidates = np.flatnonzero(shared[spot] == first)
     part = np.searchsorted(offsets, candidates, side="right") - 1
     second = np.concatenate(
         [hashes[k][1][candidates[part == k] - offsets[k]] for k in range(len(hashes))]

@@ -1329,7 +1329,7 @@ def _first_occurrences(frame: pd.DataFrame, coordinates: _Coordinates) -> np.nda
     """
     keys = _keys(frame, coordinates)
     first = np.full(len(keys), -1)
-    candidates = np.flatnonzero(_repeated(pd.util.hash_pandas_object(keys, index=False).to_numpy()))
+    candidates = np.flatnonzero(repeated(pd.util.hash_pandas_object(keys, index=False).to_numpy()))
     if candidates.size:
         subset = keys.iloc[candidates]
         later = subset.duplicated(keep="first").to_numpy()
@@ -1339,11 +1339,22 @@ def _first_occurrences(frame: pd.DataFrame, coordinates: _Coordinates) -> np.nda
     return first
 
 
-def _repeated(values: np.ndarray) -> np.ndarray:
+def repeated(values: np.ndarray) -> np.ndarray:
     """Whether each value occurs more than once (``duplicated(keep=False)``).
 
     Sorting a copy of the numbers finds the repeated ones (numpy's vectorised sort:
-    a few milliseconds for a million, where a hash table takes tens).
+    a few milliseconds for a million, where a hash table takes tens). Used on row hashes
+    by :func:`read_places` and by the first pass of
+    :func:`territoires.distributed.classify_file_in_partitions`.
+
+    Parameters
+    ----------
+    values : numpy.ndarray of int
+        Numbers, e.g. 64-bit row hashes.
+
+    Returns
+    -------
+    numpy.ndarray of bool
     """
     ordered = np.sort(values)
     twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
